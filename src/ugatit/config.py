@@ -1,0 +1,196 @@
+"""All configuration in one place: dataclasses whose defaults are the paper's.
+
+A `Config` is saved into every checkpoint and every run directory, so a model can always be rebuilt
+exactly as it was trained. Files are YAML or JSON; unknown keys are an error that names the key, so a
+typo in a config file never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from .errors import UserError
+
+#: The official discriminator depths (receptive fields 286 and 70 px).
+PAPER_GLOBAL_LAYERS = 7
+PAPER_LOCAL_LAYERS = 5
+
+
+@dataclass
+class ModelConfig:
+    """The six networks. Defaults: the paper's full model at 256 px."""
+
+    img_size: int = 256
+    ch: int = 64  # ngf = ndf
+    n_res: int = 4  # residual blocks in the encoder and in the decoder bottleneck
+    light: bool = False  # light: gamma/beta MLP on pooled features instead of the whole map
+    # Discriminator depths; None picks the paper's (7 global, 5 local) when the image size allows,
+    # otherwise the deepest that does (see networks.discriminator_layers).
+    n_layers_global: Optional[int] = None
+    n_layers_local: Optional[int] = None
+    # "normal": N(0, 0.02) for conv/linear weights, zero biases (the paper, the TF code);
+    # "pytorch": PyTorch's default init (what the official PyTorch code does).
+    init: Literal["normal", "pytorch"] = "normal"
+
+
+@dataclass
+class LossConfig:
+    """Loss weights (lambda_1..4 in the paper)."""
+
+    adv_weight: float = 1.0
+    cycle_weight: float = 10.0
+    identity_weight: float = 10.0
+    cam_weight: float = 1000.0
+
+
+@dataclass
+class OptimConfig:
+    """Adam with coupled L2 weight decay on every parameter, as the official PyTorch code."""
+
+    lr: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    weight_decay: float = 1e-4
+    iterations: int = 1_000_000
+    # Constant lr for the first half, then linear decay to 0 at the last iteration.
+    decay: bool = True
+
+
+@dataclass
+class DataConfig:
+    batch_size: int = 1
+    num_workers: int = 2
+    resize_margin: int = 30  # train images are resized to img_size + margin, then randomly cropped
+    flip: bool = True
+
+
+@dataclass
+class TrainConfig:
+    """How a run is executed; none of these change the maths of an update."""
+
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | mps
+    precision: Literal["fp32", "bf16"] = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    log_every: int = 10
+    sample_every: int = 1000
+    save_every: int = 10_000
+    keep_last: int = 3
+    eval_every: int = 0  # 0: no evaluation during training
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Config":
+        return _from_dict(cls, data, "")
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+    def save(self, path: str | Path) -> None:
+        """Write as YAML or JSON, chosen by the file extension."""
+        path = Path(path)
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        else:
+            path.write_text(self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Config":
+        """Read a YAML or JSON file; keys left out keep the paper's defaults."""
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"config file not found: {path}")
+        import yaml
+
+        try:
+            text = path.read_text()
+            data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"cannot read config file {path}: {exc}") from None
+        except (ValueError, yaml.YAMLError) as exc:
+            raise UserError(f"cannot parse config file {path}: {str(exc).splitlines()[0]}") from None
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise UserError(f"config file {path} must hold a mapping of sections")
+        try:
+            return cls.from_dict(data)
+        except UserError as exc:
+            raise UserError(f"{path}: {exc}") from None
+
+    def replace(self, **sections: Any) -> "Config":
+        return dataclasses.replace(self, **sections)
+
+
+def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
+    if not isinstance(data, dict):
+        raise UserError(f"config section '{where or 'root'}' must be a mapping")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise UserError(f"unknown config key '{prefix}{unknown[0]}'")
+    kwargs = {}
+    for name, value in data.items():
+        f = known[name]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+        if dataclasses.is_dataclass(default):
+            kwargs[name] = _from_dict(type(default), value, f"{where}.{name}" if where else name)
+        else:
+            kwargs[name] = _coerce(value, f, where)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, f: dataclasses.Field, where: str) -> Any:
+    """Check a scalar against the field's default type; YAML reads 1e-4 as a string, so floats parse."""
+    key = f"{where}.{f.name}" if where else f.name
+    default = f.default
+    if value is None:
+        return value
+    if default is None:  # optional integers (the discriminator depths)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UserError(f"config key '{key}' must be an integer or null, got {value!r}")
+        return value
+    expected = type(default)
+    if expected is bool:
+        if not isinstance(value, bool):
+            raise UserError(f"config key '{key}' must be true or false, got {value!r}")
+        return value
+    if expected in (int, float):
+        if isinstance(value, bool):
+            raise UserError(f"config key '{key}' must be a number, got {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise UserError(f"config key '{key}' must be a number, got {value!r}") from None
+        if expected is int:
+            if number != int(number):
+                raise UserError(f"config key '{key}' must be an integer, got {value!r}")
+            return int(number)
+        return number
+    if expected is str and not isinstance(value, str):
+        raise UserError(f"config key '{key}' must be a string, got {value!r}")
+    choices = getattr(f.type, "__args__", None) if "Literal" in str(f.type) else None
+    if choices is None and isinstance(f.type, str) and f.type.startswith("Literal["):
+        choices = tuple(c.strip().strip("'\"") for c in f.type[len("Literal["):-1].split(","))
+    if choices and value not in choices:
+        raise UserError(f"config key '{key}' must be one of {', '.join(map(str, choices))}, got {value!r}")
+    return value
