@@ -1,0 +1,348 @@
+"""A built-in translation task whose answer is known: flat shapes <-> striped shapes.
+
+Real datasets cannot be shipped and a translator cannot be judged on noise, so this module draws two
+unpaired image domains with an exact, known correspondence:
+
+* Domain A: 1-3 flat-coloured shapes (circle, square, triangle) on a light background.
+* Domain B: the same scene with every colour replaced through a fixed mapping (``PALETTE_A[i]`` ->
+  ``PALETTE_B[i]``), horizontal stripes inside each shape (the colour alternating with a dark shade
+  of itself) and a dark background.
+
+Going A -> B means finding the shapes and painting stripes only inside them (like horse2zebra), plus a
+colour change everywhere; B -> A means removing the texture again. Everything is drawn from a seed,
+so the same seed gives the same bytes. Training images are unpaired: trainA and trainB come from
+different random streams, so no trainB image is the translation of any trainA image. The test split
+renders the same scene in both domains, so every test input has its ground-truth translation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, overload
+
+import numpy as np
+from PIL import Image
+
+Domain = Literal["A", "B"]
+Split = Literal["train", "test"]
+
+KINDS: tuple[str, ...] = ("circle", "square", "triangle")
+
+#: Domain A: saturated flat colours on an off-white background.
+BACKGROUND_A: tuple[int, int, int] = (236, 233, 226)
+PALETTE_A: tuple[tuple[int, int, int], ...] = (
+    (214, 48, 49),  # red
+    (46, 160, 67),  # green
+    (36, 88, 196),  # blue
+    (240, 160, 20),  # orange
+)
+#: Domain B: PALETTE_A[i] becomes PALETTE_B[i]; a dark, slightly blue background.
+BACKGROUND_B: tuple[int, int, int] = (24, 26, 36)
+PALETTE_B: tuple[tuple[int, int, int], ...] = (
+    (250, 210, 60),  # red -> yellow
+    (230, 80, 200),  # green -> magenta
+    (70, 220, 230),  # blue -> cyan
+    (150, 120, 250),  # orange -> violet
+)
+#: The dark stripes of domain B are the shape's colour times this; it stays clearly above the
+#: background so the shape's silhouette is the same in both domains.
+STRIPE_SHADE = 0.4
+#: One light + one dark stripe span this fraction of the image side (6.4 px at 64 px) ...
+STRIPE_PERIOD = 0.1
+#: ... but never less than this many pixels, or the stripes alias into a flat colour at tiny sizes.
+MIN_STRIPE_PERIOD_PX = 4.0
+#: Shape size ("radius") as a fraction of the image side; every kind of a given size has the area
+#: of the circle of that radius, so size means the same thing for all kinds.
+SIZE_RANGE = (0.10, 0.22)
+MAX_SHAPES = 3
+SUPERSAMPLE = 4
+
+# Bounding-circle radius per unit size, for equal areas: square half-side sqrt(pi)/2, triangle
+# circumradius sqrt(pi / (3*sqrt(3)/4)).
+_HALF_SIDE = math.sqrt(math.pi) / 2
+_TRI_RADIUS = math.sqrt(math.pi / (3 * math.sqrt(3) / 4))
+_BOUND = {"circle": 1.0, "square": _HALF_SIDE * math.sqrt(2), "triangle": _TRI_RADIUS}
+_MARGIN = 0.02  # gap to the border and between shapes, as a fraction of the side
+
+# Random streams: trainA, trainB and test never share a scene.
+_STREAMS = {("train", "A"): 0, ("train", "B"): 1, ("test", "A"): 2, ("test", "B"): 2}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One shape in normalised coordinates (x right, y down, both in [0, 1])."""
+
+    kind: str  # one of KINDS
+    center: tuple[float, float]
+    size: float  # radius of the circle with the same area, as a fraction of the image side
+    rotation: float  # radians; irrelevant for circles
+    color: int  # index into PALETTE_A / PALETTE_B
+
+    def bound(self) -> float:
+        """Radius of the circle around `center` that contains the shape."""
+        return self.size * _BOUND[self.kind]
+
+
+@dataclass(frozen=True)
+class Scene:
+    """What is drawn; the same scene renders to a matching pair of images in domains A and B."""
+
+    shapes: tuple[Shape, ...]
+
+
+def random_scene(rng: np.random.Generator) -> Scene:
+    """Draw 1-3 non-overlapping shapes that lie fully inside the image."""
+    count = int(rng.integers(1, MAX_SHAPES + 1))
+    shapes: list[Shape] = []
+    for _ in range(count):
+        # Shapes never overlap, so every silhouette stays whole and recognisable; if one does not fit
+        # after many tries the scene simply has fewer shapes.
+        for _attempt in range(100):
+            kind = KINDS[int(rng.integers(len(KINDS)))]
+            size = float(rng.uniform(*SIZE_RANGE))
+            bound = size * _BOUND[kind]
+            lo, hi = bound + _MARGIN, 1.0 - bound - _MARGIN
+            center = (float(rng.uniform(lo, hi)), float(rng.uniform(lo, hi)))
+            rotation = float(rng.uniform(0.0, 2 * math.pi))
+            color = int(rng.integers(len(PALETTE_A)))
+            if all(
+                math.dist(center, other.center) > bound + other.bound() + _MARGIN for other in shapes
+            ):
+                shapes.append(Shape(kind, center, size, rotation, color))
+                break
+    return Scene(tuple(shapes))
+
+
+def scene_for(seed: int, split: Split, domain: Domain, index: int) -> Scene:
+    """The `index`-th scene of a split and domain; independent of how many images are drawn.
+
+    Each image has its own generator, seeded from (seed, stream, index), so asking for more images
+    never changes the first ones. testA and testB share a stream: same index, same scene.
+    """
+    stream = _STREAMS[(split, _check_domain(domain))]
+    return random_scene(np.random.default_rng([seed, stream, index]))
+
+
+def _check_domain(domain: str) -> Domain:
+    if domain not in ("A", "B"):
+        raise ValueError(f"domain must be 'A' or 'B', got {domain!r}")
+    return domain  # type: ignore[return-value]
+
+
+def _shape_mask(shape: Shape, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Boolean mask of the sample points (x, y) that lie inside `shape`."""
+    cx, cy = shape.center
+    dx, dy = x - cx, y - cy
+    if shape.kind == "circle":
+        return dx * dx + dy * dy <= shape.size**2
+    # Rotate the points into the shape's own frame instead of rotating the shape.
+    c, s = math.cos(shape.rotation), math.sin(shape.rotation)
+    u, v = c * dx + s * dy, -s * dx + c * dy
+    if shape.kind == "square":
+        half = shape.size * _HALF_SIDE
+        return (np.abs(u) <= half) & (np.abs(v) <= half)
+    if shape.kind == "triangle":
+        # Equilateral: inside the three half-planes whose normals point at 90, 210 and 330 degrees,
+        # each at the inradius (half the circumradius) from the centre.
+        inradius = shape.size * _TRI_RADIUS / 2
+        inside = np.ones(np.broadcast_shapes(u.shape, v.shape), dtype=bool)
+        for angle in (math.pi / 2, math.pi / 2 + 2 * math.pi / 3, math.pi / 2 + 4 * math.pi / 3):
+            inside &= u * math.cos(angle) + v * math.sin(angle) <= inradius
+        return inside
+    raise ValueError(f"unknown shape kind {shape.kind!r}; expected one of {KINDS}")
+
+
+def _stripe_period(size: int) -> float:
+    """Full stripe period (light + dark) in normalised units for an image of `size` pixels."""
+    return max(STRIPE_PERIOD * size, MIN_STRIPE_PERIOD_PX) / size
+
+
+def _sample_grid(size: int, supersample: int) -> tuple[np.ndarray, np.ndarray]:
+    n = size * supersample
+    coords = (np.arange(n, dtype=np.float64) + 0.5) / n
+    return coords[None, :], coords[:, None]  # x varies along columns, y along rows
+
+
+def _downsample(array: np.ndarray, factor: int) -> np.ndarray:
+    """Box-filter an (H*f, W*f, ...) array to (H, W, ...): the antialiasing step."""
+    if factor == 1:
+        return array
+    h, w = array.shape[0] // factor, array.shape[1] // factor
+    return array.reshape(h, factor, w, factor, *array.shape[2:]).mean(axis=(1, 3))
+
+
+def render(scene: Scene, domain: Domain, size: int = 64, supersample: int = SUPERSAMPLE) -> Image.Image:
+    """Draw `scene` as a `size` x `size` RGB image in domain "A" (flat) or "B" (striped).
+
+    Edges are antialiased by drawing `supersample`^2 samples per pixel and averaging them.
+    """
+    domain = _check_domain(domain)
+    if size < 8:
+        raise ValueError(f"size must be at least 8 pixels, got {size}")
+    x, y = _sample_grid(size, supersample)
+    n = size * supersample
+    background = BACKGROUND_A if domain == "A" else BACKGROUND_B
+    canvas = np.empty((n, n, 3), dtype=np.float64)
+    canvas[:] = background
+    period = _stripe_period(size)
+    for shape in scene.shapes:
+        mask = _shape_mask(shape, x, y)
+        if domain == "A":
+            canvas[mask] = PALETTE_A[shape.color]
+            continue
+        colour = np.asarray(PALETTE_B[shape.color], dtype=np.float64)
+        # Stripes are anchored at the shape's centre (a light stripe runs through it), not at the
+        # image grid: a convolutional translator can then place them from what it sees, and a
+        # horizontal flip of a B image is still a valid B image.
+        band = np.floor(2 * (y - shape.center[1]) / period + 0.5).astype(np.int64) % 2
+        shaded = np.where(band[..., None] == 1, colour * STRIPE_SHADE, colour)  # (n, 1, 3)
+        shaded = np.broadcast_to(shaded, (n, n, 3))
+        canvas[mask] = shaded[mask]
+    pixels = np.rint(_downsample(canvas, supersample)).clip(0, 255).astype(np.uint8)
+    return Image.fromarray(pixels)  # uint8 (H, W, 3) -> RGB
+
+
+def render_mask(scene: Scene, size: int = 64, supersample: int = SUPERSAMPLE) -> np.ndarray:
+    """Fraction of each pixel covered by a shape, float32 (size, size) in [0, 1]; same for A and B."""
+    x, y = _sample_grid(size, supersample)
+    covered = np.zeros((size * supersample,) * 2, dtype=np.float32)
+    for shape in scene.shapes:
+        covered[_shape_mask(shape, x, y)] = 1.0
+    return _downsample(covered, supersample).astype(np.float32)
+
+
+class ShapesDataset(Sequence):
+    """`count` images of one split and domain of the shapes task, drawn lazily on access.
+
+    ``ShapesDataset("A", "test")[i]`` and ``ShapesDataset("B", "test")[i]`` show the same scene (the
+    ground-truth pair); the train split of A and of B share no scene.
+    """
+
+    def __init__(
+        self,
+        domain: Domain = "A",
+        split: Split = "train",
+        size: int = 64,
+        count: int = 1000,
+        seed: int = 0,
+    ) -> None:
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        if count < 0:
+            raise ValueError(f"count must be non-negative, got {count}")
+        self.domain = _check_domain(domain)
+        self.split = split
+        self.size = size
+        self.count = count
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return self.count
+
+    def scene(self, index: int) -> Scene:
+        return scene_for(self.seed, self.split, self.domain, self._index(index))
+
+    def _index(self, index: int) -> int:
+        if index < 0:
+            index += self.count
+        if not 0 <= index < self.count:
+            raise IndexError(f"index {index} out of range for {self.count} images")
+        return index
+
+    @overload
+    def __getitem__(self, index: int) -> Image.Image: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Image.Image]: ...
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self.count))]
+        return render(self.scene(index), self.domain, self.size)
+
+
+def make_shapes(
+    size: int = 64, n_train: int = 1000, n_test: int = 100, seed: int = 0
+) -> dict[str, list[Image.Image]]:
+    """The whole task in memory: {'trainA', 'trainB', 'testA', 'testB'} -> lists of PIL images.
+
+    testA[i] translates to testB[i]; trainA and trainB are unpaired.
+    """
+    out: dict[str, list[Image.Image]] = {}
+    for split, count in (("train", n_train), ("test", n_test)):
+        for domain in ("A", "B"):
+            dataset = ShapesDataset(domain, split, size, count, seed)  # type: ignore[arg-type]
+            out[f"{split}{domain}"] = list(dataset)
+    return out
+
+
+SPLIT_DIRS = ("trainA", "trainB", "testA", "testB")
+
+
+def file_name(index: int, count: int) -> str:
+    """Zero-padded 1-based name, so files sort in scene order: 0001.png ... ."""
+    return f"{index + 1:0{max(4, len(str(count)))}d}.png"
+
+
+def write_shapes(
+    root: str | Path,
+    size: int = 64,
+    n_train: int = 1000,
+    n_test: int = 100,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict:
+    """Write the task as PNGs in the standard layout plus ``ground_truth.json``; return that JSON.
+
+    ``root/testA/NAME.png`` translates to ``root/testB/NAME.png`` (and back); train file names carry
+    no pairing. Existing files of the same name are overwritten; nothing else is removed.
+    """
+    root = Path(root)
+    counts = {"trainA": n_train, "trainB": n_train, "testA": n_test, "testB": n_test}
+    jobs = [
+        (name, ShapesDataset(name[-1], name[:-1], size, counts[name], seed))  # type: ignore[arg-type]
+        for name in SPLIT_DIRS
+    ]
+    total = sum(counts.values())
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="img", desc="shapes", disable=None)  # None: silent when not a TTY
+    for name, dataset in jobs:
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(len(dataset)):
+            dataset[i].save(folder / file_name(i, len(dataset)), format="PNG")
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    info = ground_truth_info(size, n_train, n_test, seed)
+    (root / "ground_truth.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    return info
+
+
+def ground_truth_info(size: int, n_train: int, n_test: int, seed: int) -> dict:
+    """The description written to ``ground_truth.json``."""
+    return {
+        "task": "shapes",
+        "size": size,
+        "seed": seed,
+        "counts": {"trainA": n_train, "trainB": n_train, "testA": n_test, "testB": n_test},
+        "pairs": {"testA": "testB"},
+        "convention": (
+            "testA/NAME.png and testB/NAME.png show the same scene: each is the ground-truth "
+            "translation of the other. trainA and trainB are unpaired (different scenes)."
+        ),
+        "domains": {
+            "A": "flat-coloured circles, squares and triangles on a light background",
+            "B": "the same shapes, colours mapped A->B, horizontal stripes inside, dark background",
+        },
+        "palette_A": [list(c) for c in PALETTE_A],
+        "palette_B": [list(c) for c in PALETTE_B],
+        "background_A": list(BACKGROUND_A),
+        "background_B": list(BACKGROUND_B),
+    }

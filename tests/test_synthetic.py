@@ -1,0 +1,176 @@
+"""The shapes task: deterministic, unpaired train data, exact test pairs, and a real A/B difference."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ugatit.synthetic import (
+    BACKGROUND_A,
+    BACKGROUND_B,
+    ShapesDataset,
+    make_shapes,
+    render,
+    render_mask,
+    scene_for,
+)
+
+
+def _png_bytes(image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _digest(images) -> str:
+    h = hashlib.sha256()
+    for image in images:
+        h.update(_png_bytes(image))
+    return h.hexdigest()
+
+
+def _foreground(image, background) -> np.ndarray:
+    """Pixels clearly different from the domain's background colour."""
+    diff = np.abs(np.asarray(image, dtype=np.int16) - np.asarray(background, dtype=np.int16))
+    return diff.max(axis=2) > 12
+
+
+def test_same_seed_same_bytes_different_seed_differs():
+    first = make_shapes(size=32, n_train=6, n_test=3, seed=7)
+    again = make_shapes(size=32, n_train=6, n_test=3, seed=7)
+    other = make_shapes(size=32, n_train=6, n_test=3, seed=8)
+    for key in ("trainA", "trainB", "testA", "testB"):
+        assert len(first[key]) == (6 if key.startswith("train") else 3)
+        assert _digest(first[key]) == _digest(again[key])
+        assert _digest(first[key]) != _digest(other[key])
+
+
+def test_more_images_do_not_change_the_first_ones():
+    few = ShapesDataset("A", "train", size=32, count=3, seed=1)
+    many = ShapesDataset("A", "train", size=32, count=10, seed=1)
+    assert [few.scene(i) for i in range(3)] == [many.scene(i) for i in range(3)]
+
+
+def test_images_are_rgb_of_the_requested_size():
+    image = ShapesDataset("B", "test", size=48, count=1)[0]
+    assert image.mode == "RGB" and image.size == (48, 48)
+
+
+def test_every_scene_has_one_to_three_shapes_inside_the_image():
+    for i in range(50):
+        scene = scene_for(0, "train", "A", i)
+        assert 1 <= len(scene.shapes) <= 3
+        for shape in scene.shapes:
+            r = shape.bound()
+            assert r < shape.center[0] < 1 - r and r < shape.center[1] < 1 - r
+
+
+def test_train_domains_are_unpaired():
+    a = ShapesDataset("A", "train", size=32, count=20, seed=0)
+    b = ShapesDataset("B", "train", size=32, count=20, seed=0)
+    scenes_a = {a.scene(i) for i in range(20)}
+    scenes_b = {b.scene(i) for i in range(20)}
+    assert not scenes_a & scenes_b
+    # Nor do the silhouettes line up, which would leak the pairing through the images.
+    masks_a = [render_mask(a.scene(i), 32) > 0.5 for i in range(20)]
+    masks_b = [render_mask(b.scene(i), 32) > 0.5 for i in range(20)]
+    assert sum(np.array_equal(ma, mb) for ma, mb in zip(masks_a, masks_b)) == 0
+
+
+def test_test_pairs_show_the_same_scene():
+    a = ShapesDataset("A", "test", size=64, count=8, seed=3)
+    b = ShapesDataset("B", "test", size=64, count=8, seed=3)
+    for i in range(8):
+        assert a.scene(i) == b.scene(i)
+        fg_a = _foreground(a[i], BACKGROUND_A)
+        fg_b = _foreground(b[i], BACKGROUND_B)
+        truth = render_mask(a.scene(i), 64) > 0.5
+        iou = (fg_a & fg_b).sum() / (fg_a | fg_b).sum()
+        assert iou > 0.93, f"scene {i}: silhouettes differ between domains (IoU {iou:.3f})"
+        # Away from antialiased edges the silhouettes agree exactly with the geometry.
+        assert np.array_equal(fg_a[truth], np.ones(truth.sum(), bool))
+        assert np.array_equal(fg_b[truth], np.ones(truth.sum(), bool))
+        assert not (fg_a & (render_mask(a.scene(i), 64) == 0)).any()
+
+
+def _luma(image) -> np.ndarray:
+    return np.asarray(image, dtype=np.float64) @ np.array([0.299, 0.587, 0.114])
+
+
+def test_domain_b_is_recoloured_and_striped():
+    size = 64
+    a = ShapesDataset("A", "test", size=size, count=10, seed=0)
+    b = ShapesDataset("B", "test", size=size, count=10, seed=0)
+    grad_a, grad_b, mean_a, mean_b = [], [], [], []
+    for i in range(10):
+        coverage = render_mask(a.scene(i), size)
+        inside = coverage == 1.0
+        # Vertical gradient pairs (horizontal stripes) with both pixels fully inside a shape.
+        pairs = inside[1:] & inside[:-1]
+        grad_a.append(np.abs(np.diff(_luma(a[i]), axis=0))[pairs].mean())
+        grad_b.append(np.abs(np.diff(_luma(b[i]), axis=0))[pairs].mean())
+        mean_a.append(np.asarray(a[i], dtype=np.float64).reshape(-1, 3).mean(0))
+        mean_b.append(np.asarray(b[i], dtype=np.float64).reshape(-1, 3).mean(0))
+    assert max(grad_a) < 1.0, "domain A shapes must be flat"
+    assert min(grad_b) > 20.0, "domain B shapes must carry stripes"
+    # Light versus dark images: the colour statistics of the domains are far apart.
+    assert np.mean(mean_a) - np.mean(mean_b) > 100
+
+
+def test_render_rejects_unknown_domain():
+    with pytest.raises(ValueError):
+        render(scene_for(0, "test", "A", 0), "C", 32)  # type: ignore[arg-type]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    # Run the package from this checkout even when it is not installed.
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run(
+        [sys.executable, "-m", "ugatit", "make-dataset", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_cli_writes_layout_and_refuses_a_non_empty_folder(tmp_path):
+    out = tmp_path / "shapes"
+    done = _cli("shapes", str(out), "--size", "32", "--count", "5", "--test-count", "3")
+    assert done.returncode == 0, done.stderr
+    for name, count in (("trainA", 5), ("trainB", 5), ("testA", 3), ("testB", 3)):
+        files = sorted(p.name for p in (out / name).iterdir())
+        assert files == [f"{i:04d}.png" for i in range(1, count + 1)]
+    info = json.loads((out / "ground_truth.json").read_text())
+    assert info["task"] == "shapes" and info["size"] == 32 and info["seed"] == 0
+    assert info["counts"] == {"trainA": 5, "trainB": 5, "testA": 3, "testB": 3}
+    assert info["pairs"] == {"testA": "testB"}
+    # The files on disk are the in-memory API's images.
+    expected = make_shapes(size=32, n_train=5, n_test=3, seed=0)
+    from PIL import Image
+
+    for name in ("trainB", "testA"):
+        for i, image in enumerate(expected[name]):
+            assert np.array_equal(np.asarray(Image.open(out / name / f"{i + 1:04d}.png")), np.asarray(image))
+
+    refused = _cli("shapes", str(out), "--size", "32", "--count", "2")
+    assert refused.returncode == 2
+    assert "Traceback" not in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    assert "--force" in refused.stderr
+
+    # --force rewrites the split folders, so a smaller dataset leaves no stale images behind.
+    forced = _cli("shapes", str(out), "--size", "32", "--count", "2", "--test-count", "1", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert len(list((out / "trainA").iterdir())) == 2
+    assert len(list((out / "testB").iterdir())) == 1
