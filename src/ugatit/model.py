@@ -1,0 +1,151 @@
+"""The six U-GAT-IT networks together, the official checkpoint layout in and out, and translation.
+
+An official PyTorch checkpoint is a dict of six state dicts: genA2B, genB2A, disGA, disGB, disLA, disLB.
+`UGATIT.official_state_dict()` writes exactly that; `load_official_state_dict` reads it with strict
+checking and turns a mismatch (wrong size, light vs full) into a one-line `UserError`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Literal, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from .config import ModelConfig
+from .errors import UserError
+from .networks import Discriminator, Generator, check_model_config, init_paper_weights
+
+NETWORK_NAMES = ("genA2B", "genB2A", "disGA", "disGB", "disLA", "disLB")
+GENERATORS = ("genA2B", "genB2A")
+DISCRIMINATORS = ("disGA", "disGB", "disLA", "disLB")
+
+Direction = Literal["a2b", "b2a"]
+
+
+class Translation(NamedTuple):
+    image: Tensor  # (B, 3, H, W) in [-1, 1]
+    cam_logit: Tensor  # (B, 2): the auxiliary classifier's gap and gmp logits
+    heatmap: Tensor  # (B, 1, H/4, W/4): channel sum of the attended features
+
+
+class UGATIT(nn.Module):
+    """genA2B, genB2A (generators), disGA, disGB (global, 7 layers at >= 96 px), disLA, disLB (local, 5).
+
+    The networks are built in the official order (genA2B, genB2A, disGA, disGB, disLA, disLB), so that
+    `init="pytorch"` under the same seed reproduces the official code's initial weights.
+    """
+
+    def __init__(self, cfg: ModelConfig | None = None):
+        super().__init__()
+        cfg = cfg or ModelConfig()
+        n_global, n_local = check_model_config(cfg)
+        # Keep the resolved depths so a saved config rebuilds the same networks at any later version.
+        self.config = replace(cfg, n_layers_global=n_global, n_layers_local=n_local)
+        gen = dict(ch=cfg.ch, n_res=cfg.n_res, img_size=cfg.img_size, light=cfg.light)
+        self.genA2B = Generator(**gen)
+        self.genB2A = Generator(**gen)
+        self.disGA = Discriminator(cfg.ch, n_global)
+        self.disGB = Discriminator(cfg.ch, n_global)
+        self.disLA = Discriminator(cfg.ch, n_local)
+        self.disLB = Discriminator(cfg.ch, n_local)
+        if cfg.init == "normal":
+            init_paper_weights(self)
+
+    def generators(self) -> list[Generator]:
+        return [self.genA2B, self.genB2A]
+
+    def discriminators(self) -> list[Discriminator]:
+        return [self.disGA, self.disGB, self.disLA, self.disLB]
+
+    def generator(self, direction: Direction) -> Generator:
+        if direction not in ("a2b", "b2a"):
+            raise UserError(f"direction must be 'a2b' or 'b2a', got {direction!r}")
+        return self.genA2B if direction == "a2b" else self.genB2A
+
+    # --- The official checkpoint layout ---------------------------------------------------------------
+
+    def official_state_dict(self) -> dict[str, dict[str, Tensor]]:
+        """{'genA2B': state_dict, ..., 'disLB': state_dict}, as the official UGATIT.save writes."""
+        return {name: getattr(self, name).state_dict() for name in NETWORK_NAMES}
+
+    def load_official_state_dict(self, state: dict[str, dict[str, Tensor]], networks=NETWORK_NAMES) -> None:
+        """Load the official six-state-dict layout with strict key and shape checks.
+
+        `networks` limits loading to some of them (an inference export holds only the generators).
+        """
+        if not isinstance(state, dict):
+            raise UserError("not a U-GAT-IT checkpoint: expected a dict of state dicts")
+        missing = [name for name in networks if name not in state]
+        if missing:
+            raise UserError(f"checkpoint has no '{missing[0]}' network (expected {', '.join(networks)})")
+        for name in networks:
+            net = getattr(self, name)
+            expected = net.state_dict()
+            given = state[name]
+            for key, value in given.items():
+                if key in expected and tuple(value.shape) != tuple(expected[key].shape):
+                    raise UserError(
+                        f"{name}.{key} has shape {tuple(value.shape)}, this model expects "
+                        f"{tuple(expected[key].shape)}: the checkpoint was made with another "
+                        f"ch/n_res/light/img_size (this model: {_describe(self.config)})"
+                    )
+            result = net.load_state_dict(given, strict=False)
+            if result.missing_keys or result.unexpected_keys:
+                key = (result.missing_keys or result.unexpected_keys)[0]
+                what = "lacks" if result.missing_keys else "has an unexpected"
+                raise UserError(f"checkpoint network {name} {what} key '{key}' (this model: {_describe(self.config)})")
+
+    # --- Inference -----------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def translate(self, images: Tensor, direction: Direction = "a2b") -> Translation:
+        """Translate a batch (B, 3, img, img) in [-1, 1]; returns the image, cam logits and heatmap."""
+        gen = self.generator(direction)
+        was_training = gen.training
+        gen.eval()
+        try:
+            return Translation(*gen(images))
+        finally:
+            gen.train(was_training)
+
+
+def _describe(cfg: ModelConfig) -> str:
+    kind = "light" if cfg.light else f"full at {cfg.img_size}px"
+    return f"{kind}, ch={cfg.ch}, n_res={cfg.n_res}"
+
+
+def infer_model_config(state: dict[str, dict[str, Tensor]]) -> ModelConfig:
+    """Recover ch, n_res, light, img_size (full models only) and the discriminator depths from an official
+    checkpoint, so that official weights can be used without a config file."""
+    try:
+        gen = state["genA2B"]
+        ch = gen["DownBlock.1.weight"].shape[0]
+        dim = 4 * ch
+        n_res = len({m.group(1) for k in gen if (m := re.match(r"UpBlock1_(\d+)\.", k))})
+        fc_in = gen["FC.0.weight"].shape[1]
+    except (KeyError, TypeError, AttributeError, IndexError):
+        raise UserError("not a U-GAT-IT checkpoint: genA2B lacks the official generator keys") from None
+    light = fc_in == dim
+    img_size = 256
+    if not light:
+        side = round((fc_in / dim) ** 0.5)
+        if side * side * dim != fc_in:
+            raise UserError(f"genA2B.FC.0.weight has {fc_in} inputs, which matches no image size for ch={ch}")
+        img_size = side * 4
+
+    def depth(name: str) -> int | None:
+        if name not in state:
+            return None
+        return len([k for k in state[name] if k.startswith("model.") and k.endswith("weight_orig")]) + 1
+
+    return ModelConfig(
+        img_size=img_size,
+        ch=ch,
+        n_res=n_res,
+        light=light,
+        n_layers_global=depth("disGA"),
+        n_layers_local=depth("disLA"),
+    )

@@ -1,0 +1,238 @@
+"""One U-GAT-IT training iteration and the learning-rate schedule.
+
+`TrainingStep.__call__` is the official iteration: a discriminator update, a generator update with the
+updated discriminators, then rho clamped to [0, 1]. It skips the official loop's dead work while every
+update stays the same:
+
+- the D step sees detached fakes: the official code back-propagates the D loss into both generators,
+  then throws those gradients away (G's zero_grad) before they are used;
+- the discriminators are frozen in the G step: the official code computes their weight gradients and
+  throws them away at the next D step's zero_grad;
+- the fakes of the D step are reused in the G step: the generator weights have not changed in between,
+  so the official second forward of genA2B(real_A) and genB2A(real_B) recomputes the same tensors.
+
+`official=True` keeps all of it, for the benchmark's naive baseline and for tests that prove both paths
+equal the official golden step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from itertools import chain
+from typing import Iterator
+
+import torch
+from torch import Tensor, nn
+
+from . import losses
+from .config import LossConfig, OptimConfig
+from .model import UGATIT
+
+LOSS_NAMES = (
+    "D_ad_loss_GA", "D_ad_cam_loss_GA", "D_ad_loss_LA", "D_ad_cam_loss_LA",
+    "D_ad_loss_GB", "D_ad_cam_loss_GB", "D_ad_loss_LB", "D_ad_cam_loss_LB",
+    "G_ad_loss_GA", "G_ad_cam_loss_GA", "G_ad_loss_LA", "G_ad_cam_loss_LA",
+    "G_ad_loss_GB", "G_ad_cam_loss_GB", "G_ad_loss_LB", "G_ad_cam_loss_LB",
+    "G_recon_loss_A", "G_recon_loss_B", "G_identity_loss_A", "G_identity_loss_B",
+    "G_cam_loss_A", "G_cam_loss_B",
+    "Discriminator_loss", "Generator_loss",
+)  # fmt: skip
+
+
+def learning_rate(step: int, cfg: OptimConfig) -> float:
+    """lr at 1-based iteration `step`: constant for the first half, then linear decay reaching 0 at the
+    last iteration. The official loop subtracts lr / (N/2) once per step; this is its closed form."""
+    half = cfg.iterations // 2
+    if not cfg.decay or step <= half or half == 0:
+        return cfg.lr
+    return max(cfg.lr * (1.0 - (step - half) / half), 0.0)
+
+
+def clamp_rho(model: nn.Module) -> None:
+    """The official RhoClipper: every AdaLIN/ILN rho back into [0, 1] after a generator update."""
+    with torch.no_grad():
+        for module in model.modules():
+            rho = getattr(module, "rho", None)
+            if isinstance(rho, nn.Parameter):
+                rho.clamp_(0.0, 1.0)
+
+
+@contextlib.contextmanager
+def frozen(modules: list[nn.Module]) -> Iterator[None]:
+    """Gradients flow through these modules to their inputs but not into their weights."""
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+class TrainingStep:
+    """Owns the two Adam optimisers (coupled L2 weight decay, as the official PyTorch code) and runs
+    iterations on a UGATIT model. Call it with a pair of unpaired batches and the 1-based step number;
+    it returns every loss term under the official names, as detached fp32 scalars."""
+
+    def __init__(
+        self,
+        model: UGATIT,
+        loss_cfg: LossConfig | None = None,
+        optim_cfg: OptimConfig | None = None,
+        *,
+        precision: str = "fp32",
+        channels_last: bool = False,
+        official: bool = False,
+    ):
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
+        self.model = model
+        self.w = loss_cfg or LossConfig()
+        self.optim_cfg = optim_cfg or OptimConfig()
+        self.precision = precision
+        self.channels_last = channels_last
+        self.official = official
+        opt = self.optim_cfg
+        adam = dict(lr=opt.lr, betas=(opt.beta1, opt.beta2), weight_decay=opt.weight_decay)
+        self.G_optim = torch.optim.Adam(chain(model.genA2B.parameters(), model.genB2A.parameters()), **adam)
+        self.D_optim = torch.optim.Adam(
+            chain(*(getattr(model, n).parameters() for n in ("disGA", "disGB", "disLA", "disLB"))), **adam
+        )
+
+    # --- The iteration --------------------------------------------------------------------------------
+
+    def __call__(self, real_A: Tensor, real_B: Tensor, step: int) -> dict[str, Tensor]:
+        self.set_learning_rate(step)
+        real_A, real_B = self._layout(real_A), self._layout(real_B)
+        m = self.model
+
+        with self._autocast(real_A):
+            fake_A2B, cam_A2B, _ = m.genA2B(real_A)
+            fake_B2A, cam_B2A, _ = m.genB2A(real_B)
+
+        if self.official:
+            d_losses = self.update_discriminators(real_A, real_B, fake_A2B, fake_B2A)
+            with self._autocast(real_A):  # the official second forward, identical values
+                fake_A2B, cam_A2B, _ = m.genA2B(real_A)
+                fake_B2A, cam_B2A, _ = m.genB2A(real_B)
+            g_losses = self.update_generators(real_A, real_B, fake_A2B, cam_A2B, fake_B2A, cam_B2A)
+        else:
+            d_losses = self.update_discriminators(real_A, real_B, fake_A2B.detach(), fake_B2A.detach())
+            with frozen(m.discriminators()):
+                g_losses = self.update_generators(real_A, real_B, fake_A2B, cam_A2B, fake_B2A, cam_B2A)
+
+        clamp_rho(m.genA2B)
+        clamp_rho(m.genB2A)
+        return {**d_losses, **g_losses}
+
+    def update_discriminators(self, real_A: Tensor, real_B: Tensor, fake_A2B: Tensor, fake_B2A: Tensor) -> dict[str, Tensor]:
+        """LSGAN on patch and CAM logits of all four discriminators; one Adam step.
+
+        Each discriminator is called on the real batch, then on the fake one: with one power iteration
+        per call, the spectral norm's u/v and the gradients depend on that order."""
+        m, w = self.model, self.w
+        L: dict[str, Tensor] = {}
+        with self._autocast(real_A):
+            for tag, disc, real, fake in (
+                ("GA", m.disGA, real_A, fake_B2A),
+                ("LA", m.disLA, real_A, fake_B2A),
+                ("GB", m.disGB, real_B, fake_A2B),
+                ("LB", m.disLB, real_B, fake_A2B),
+            ):
+                real_logit, real_cam, _ = disc(real)
+                fake_logit, fake_cam, _ = disc(fake)
+                L[f"D_ad_loss_{tag}"] = losses.lsgan_real_fake(real_logit, fake_logit)
+                L[f"D_ad_cam_loss_{tag}"] = losses.lsgan_real_fake(real_cam, fake_cam)
+
+        D_loss_A = w.adv_weight * (L["D_ad_loss_GA"] + L["D_ad_cam_loss_GA"] + L["D_ad_loss_LA"] + L["D_ad_cam_loss_LA"])
+        D_loss_B = w.adv_weight * (L["D_ad_loss_GB"] + L["D_ad_cam_loss_GB"] + L["D_ad_loss_LB"] + L["D_ad_cam_loss_LB"])
+        L["Discriminator_loss"] = D_loss_A + D_loss_B
+
+        self.D_optim.zero_grad(set_to_none=True)
+        L["Discriminator_loss"].backward()
+        self.D_optim.step()
+        return {k: v.detach() for k, v in L.items()}
+
+    def update_generators(
+        self, real_A: Tensor, real_B: Tensor,
+        fake_A2B: Tensor, cam_A2B: Tensor, fake_B2A: Tensor, cam_B2A: Tensor,
+    ) -> dict[str, Tensor]:  # fmt: skip
+        """Adversarial (against the just-updated discriminators), cycle, identity and CAM losses; one Adam
+        step. The fakes and their cam logits come from the generators' forward on the real batches."""
+        m, w = self.model, self.w
+        L: dict[str, Tensor] = {}
+        with self._autocast(real_A):
+            fake_A2B2A, _, _ = m.genB2A(fake_A2B)
+            fake_B2A2B, _, _ = m.genA2B(fake_B2A)
+            fake_A2A, cam_A2A, _ = m.genB2A(real_A)
+            fake_B2B, cam_B2B, _ = m.genA2B(real_B)
+
+            for tag, disc, fake in (
+                ("GA", m.disGA, fake_B2A),
+                ("LA", m.disLA, fake_B2A),
+                ("GB", m.disGB, fake_A2B),
+                ("LB", m.disLB, fake_A2B),
+            ):
+                fake_logit, fake_cam, _ = disc(fake)
+                L[f"G_ad_loss_{tag}"] = losses.lsgan_fool(fake_logit)
+                L[f"G_ad_cam_loss_{tag}"] = losses.lsgan_fool(fake_cam)
+
+        L["G_recon_loss_A"] = losses.l1(fake_A2B2A, real_A)
+        L["G_recon_loss_B"] = losses.l1(fake_B2A2B, real_B)
+        L["G_identity_loss_A"] = losses.l1(fake_A2A, real_A)
+        L["G_identity_loss_B"] = losses.l1(fake_B2B, real_B)
+        L["G_cam_loss_A"] = losses.generator_cam(cam_B2A, cam_A2A)
+        L["G_cam_loss_B"] = losses.generator_cam(cam_A2B, cam_B2B)
+
+        G_loss_A = (
+            w.adv_weight * (L["G_ad_loss_GA"] + L["G_ad_cam_loss_GA"] + L["G_ad_loss_LA"] + L["G_ad_cam_loss_LA"])
+            + w.cycle_weight * L["G_recon_loss_A"]
+            + w.identity_weight * L["G_identity_loss_A"]
+            + w.cam_weight * L["G_cam_loss_A"]
+        )
+        G_loss_B = (
+            w.adv_weight * (L["G_ad_loss_GB"] + L["G_ad_cam_loss_GB"] + L["G_ad_loss_LB"] + L["G_ad_cam_loss_LB"])
+            + w.cycle_weight * L["G_recon_loss_B"]
+            + w.identity_weight * L["G_identity_loss_B"]
+            + w.cam_weight * L["G_cam_loss_B"]
+        )
+        L["Generator_loss"] = G_loss_A + G_loss_B
+
+        self.G_optim.zero_grad(set_to_none=True)
+        L["Generator_loss"].backward()
+        self.G_optim.step()
+        return {k: v.detach() for k, v in L.items()}
+
+    # --- Plumbing -------------------------------------------------------------------------------------
+
+    def set_learning_rate(self, step: int) -> float:
+        lr = learning_rate(step, self.optim_cfg)
+        for optim in (self.G_optim, self.D_optim):
+            for group in optim.param_groups:
+                group["lr"] = lr
+        return lr
+
+    def _autocast(self, like: Tensor):
+        return torch.autocast(like.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+
+    def _layout(self, x: Tensor) -> Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def state_dict(self) -> dict:
+        return {"G_optim": self.G_optim.state_dict(), "D_optim": self.D_optim.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.G_optim.load_state_dict(state["G_optim"])
+        self.D_optim.load_state_dict(state["D_optim"])
+
+
+def prepare_model(model: UGATIT, *, channels_last: bool = False, compile: bool = False) -> UGATIT:
+    """Memory layout and torch.compile for the six networks, in place. Compiling each network (not the
+    step) keeps parameter names and the state-dict layout unchanged."""
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    if compile:
+        for net in model.children():
+            net.compile()
+    return model

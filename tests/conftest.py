@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+DATA = Path(__file__).parent / "data"
+GOLDEN = {mode: DATA / f"ugatit_official_ch4_res2_img96_{mode}.pt" for mode in ("light", "full")}
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    # Two cores on CI: more threads only adds contention to these tiny tensors.
+    torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session", params=["light", "full"])
+def golden(request) -> dict:
+    """One official training iteration (SPEC.md, golden/): config, init_params, real_A/B, step1_*."""
+    return torch.load(GOLDEN[request.param], weights_only=True)
