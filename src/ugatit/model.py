@@ -38,7 +38,7 @@ class UGATIT(nn.Module):
     `init="pytorch"` under the same seed reproduces the official code's initial weights.
     """
 
-    def __init__(self, cfg: ModelConfig | None = None):
+    def __init__(self, cfg: ModelConfig | None = None, *, discriminators: bool = True):
         super().__init__()
         cfg = cfg or ModelConfig()
         n_global, n_local = check_model_config(cfg)
@@ -47,10 +47,13 @@ class UGATIT(nn.Module):
         gen = dict(ch=cfg.ch, n_res=cfg.n_res, img_size=cfg.img_size, light=cfg.light)
         self.genA2B = Generator(**gen)
         self.genB2A = Generator(**gen)
-        self.disGA = Discriminator(cfg.ch, n_global)
-        self.disGB = Discriminator(cfg.ch, n_global)
-        self.disLA = Discriminator(cfg.ch, n_local)
-        self.disLB = Discriminator(cfg.ch, n_local)
+        # Inference needs only the generators; the four discriminators are most of the light model.
+        self.has_discriminators = discriminators
+        if discriminators:
+            self.disGA = Discriminator(cfg.ch, n_global)
+            self.disGB = Discriminator(cfg.ch, n_global)
+            self.disLA = Discriminator(cfg.ch, n_local)
+            self.disLB = Discriminator(cfg.ch, n_local)
         if cfg.init == "normal":
             init_paper_weights(self)
 
@@ -69,13 +72,15 @@ class UGATIT(nn.Module):
 
     def official_state_dict(self) -> dict[str, dict[str, Tensor]]:
         """{'genA2B': state_dict, ..., 'disLB': state_dict}, as the official UGATIT.save writes."""
-        return {name: getattr(self, name).state_dict() for name in NETWORK_NAMES}
+        return {name: getattr(self, name).state_dict() for name in self.network_names()}
 
-    def load_official_state_dict(self, state: dict[str, dict[str, Tensor]], networks=NETWORK_NAMES) -> None:
-        """Load the official six-state-dict layout with strict key and shape checks.
+    def network_names(self) -> tuple[str, ...]:
+        return NETWORK_NAMES if self.has_discriminators else GENERATORS
 
-        `networks` limits loading to some of them (an inference export holds only the generators).
-        """
+    def load_official_state_dict(self, state: dict[str, dict[str, Tensor]]) -> None:
+        """Load the official six-state-dict layout with strict key and shape checks (only the two
+        generators for a model built without discriminators)."""
+        networks = self.network_names()
         if not isinstance(state, dict):
             raise UserError("not a U-GAT-IT checkpoint: expected a dict of state dicts")
         missing = [name for name in networks if name not in state]
