@@ -91,6 +91,9 @@ class InstanceNorm(nn.Module):
 # forward call in train mode runs ONE power iteration before dividing by the estimated sigma; eval mode
 # reuses the stored vectors. We implement it as plain layers, which keeps the same state-dict layout,
 # lets sigma be computed in fp32 under autocast, and works with torch.compile and channels_last.
+# The discriminator advances the power iteration of all its layers at the start of each train-mode
+# call (each layer's u, v depend only on its own weight, so the order is immaterial), which keeps the
+# layers themselves free of state changes and of graph breaks.
 
 SN_EPS = 1e-12
 
@@ -109,32 +112,33 @@ def _init_power_iteration(module: nn.Module) -> None:
     module.register_buffer("weight_v", v)
 
 
-# Kept out of torch.compile graphs: Inductor writes the new u/v straight into the buffers while the
-# backward still holds them, and the next train-mode call of the same layer (a discriminator sees real,
-# then fake images before one backward) then fails autograd's version check. It is a few mat-vecs.
-@torch.compiler.disable
+@torch.compiler.disable  # a few mat-vecs; kept out of compiled graphs, which must not mutate the buffers
+@torch.no_grad()
+def advance_power_iteration(module: nn.Module) -> None:
+    """One power-iteration step for every spectrally normalised layer in `module`."""
+    for layer in module.modules():
+        if isinstance(layer, (SNConv2d, SNLinear)):
+            matrix = layer.weight_orig.float().flatten(1)
+            v = F.normalize(torch.mv(matrix.t(), layer.weight_u), dim=0, eps=SN_EPS)
+            u = F.normalize(torch.mv(matrix, v), dim=0, eps=SN_EPS)
+            # New tensors rather than in-place updates: the autograd graph of an earlier call (a
+            # discriminator sees real, then fake images before one backward) still holds the old ones.
+            layer.weight_u = u
+            layer.weight_v = v
+
+
 def spectral_normalized_weight(module: nn.Module) -> Tensor:
-    """weight_orig / sigma, advancing the power iteration by one step in train mode."""
+    """weight_orig / sigma, with sigma = u . (W v) from the current power-iteration vectors. sigma is
+    differentiated through the weight only: u and v are constants, as in the paper."""
     weight = module.weight_orig
     with _no_autocast(weight):
         matrix = _fp32(weight).flatten(1)
-        if module.training:
-            with torch.no_grad():
-                v = F.normalize(torch.mv(matrix.t(), module.weight_u), dim=0, eps=SN_EPS)
-                u = F.normalize(torch.mv(matrix, v), dim=0, eps=SN_EPS)
-                module.weight_u.copy_(u)
-                module.weight_v.copy_(v)
-        else:
-            # Copies: autograd may keep u and v for the backward pass while a later train-mode call
-            # updates the buffers in place.
-            u, v = module.weight_u.clone(), module.weight_v.clone()
-        # sigma is differentiated through the weight only: u and v are constants, as in the paper.
-        sigma = torch.dot(u, torch.mv(matrix, v))
+        sigma = torch.dot(module.weight_u, torch.mv(matrix, module.weight_v))
         return weight / sigma
 
 
 class SNConv2d(nn.Conv2d):
-    """Conv2d whose weight is spectrally normalised (one power iteration per train-mode call)."""
+    """Conv2d whose weight is divided by its largest singular value (see advance_power_iteration)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -145,7 +149,7 @@ class SNConv2d(nn.Conv2d):
 
 
 class SNLinear(nn.Linear):
-    """Linear whose weight is spectrally normalised (one power iteration per train-mode call)."""
+    """Linear whose weight is divided by its largest singular value (see advance_power_iteration)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

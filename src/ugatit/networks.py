@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from .config import PAPER_GLOBAL_LAYERS, PAPER_LOCAL_LAYERS, ModelConfig
 from .errors import UserError
-from .layers import ILN, AdaLIN, InstanceNorm, SNConv2d, SNLinear
+from .layers import ILN, AdaLIN, InstanceNorm, SNConv2d, SNLinear, advance_power_iteration
 
 N_DOWNSAMPLING = 2  # the bottleneck runs at H/4 x W/4 with 4 * ch channels
 
@@ -204,6 +204,8 @@ class Discriminator(nn.Module):
         self.model = model_block
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        if self.training:  # one power iteration per call, as torch's spectral_norm in train mode
+            advance_power_iteration(self)
         x = self.model(x)
         # The logits use the spectrally normalised FC weights, but the channel re-weighting uses the RAW
         # weights (`weight_orig`): an official quirk kept for parity.

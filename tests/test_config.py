@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import pytest
+
+from ugatit.config import Config
+from ugatit.errors import UserError
+
+
+def test_defaults_are_the_papers():
+    c = Config()
+    assert (c.model.img_size, c.model.ch, c.model.n_res, c.model.light) == (256, 64, 4, False)
+    assert (c.loss.adv_weight, c.loss.cycle_weight, c.loss.identity_weight, c.loss.cam_weight) == (1, 10, 10, 1000)
+    assert (c.optim.lr, c.optim.beta1, c.optim.beta2, c.optim.weight_decay) == (1e-4, 0.5, 0.999, 1e-4)
+    assert (c.optim.iterations, c.optim.decay, c.data.batch_size) == (1_000_000, True, 1)
+    assert c.model.init == "normal"
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".yml", ".json"])
+def test_round_trip_through_files(tmp_path, suffix):
+    c = Config()
+    c.model.light, c.model.img_size, c.optim.lr, c.model.n_layers_global = True, 128, 2e-4, 6
+    path = tmp_path / f"cfg{suffix}"
+    c.save(path)
+    assert Config.load(path) == c
+
+
+def test_partial_file_keeps_defaults_and_reads_yaml_floats(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_text("model:\n  light: true\noptim:\n  lr: 1e-4\n  iterations: 2000\n")
+    c = Config.load(path)
+    assert c.model.light and c.model.ch == 64 and c.optim.lr == 1e-4 and c.optim.iterations == 2000
+
+
+@pytest.mark.parametrize("text,match", [
+    ("model:\n  lite: true\n", "unknown config key 'model.lite'"),
+    ("modle: {}\n", "unknown config key 'modle'"),
+    ("model:\n  ch: many\n", "'model.ch' must be a number"),
+    ("model:\n  ch: 2.5\n", "'model.ch' must be an integer"),
+    ("model:\n  light: 3\n", "'model.light' must be true or false"),
+    ("train:\n  precision: fp8\n", "'train.precision' must be one of fp32, bf16"),
+    ("model: [1, 2]\n", "section 'model' must be a mapping"),
+    ("model: {light: true\n", "cannot parse config file"),
+])  # fmt: skip
+def test_bad_files_name_the_key(tmp_path, text, match):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=match):
+        Config.load(path)
+
+
+def test_missing_file_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="config file not found"):
+        Config.load(tmp_path / "nope.yaml")
