@@ -1,0 +1,181 @@
+"""Image folders -> feature matrices -> metrics.
+
+A feature extractor is any ``nn.Module`` that maps a float batch (N, 3, H, W) with values in [0, 1]
+to features (N, d). Optional attributes it may carry, all read with ``getattr``:
+
+- ``input_size`` (int): images are resized to input_size x input_size here, one at a time, before
+  batching, so folders of mixed sizes work. None or absent: images keep their size and only
+  same-sized neighbours share a batch.
+- ``name`` (str) and ``weights_info`` (`WeightsInfo`): what the report says about the extractor.
+
+The FID Inception (`ugatit.metrics.inception.FIDInceptionV3`) has ``input_size = 299``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from ..data import find_images, load_rgb
+from ..errors import UserError
+from .inception import resize_bilinear_tf1
+from .kid import DEFAULT_SUBSET_SIZE, DEFAULT_SUBSETS, PAPER_BLOCK_SIZE, evaluate_features
+
+#: How images are brought to the extractor's input size:
+#: "tf1": float bilinear like TF1's resize_bilinear (what the TF Inception graph does; torch-fidelity,
+#:        torchmetrics); "pil": PIL bilinear on the 8-bit image, rounded back to 8 bits (the U-GAT-IT
+#:        authors' scipy.misc.imresize(x, [299, 299])); "none": no resize here.
+RESIZE_MODES = ("tf1", "pil", "none")
+
+Progress = Callable[[int, int], None]
+
+
+def image_tensor(img: Image.Image, size: Optional[int], resize: str = "tf1") -> Tensor:
+    """RGB PIL image -> float32 (3, H, W) in [0, 1], resized to size x size unless size is None."""
+    if resize not in RESIZE_MODES:
+        raise UserError(f"unknown resize mode {resize!r}: use one of {', '.join(RESIZE_MODES)}")
+    if size is not None and resize == "pil" and img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BILINEAR)
+    array = np.asarray(img, dtype=np.uint8)
+    x = torch.from_numpy(array.copy()).permute(2, 0, 1).to(torch.float32) / 255.0
+    if size is not None and resize == "tf1":
+        x = resize_bilinear_tf1(x.unsqueeze(0), (size, size)).squeeze(0)
+    return x
+
+
+def _batches(items: Iterable[Tensor], batch_size: int) -> Iterator[Tensor]:
+    """Stack consecutive items into batches of at most batch_size, never mixing image sizes."""
+    pending: list[Tensor] = []
+    for item in items:
+        if pending and (len(pending) == batch_size or item.shape != pending[0].shape):
+            yield torch.stack(pending)
+            pending = []
+        pending.append(item)
+    if pending:
+        yield torch.stack(pending)
+
+
+@torch.no_grad()
+def extract_features(
+    images: Iterable[Tensor],
+    extractor: nn.Module,
+    *,
+    batch_size: int = 50,
+    device: Union[str, torch.device] = "cpu",
+    total: Optional[int] = None,
+    progress: Optional[Progress] = None,
+) -> Tensor:
+    """Features (N, d), float32 on the CPU, of images given one by one as (3, H, W) in [0, 1].
+
+    Order is preserved (the paper protocol depends on it). ``extractor`` must already be on
+    ``device`` and is put in eval mode.
+    """
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+    extractor.eval()
+    chunks: list[Tensor] = []
+    done = 0
+    for batch in _batches(images, batch_size):
+        out = extractor(batch.to(device))
+        if isinstance(out, (tuple, list)):  # e.g. pytorch-fid style modules returning a list
+            out = out[0]
+        chunks.append(out.reshape(out.shape[0], -1).float().cpu())
+        done += batch.shape[0]
+        if progress is not None:
+            progress(done, total if total is not None else done)
+    if not chunks:
+        raise UserError("no images to compute features of")
+    return torch.cat(chunks)
+
+
+def folder_features(
+    folder: Union[str, Path],
+    extractor: nn.Module,
+    *,
+    batch_size: int = 50,
+    device: Union[str, torch.device] = "cpu",
+    resize: str = "tf1",
+    progress: Optional[Progress] = None,
+) -> tuple[Tensor, list[Path]]:
+    """Features of every image under ``folder`` in sorted file order, and the files, in that order."""
+    paths = find_images(folder)
+    size = getattr(extractor, "input_size", None)
+    tensors = (image_tensor(load_rgb(p), size, resize) for p in paths)
+    feats = extract_features(
+        tensors, extractor, batch_size=batch_size, device=device, total=len(paths), progress=progress
+    )
+    return feats, paths
+
+
+def describe_extractor(extractor: nn.Module, fallback_name: Optional[str] = None) -> dict[str, Any]:
+    """Name and weights identity of an extractor, as the report prints them."""
+    info = getattr(extractor, "weights_info", None)
+    return {
+        "name": getattr(extractor, "name", None) or fallback_name or type(extractor).__name__,
+        "input_size": getattr(extractor, "input_size", None),
+        "weights_file": getattr(info, "filename", None),
+        "weights_sha256": getattr(info, "sha256", None),
+    }
+
+
+def evaluate_folders(
+    real: Union[str, Path],
+    fake: Union[str, Path],
+    extractor: nn.Module,
+    *,
+    source: Optional[Union[str, Path]] = None,
+    protocols: Sequence[str] = ("paper", "subsets"),
+    block_size: int = PAPER_BLOCK_SIZE,
+    subsets: int = DEFAULT_SUBSETS,
+    subset_size: int = DEFAULT_SUBSET_SIZE,
+    seed: Optional[int] = 0,
+    batch_size: int = 50,
+    device: Union[str, torch.device] = "cpu",
+    resize: str = "tf1",
+    extractor_name: Optional[str] = None,
+    progress: Optional[Callable[[str, int, int], None]] = None,
+) -> dict[str, Any]:
+    """KID (chosen protocols), FID and, given ``source``, the authors' mean KID, for two folders.
+
+    ``real`` holds real images of the target domain, ``fake`` the translations into it, ``source``
+    the real source-domain images the translations were made from. Returns a JSON-ready dict:
+    ``sets`` (paths and counts), ``feature_extractor`` (name, weights file and sha256, resize),
+    ``metrics`` (see `ugatit.metrics.kid.evaluate_features`; each entry repeats the extractor
+    identity so that a single metric copied elsewhere still says what it was measured with).
+    """
+    if resize not in RESIZE_MODES:
+        raise UserError(f"unknown resize mode {resize!r}: use one of {', '.join(RESIZE_MODES)}")
+    folders = {"real": real, "fake": fake}
+    if source is not None:
+        folders["source"] = source
+    feats: dict[str, Tensor] = {}
+    sets: dict[str, Any] = {}
+    for role, folder in folders.items():
+        report = (lambda done, total, role=role: progress(role, done, total)) if progress else None
+        feats[role], paths = folder_features(
+            folder, extractor, batch_size=batch_size, device=device, resize=resize, progress=report
+        )
+        sets[role] = {"path": str(folder), "n": len(paths)}
+    extractor_desc = {**describe_extractor(extractor, extractor_name), "resize": resize}
+    metrics = evaluate_features(
+        feats["real"],
+        feats["fake"],
+        source=feats.get("source"),
+        protocols=tuple(protocols),
+        block_size=block_size,
+        subsets=subsets,
+        subset_size=subset_size,
+        seed=seed,
+    )
+    identity = {
+        "feature_extractor": extractor_desc["name"],
+        "weights_sha256": extractor_desc["weights_sha256"],
+    }
+    for entry in metrics.values():
+        entry.update(identity)
+    return {"sets": sets, "feature_extractor": extractor_desc, "metrics": metrics}
