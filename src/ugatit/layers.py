@@ -10,6 +10,8 @@ mantissa) is too coarse to train with. Only the heavy matmuls/convolutions run i
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -19,8 +21,10 @@ def _fp32(x: Tensor) -> Tensor:
     return x if x.dtype == torch.float32 else x.float()
 
 
-def _no_autocast(x: Tensor) -> torch.autocast:
-    """A block that leaves any enclosing autocast region (a no-op outside one)."""
+def _no_autocast(x: Tensor):
+    """A block that leaves an enclosing autocast region (a no-op outside one, and on the meta device)."""
+    if x.device.type == "meta" or not torch.is_autocast_enabled(x.device.type):
+        return contextlib.nullcontext()
     return torch.autocast(device_type=x.device.type, enabled=False)
 
 

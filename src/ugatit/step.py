@@ -214,7 +214,9 @@ class TrainingStep:
         return lr
 
     def _autocast(self, like: Tensor):
-        return torch.autocast(like.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(like.device.type, dtype=torch.bfloat16)
 
     def _layout(self, x: Tensor) -> Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
