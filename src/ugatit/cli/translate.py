@@ -1,0 +1,121 @@
+"""Translate an image, or every image under a folder, with a trained model.
+
+Sizes: each image is resized to the model's square size (bilinear), translated, and resized back to
+its own width and height (bicubic), so outputs match their inputs whatever the size and aspect ratio.
+Light models run at their trained size unless --size says otherwise; full models run only at their
+trained size. Output folder: OUT/NAME.png for input NAME.ext (sub-folders kept; always PNG),
+OUT/NAME_attention.png with --attention (the generator's attention heatmap over the input),
+OUT/index.html showing input, output and attention side by side, and the input thumbnails it shows in
+OUT/.thumbnails/. Files that cannot be read are reported and skipped. The checkpoint may be a run
+folder (its latest checkpoint), a training checkpoint (.pt), an export (.safetensors) or an official
+U-GAT-IT checkpoint (.pt).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+
+HELP = "translate images or folders with a trained model (any size; optional attention maps)"
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--checkpoint", required=True, metavar="PATH",
+        help="run folder, training checkpoint (.pt), export (.safetensors) or official checkpoint (.pt)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--input", required=True, metavar="FILE_OR_DIR", help="an image, or a folder searched recursively"
+    )
+    parser.add_argument(
+        "--output", required=True, metavar="DIR",
+        help="output folder (created; must not be the input folder or inside it)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--direction", choices=["a2b", "b2a"], default="a2b",
+        help="a2b translates domain A images with genA2B, b2a domain B images with genB2A",
+    )  # fmt: skip
+    parser.add_argument(
+        "--attention", action="store_true",
+        help="also write NAME_attention.png: the attention heatmap, upsampled and blended over the input",
+    )  # fmt: skip
+    parser.add_argument("--batch-size", type=_positive, default=8, metavar="N", help="images per forward pass")
+    parser.add_argument(
+        "--device", choices=["auto", "cpu", "cuda", "mps"], default="auto",
+        help="where to run the model (auto: CUDA, then MPS, then the CPU)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--size", type=_positive, metavar="N",
+        help="light models only: run at N x N px (a multiple of 4, at least 32) instead of the trained size",
+    )  # fmt: skip
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def run(args: argparse.Namespace) -> int:
+    input_path, output_dir = Path(args.input), Path(args.output)
+    # Mistyped paths fail before torch is imported and long before a large model is loaded.
+    if not Path(args.checkpoint).exists():
+        raise UserError(f"checkpoint not found: {args.checkpoint}")
+    if not input_path.exists():
+        raise UserError(f"input not found: {input_path}")
+
+    import sys
+
+    import torch
+    from tqdm import tqdm
+
+    from ..checkpoints import load_model
+    from ..translate import INDEX_NAME, check_output_dir, translate_folder
+
+    check_output_dir(output_dir, input_path)
+    device = pick_device(args.device, torch)
+    model, _ = load_model(args.checkpoint, device=device)
+
+    def report_skip(path: Path, reason: str) -> None:
+        tqdm.write(f"skipped {path}: {reason}", file=sys.stderr)  # keeps the progress bar intact
+
+    results = translate_folder(
+        model, input_path, output_dir, args.direction, attention=args.attention,
+        batch_size=args.batch_size, size=args.size, progress=not args.no_progress, on_skip=report_skip,
+        notes=[f"Checkpoint: {args.checkpoint}."],
+    )  # fmt: skip
+    done = [r for r in results if r.ok]
+    skipped = [r for r in results if not r.ok]
+    if not done:
+        if len(skipped) == 1:
+            raise UserError(f"nothing translated: cannot read image {skipped[0].source}: {skipped[0].error}")
+        raise UserError(f"nothing translated: none of the {len(skipped)} input files could be read (see above)")
+    line = f"translated {len(done)} image{'s' if len(done) != 1 else ''} ({args.direction}) into {output_dir}"
+    if skipped:
+        line += f"; skipped {len(skipped)} unreadable file{'s' if len(skipped) != 1 else ''}:"
+    print(line)
+    for r in skipped:
+        print(f"  {r.source}: {r.error}")
+    print(f"index: {output_dir / INDEX_NAME}")
+    return 0
+
+
+def pick_device(choice: str, torch: Any) -> Any:
+    """auto: CUDA, then Apple's MPS, then the CPU. A named device that is missing is a UserError."""
+    cuda = torch.cuda.is_available()
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if choice == "cuda" and not cuda:
+        raise UserError("--device cuda: no CUDA device is available")
+    if choice == "mps" and not mps:
+        raise UserError("--device mps: Apple's MPS backend is not available")
+    if choice == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    return torch.device(choice)
