@@ -7,6 +7,12 @@ mean and standard error), "subsets" = torch-fidelity/torchmetrics (random subset
 With --source (the real source-domain images that were translated) the authors' "mean KID" is
 added: (0.98 KID(source, fake) + 0.02 KID(target, fake)) / 2. Every result states n, protocol and
 settings, and the Inception weights' sha256. See docs/metrics.md.
+
+With --checkpoint and --data instead, the model translates the dataset's test split (testA -> B,
+testB -> A) and the translations are measured against the real images of the other domain. Where the
+dataset has ground truth (a ground_truth.json beside testA/testB, as `ugatit make-dataset` writes),
+the L1 / PSNR of every translation against its ground truth, the cycle error and the identity baseline
+are reported too; KID is then skipped with a note if no Inception weights can be found.
 """
 
 from __future__ import annotations
@@ -28,8 +34,15 @@ def _positive(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--real", required=True, metavar="DIR", help="real images of the target domain")
-    parser.add_argument("--fake", required=True, metavar="DIR", help="translated images (into the target domain)")
+    parser.add_argument("--real", metavar="DIR", help="real images of the target domain")
+    parser.add_argument("--fake", metavar="DIR", help="translated images (into the target domain)")
+    parser.add_argument("--checkpoint", metavar="PATH", help="instead of --real/--fake: a model (run directory, "
+                        "checkpoint, export or official .pt) to translate the test split of --data with")
+    parser.add_argument("--data", metavar="ROOT", help="with --checkpoint: a dataset root with testA and testB")
+    parser.add_argument("--direction", choices=["a2b", "b2a", "both"], default="both",
+                        help="with --checkpoint: which translations to measure")
+    parser.add_argument("--save-translations", metavar="DIR",
+                        help="with --checkpoint: also write the translations as PNG under DIR/<direction>/")
     parser.add_argument(
         "--source",
         metavar="DIR",
@@ -78,17 +91,13 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..metrics.features import evaluate_folders
-    from ..metrics.inception import load_fid_inception
 
     device = _pick_device(args.device, torch)
-    if args.feature_extractor:
-        if args.inception_weights:
-            raise UserError("--inception-weights and --feature-extractor exclude each other")
-        extractor = _custom_extractor(args.feature_extractor, torch).to(device)
-        extractor_name = args.feature_extractor
-    else:
-        extractor, _ = load_fid_inception(args.inception_weights, device=device)
-        extractor_name = None
+    if args.checkpoint or args.data:
+        return _run_checkpoint(args, device)
+    if not (args.real and args.fake):
+        raise UserError("give --real DIR and --fake DIR, or --checkpoint PATH and --data ROOT")
+    extractor, extractor_name = _extractor(args, device, torch)
     protocols = ("paper", "subsets") if args.protocol == "both" else (args.protocol,)
     report = evaluate_folders(
         args.real,
@@ -114,6 +123,78 @@ def run(args: argparse.Namespace) -> int:
         out.write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
         print(f"wrote {out}")
     return 0
+
+
+def _extractor(args: argparse.Namespace, device: Any, torch: Any) -> tuple[Any, Any]:
+    from ..metrics.inception import load_fid_inception
+
+    if args.feature_extractor:
+        if args.inception_weights:
+            raise UserError("--inception-weights and --feature-extractor exclude each other")
+        return _custom_extractor(args.feature_extractor, torch).to(device), args.feature_extractor
+    extractor, _ = load_fid_inception(args.inception_weights, device=device)
+    return extractor, None
+
+
+def _run_checkpoint(args: argparse.Namespace, device: Any) -> int:
+    """Translate the test split with a model, then measure (KID/FID and, if paired, ground truth)."""
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from ..checkpoints import load_model
+    from ..evaluation import TestSplit, directions_for, evaluate_model
+
+    if not (args.checkpoint and args.data):
+        raise UserError("--checkpoint and --data go together (and replace --real/--fake)")
+    if args.real or args.fake or args.source:
+        raise UserError("--real/--fake/--source cannot be combined with --checkpoint")
+    split = TestSplit(args.data)
+    model, config = load_model(args.checkpoint, device=device)
+    notes = []
+    try:
+        extractor, extractor_name = _extractor(args, device, torch)
+    except UserError as exc:
+        if not split.paired:
+            raise
+        extractor, extractor_name = None, None
+        notes.append(f"KID/FID skipped: {exc}")
+    protocols = ("paper", "subsets") if args.protocol == "both" else (args.protocol,)
+    names = {d: [str(p.relative_to(split.root / f"test{d}")) for p in split.files[d]] for d in ("A", "B")}
+    report = evaluate_model(
+        model, split.images("A"), split.images("B"), directions=directions_for(args.direction),
+        extractor=extractor, paired=split.paired, protocols=protocols, batch_size=min(args.batch_size, 16),
+        feature_batch_size=args.batch_size, device=device, resize=args.resize, extractor_name=extractor_name,
+        save_translations=Path(args.save_translations) if args.save_translations else None, names=names,
+    )  # fmt: skip
+    report = {"command": "ugatit eval", "checkpoint": str(args.checkpoint), "data": str(split.root),
+              "model": config.model.__dict__, "device": str(device), "notes": notes, **report}  # fmt: skip
+    print(format_checkpoint_report(report))
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
+        print(f"wrote {out}")
+    return 0
+
+
+def format_checkpoint_report(report: dict[str, Any]) -> str:
+    """The table `ugatit eval --checkpoint` prints: KID/FID per direction, then ground truth."""
+    lines = [f"model {report['checkpoint']} on the test split of {report['data']}"]
+    for direction, entry in report["directions"].items():
+        lines += ["", f"{direction}: {entry['source']} ({entry['n']} images) translated, vs real {entry['target']}"]
+        if "metrics" in entry:
+            lines.append(format_report(entry | {"sets": {}}))
+    if "ground_truth" in report:
+        lines += ["", "ground truth ([0,1] scale; identity = the input itself as the answer)", ""]
+        header = f"{'direction':<9} {'n':>5} {'L1':>8} {'PSNR dB':>8} {'identity L1':>12} {'identity PSNR':>14} {'cycle L1':>9}"
+        lines += [header, "-" * len(header)]
+        for direction, row in report["ground_truth"].items():
+            lines.append(f"{direction:<9} {row['count']:>5} {row['l1']:>8.4f} {row['psnr']:>8.2f} "
+                         f"{row['identity_l1']:>12.4f} {row['identity_psnr']:>14.2f} {row['cycle_l1']:>9.4f}")  # fmt: skip
+    lines += [f"note: {note}" for note in report.get("notes", [])]
+    return "\n".join(lines)
 
 
 def _pick_device(choice: str, torch: Any) -> Any:

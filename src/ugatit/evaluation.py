@@ -1,0 +1,186 @@
+"""Measuring a model on a test split: KID/FID of its translations and, where the task has it, the
+error against the ground truth.
+
+`ugatit eval --checkpoint`, the training loop's `--eval-every` and the demo all come through here:
+translate each test image of the source domain, then compare the translations with the real images
+of the target domain (KID x 100, FID; see docs/metrics.md) and, for a task whose test split renders
+the same scene in both domains (the built-in shapes task), with each image's own ground truth
+(L1, PSNR, cycle error, and the identity baseline).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+from PIL import Image
+from torch import nn
+
+from .data import eval_transform, find_images, load_rgb, to_rgb
+from .errors import UserError
+from .metrics.features import describe_extractor, extract_features, image_tensor
+from .metrics.groundtruth import GroundTruthMeter
+from .metrics.kid import evaluate_features
+from .model import UGATIT
+from .translate import translate_images
+
+DIRECTIONS = ("a2b", "b2a")
+GROUND_TRUTH_FILE = "ground_truth.json"
+
+
+def directions_for(choice: str) -> tuple[str, ...]:
+    if choice == "both":
+        return DIRECTIONS
+    if choice not in DIRECTIONS:
+        raise UserError(f"--direction must be a2b, b2a or both, got {choice!r}")
+    return (choice,)
+
+
+def source_and_target(direction: str) -> tuple[str, str]:
+    """The domain letters a direction reads from and writes to."""
+    return ("A", "B") if direction == "a2b" else ("B", "A")
+
+
+# --- The test split on disk ---------------------------------------------------------------------------
+
+
+class TestSplit:
+    """testA/testB of a dataset root, in sorted file order; knows whether the images are paired."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        self.files = {}
+        for domain in ("A", "B"):
+            folder = self.root / f"test{domain}"
+            if not folder.is_dir():
+                raise UserError(f"test split not found: {folder} (expected {self.root}/testA and testB)")
+            self.files[domain] = find_images(folder)
+        self.paired = (self.root / GROUND_TRUTH_FILE).is_file()
+        if self.paired:
+            names = {d: [p.relative_to(self.root / f"test{d}") for p in self.files[d]] for d in ("A", "B")}
+            if names["A"] != names["B"]:
+                raise UserError(f"{self.root / GROUND_TRUTH_FILE} says testA and testB are paired by name, "
+                                "but their file names differ")  # fmt: skip
+
+    def images(self, domain: str) -> list[Image.Image]:
+        return [load_rgb(p) for p in self.files[domain]]
+
+
+# --- KID / FID on images in memory -------------------------------------------------------------------
+
+
+def image_features(images: Sequence[Image.Image], extractor: nn.Module, *, batch_size: int = 50,
+                   device: str | torch.device = "cpu", resize: str = "tf1") -> torch.Tensor:  # fmt: skip
+    size = getattr(extractor, "input_size", None)
+    tensors = (image_tensor(to_rgb(img), size, resize) for img in images)
+    return extract_features(tensors, extractor, batch_size=batch_size, device=device, total=len(images))
+
+
+def kid_report(real: Sequence[Image.Image], fake: Sequence[Image.Image], extractor: nn.Module, *,
+               source: Optional[Sequence[Image.Image]] = None, protocols: Sequence[str] = ("paper", "subsets"),
+               batch_size: int = 50, device: str | torch.device = "cpu", resize: str = "tf1",
+               seed: int = 0, extractor_name: Optional[str] = None) -> dict[str, Any]:  # fmt: skip
+    """KID (chosen protocols), FID and, with `source`, the authors' mean KID of fakes vs real images."""
+    features = {role: image_features(images, extractor, batch_size=batch_size, device=device, resize=resize)
+                for role, images in (("real", real), ("fake", fake), ("source", source)) if images is not None}  # fmt: skip
+    metrics = evaluate_features(features["real"], features["fake"], source=features.get("source"),
+                                protocols=tuple(protocols), seed=seed)  # fmt: skip
+    described = {**describe_extractor(extractor, extractor_name), "resize": resize}
+    for entry in metrics.values():
+        entry.update(feature_extractor=described["name"], weights_sha256=described["weights_sha256"])
+    sets = {role: {"n": len(images)} for role, images in (("real", real), ("fake", fake), ("source", source)) if images is not None}
+    return {"sets": sets, "feature_extractor": described, "metrics": metrics}
+
+
+# --- Ground truth ------------------------------------------------------------------------------------
+
+
+def ground_truth_report(model: UGATIT, test_a: Sequence[Image.Image], test_b: Sequence[Image.Image],
+                        directions: Sequence[str] = DIRECTIONS, *, batch_size: int = 16) -> dict[str, dict]:  # fmt: skip
+    """L1 / PSNR of each translation against its ground truth (test_b[i] is test_a[i] in domain B), the
+    cycle reconstruction error, and the identity baseline, per direction. Computed at the model's size."""
+    side = model.config.img_size
+    domains = {"A": list(test_a), "B": list(test_b)}
+    if len(domains["A"]) != len(domains["B"]):
+        raise UserError(f"paired test split has {len(test_a)} A images but {len(test_b)} B images")
+    meter = GroundTruthMeter()
+    for direction in directions:
+        src, tgt = source_and_target(direction)
+        back = "b2a" if direction == "a2b" else "a2b"
+        for start in range(0, len(domains[src]), batch_size):
+            sources = domains[src][start : start + batch_size]
+            targets = domains[tgt][start : start + batch_size]
+            fakes = [t.image for t in translate_images(model, sources, direction, restore_size=False, batch_size=batch_size)]
+            cycles = [t.image for t in translate_images(model, fakes, back, restore_size=False, batch_size=batch_size)]
+            as_batch = lambda images: torch.stack([eval_transform(to_rgb(i), side) for i in images])  # noqa: E731
+            meter.update(direction, as_batch(sources), as_batch(fakes), as_batch(targets), as_batch(cycles))
+    return meter.compute()
+
+
+# --- A whole evaluation --------------------------------------------------------------------------------
+
+
+def evaluate_model(model: UGATIT, test_a: Sequence[Image.Image], test_b: Sequence[Image.Image], *,
+                   directions: Sequence[str] = DIRECTIONS, extractor: Optional[nn.Module] = None,
+                   paired: bool = False, protocols: Sequence[str] = ("paper", "subsets"),
+                   batch_size: int = 16, feature_batch_size: int = 50, device: str | torch.device = "cpu",
+                   resize: str = "tf1", extractor_name: Optional[str] = None,
+                   save_translations: Optional[Path] = None, names: Optional[dict[str, list[str]]] = None,
+                   ) -> dict[str, Any]:  # fmt: skip
+    """Translate the test split and measure it. KID/FID need an `extractor`; ground-truth metrics need
+    `paired`. With `save_translations`, the translations are written as PNG under <dir>/<direction>/."""
+    domains = {"A": list(test_a), "B": list(test_b)}
+    report: dict[str, Any] = {"directions": {}}
+    for direction in directions:
+        src, tgt = source_and_target(direction)
+        fakes = [t.image for t in translate_images(model, domains[src], direction, restore_size=False, batch_size=batch_size)]
+        entry: dict[str, Any] = {"source": f"test{src}", "target": f"test{tgt}", "n": len(fakes)}
+        if save_translations is not None:
+            folder = Path(save_translations) / direction
+            folder.mkdir(parents=True, exist_ok=True)
+            stems = (names or {}).get(src) or [f"{i:05d}" for i in range(len(fakes))]
+            for stem, img in zip(stems, fakes):
+                img.save(folder / f"{Path(stem).with_suffix('')}.png".replace("/", "_"))
+            entry["translations"] = str(folder)
+        if extractor is not None:
+            entry.update(kid_report(domains[tgt], fakes, extractor, source=domains[src], protocols=protocols,
+                                    batch_size=feature_batch_size, device=device, resize=resize,
+                                    extractor_name=extractor_name))  # fmt: skip
+        report["directions"][direction] = entry
+    if paired:
+        report["ground_truth"] = ground_truth_report(model, test_a, test_b, directions, batch_size=batch_size)
+    return report
+
+
+def kid_evaluator(test_a: Sequence[Image.Image], test_b: Sequence[Image.Image], extractor: nn.Module, *,
+                  device: str | torch.device = "cpu", protocol: str = "paper",
+                  ) -> Callable[[UGATIT, int], dict[str, float]]:  # fmt: skip
+    """The training loop's evaluate hook: KID x 100 of both directions on the test split, and their mean
+    as `kid` (lower is better; the best checkpoint is kept by it). Real-image features are computed once."""
+    real = {"A": image_features(test_a, extractor, device=device), "B": image_features(test_b, extractor, device=device)}
+    images = {"A": list(test_a), "B": list(test_b)}
+
+    def evaluate(model: UGATIT, step: int) -> dict[str, float]:
+        result = {}
+        for direction in DIRECTIONS:
+            src, tgt = source_and_target(direction)
+            fakes = [t.image for t in translate_images(model, images[src], direction, restore_size=False)]
+            metrics = evaluate_features(real[tgt], image_features(fakes, extractor, device=device),
+                                        protocols=(protocol,), fid=False)  # fmt: skip
+            result[f"kid_{direction}"] = next(iter(metrics.values()))["value_x100"]
+        result["kid"] = sum(result.values()) / len(DIRECTIONS)
+        return result
+
+    return evaluate
+
+
+def write_json(report: dict, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    return path
