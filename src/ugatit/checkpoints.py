@@ -152,6 +152,9 @@ def _torch_load(path: Path) -> Any:
             reason = "it holds objects other than tensors and plain data, which are never unpickled here"
         raise UserError(f"cannot read checkpoint {path}: corrupted, truncated or not a checkpoint ({reason[:160]})") from None
     except Exception as exc:  # pickle errors of every kind on a damaged file
+        if "Unsupported global" in str(exc):  # a valid pickle of arbitrary objects (UnpicklingError)
+            raise UserError(f"cannot read checkpoint {path}: it holds objects other than tensors and plain data, "
+                            "which are never unpickled here") from None  # fmt: skip
         raise UserError(f"cannot read checkpoint {path}: corrupted or truncated ({type(exc).__name__})") from None
 
 

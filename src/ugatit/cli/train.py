@@ -1,0 +1,206 @@
+"""Train U-GAT-IT on two unpaired image folders.
+
+DATA is a dataset folder with trainA/ and trainB/ (testA/ and testB/, when present, add test rows to
+the sample grids); --domain-a and --domain-b name the two folders instead. Settings are the paper's,
+changed by a --config file (YAML or JSON, any key of the config), changed in turn by the flags given.
+
+The run directory (--out, default runs/<dataset>) receives config.yaml, log.jsonl, tensorboard/,
+samples/, checkpoints/ (the newest --keep-last) and, when the run completes, export/ (the generators
+for `ugatit translate`). Ctrl-C or SIGTERM finishes the current iteration, saves a checkpoint and exits
+(130 / 143); a second Ctrl-C aborts at once. --resume continues the latest checkpoint exactly: the
+checkpoint's settings are kept, except --iters and how the run executes (device, precision, workers,
+frequencies, --keep-last, --channels-last, --compile).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+
+HELP = "train a model on two unpaired image folders (trainA/, trainB/)"
+
+#: Flag (argparse dest) -> the config key it sets. Flags left out keep the config file's value.
+OVERRIDES = {
+    "light": ("model", "light"),
+    "img_size": ("model", "img_size"),
+    "ch": ("model", "ch"),
+    "n_res": ("model", "n_res"),
+    "iters": ("optim", "iterations"),
+    "lr": ("optim", "lr"),
+    "batch_size": ("data", "batch_size"),
+    "workers": ("data", "num_workers"),
+    "precision": ("train", "precision"),
+    "device": ("train", "device"),
+    "seed": ("train", "seed"),
+    "channels_last": ("train", "channels_last"),
+    "compile": ("train", "compile"),
+    "log_every": ("train", "log_every"),
+    "sample_every": ("train", "sample_every"),
+    "save_every": ("train", "save_every"),
+    "keep_last": ("train", "keep_last"),
+}
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # Every option defaults to SUPPRESS: absent from the namespace unless given, so only what the user
+    # typed changes the config, and the help shows the paper's values rather than "(default: None)".
+    unset = argparse.SUPPRESS
+    data = parser.add_argument_group("data")
+    data.add_argument("data", nargs="?", default=unset, metavar="DATA", help="dataset folder with trainA/ and trainB/ (+ testA/, testB/)")
+    data.add_argument("--domain-a", default=unset, metavar="DIR", help="folder of domain A images (instead of DATA)")
+    data.add_argument("--domain-b", default=unset, metavar="DIR", help="folder of domain B images (instead of DATA)")
+    data.add_argument("--workers", type=_non_negative, default=unset, metavar="N", help="data loading processes (default 2)")
+
+    run = parser.add_argument_group("run")
+    run.add_argument("--out", default=unset, metavar="RUN_DIR", help="run directory (default: runs/<dataset name>)")
+    run.add_argument("--config", default=unset, metavar="FILE", help="YAML or JSON config; flags given override it")
+    run.add_argument("--resume", action="store_true", default=unset, help="continue the latest checkpoint in the run directory")
+    run.add_argument("--iters", type=_positive, default=unset, metavar="N", help="total iterations (paper: 1000000)")
+    run.add_argument("--device", default=unset, metavar="DEV", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    run.add_argument("--precision", choices=["fp32", "bf16"], default=unset, help="compute precision (default fp32)")
+    run.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=unset, help="channels-last memory layout")
+    run.add_argument("--compile", action=argparse.BooleanOptionalAction, default=unset, help="torch.compile the networks")
+    run.add_argument("--seed", type=int, default=unset, help="seed of the weights and the data order (default 0)")
+    run.add_argument("--log-every", type=_positive, default=unset, metavar="N", help="log.jsonl/TensorBoard period (default 10)")
+    run.add_argument("--sample-every", type=_non_negative, default=unset, metavar="N", help="sample grid period, 0: none (default 1000)")
+    run.add_argument("--save-every", type=_non_negative, default=unset, metavar="N", help="checkpoint period, 0: only at the end (default 10000)")
+    run.add_argument("--keep-last", type=_non_negative, default=unset, metavar="N", help="checkpoints kept, 0: all (default 3)")
+    run.add_argument("--no-progress", action="store_true", default=unset, help="no progress bar")
+
+    model = parser.add_argument_group("model and optimisation")
+    model.add_argument("--light", action=argparse.BooleanOptionalAction, default=unset, help="the light model (default: full)")
+    model.add_argument("--img-size", type=_positive, default=unset, metavar="N", help="image side in pixels (default 256)")
+    model.add_argument("--ch", type=_positive, default=unset, metavar="N", help="base channels (default 64)")
+    model.add_argument("--n-res", type=_positive, default=unset, metavar="N", help="residual blocks (default 4)")
+    model.add_argument("--batch-size", type=_positive, default=unset, metavar="N", help="batch size (default 1)")
+    model.add_argument("--lr", type=_positive_float, default=unset, metavar="X", help="Adam learning rate (default 1e-4)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import training
+
+    given = vars(args)  # only the options the user typed (see add_arguments)
+    folders = _data_folders(given)
+    out = Path(given["out"]) if "out" in given else Path("runs") / folders["name"]
+    resume = given.get("resume", False)
+    config = _build_config(given, out, resume)
+    result = training.train(
+        config,
+        folders["trainA"],
+        folders["trainB"],
+        out,
+        test_a=folders.get("testA"),
+        test_b=folders.get("testB"),
+        resume=resume,
+        progress=not given.get("no_progress", False),
+    )
+    _print_summary(result, given)
+    return result.exit_code
+
+
+def _data_folders(given: dict[str, Any]) -> dict[str, Any]:
+    """trainA/trainB (+ testA/testB where they exist) and a name for the default run directory."""
+    from ..data import resolve_domains
+
+    explicit = "domain_a" in given or "domain_b" in given
+    if "data" in given and explicit:
+        raise UserError("give DATA or --domain-a/--domain-b, not both")
+    if "data" not in given and not explicit:
+        raise UserError("no data: give DATA (a folder with trainA/ and trainB/) or --domain-a and --domain-b")
+    if "data" in given:
+        root = Path(given["data"])
+        train_a, train_b = resolve_domains(root)
+        found = {"trainA": train_a, "trainB": train_b, "name": root.resolve().name}
+        for split in ("testA", "testB"):
+            if (root / split).is_dir():
+                found[split] = root / split
+        return found
+    train_a, train_b = resolve_domains(domain_a=given.get("domain_a"), domain_b=given.get("domain_b"))
+    a, b = train_a.resolve(), train_b.resolve()
+    name = a.parent.name if a.parent == b.parent else f"{a.name}2{b.name}"
+    return {"trainA": train_a, "trainB": train_b, "name": name}
+
+
+def _build_config(given: dict[str, Any], out: Path, resume: bool):
+    """The paper's config (a resumed run: the run's own), then the --config file's keys, then flags."""
+    from dataclasses import replace
+
+    from ..config import Config
+    from ..training import saved_run_config
+
+    config = (saved_run_config(out) if resume else None) or Config()
+    if "config" in given:
+        config = _apply_file(config, Path(given["config"]))
+    sections = {name: getattr(config, name) for name in ("model", "loss", "optim", "data", "train")}
+    for dest, (section, key) in OVERRIDES.items():
+        if dest in given:
+            sections[section] = replace(sections[section], **{key: given[dest]})
+    return config.replace(**sections)
+
+
+def _apply_file(base, path: Path):
+    """`base` with the keys the file sets: a file holding only `optim: {iterations: N}` changes only that
+    (Config.load would also reset everything it leaves out to the paper's defaults)."""
+    import json
+
+    import yaml
+
+    from ..config import Config
+
+    Config.load(path)  # validates, with messages naming the file and the key
+    text = path.read_text()
+    given = (json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)) or {}
+    merged = base.to_dict()
+    for section, values in given.items():
+        merged[section].update(values or {})
+    return Config.from_dict(merged)
+
+
+def _print_summary(result, given: dict[str, Any]) -> None:
+    if result.interrupted:
+        print(f"stopped by {result.interrupted} at step {result.step} of {result.iterations}; "
+              f"checkpoint: {result.checkpoint}")  # fmt: skip
+        print(f"continue with: ugatit train {_data_arguments(given)} --out {shlex.quote(str(result.run_dir))} --resume")
+        return
+    print(f"done: step {result.step} of {result.iterations} in {result.run_dir}")
+    print(f"  checkpoint: {result.checkpoint}")
+    if result.best is not None:
+        print(f"  best:       {result.best}")
+    print(f"  export:     {result.export}")
+    if result.samples is not None:
+        print(f"  samples:    {result.samples}")
+    print(f"  log:        {result.log}")
+    if result.tensorboard is not None:
+        print(f"  tensorboard --logdir {result.tensorboard}")
+
+
+def _data_arguments(given: dict[str, Any]) -> str:
+    """The data part of the command line, enough to resume: the run keeps everything else."""
+    if "data" in given:
+        return shlex.quote(given["data"])
+    return f"--domain-a {shlex.quote(given['domain_a'])} --domain-b {shlex.quote(given['domain_b'])}"

@@ -1,0 +1,211 @@
+"""`ugatit train` end to end in a subprocess: a tiny run, --resume, odd image files, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+TINY_CONFIG = """\
+model: {img_size: 32, ch: 2, n_res: 1, light: true}
+data: {num_workers: 0}
+train: {device: cpu, log_every: 1, sample_every: 2, save_every: 2, keep_last: 2}
+"""
+
+
+def noise(seed: int, size: tuple[int, int] = (40, 36)) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+
+
+def write_plain(folder: Path, count: int, seed: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        noise(seed + i).save(folder / f"plain_{i}.png")
+
+
+def write_odd(folder_a: Path, folder_b: Path) -> None:
+    """Two unreadable files among every mode users' folders hold in practice."""
+    write_plain(folder_a, 2, seed=10)
+    write_plain(folder_b, 2, seed=20)
+    (folder_a / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 20)
+    buffer = folder_a / "whole.jpg"
+    noise(1, (64, 64)).save(buffer, quality=90)
+    (folder_a / "truncated.jpg").write_bytes(buffer.read_bytes()[:400])
+    buffer.unlink()
+    noise(2).convert("L").save(folder_a / "grayscale.png")
+    rgba = noise(3).convert("RGBA")
+    rgba.putalpha(128)
+    rgba.save(folder_a / "rgba.png")
+    noise(4).convert("CMYK").save(folder_b / "cmyk.jpg")
+    sixteen = (np.random.default_rng(5).integers(0, 65536, (36, 40))).astype(np.uint16)
+    Image.fromarray(sixteen).save(folder_b / "sixteen_bit.png")
+    rotated = noise(6, (48, 32))
+    exif = rotated.getexif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees on display
+    rotated.save(folder_b / "exif_rotated.jpg", exif=exif)
+
+
+def ugatit(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1")  # tiny tensors: extra threads only contend
+    return subprocess.run(
+        [sys.executable, "-m", "ugatit", "train", *map(str, args)],
+        capture_output=True, text=True, env=env, timeout=300, cwd=cwd,
+    )  # fmt: skip
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith("ugatit train: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("cli") / "tinyset"
+    write_plain(root / "trainA", 3, seed=0)
+    write_plain(root / "trainB", 3, seed=100)
+    write_plain(root / "testA", 2, seed=200)
+    write_plain(root / "testB", 2, seed=300)
+    return root
+
+
+@pytest.fixture(scope="module")
+def config_file(data) -> Path:
+    path = data.parent / "tiny.yaml"
+    path.write_text(TINY_CONFIG)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained_run(data, config_file) -> Path:
+    """A run trained for 4 iterations, then resumed to 6."""
+    out = data.parent / "run"
+    first = ugatit(data, "--config", config_file, "--iters", 4, "--out", out, "--no-progress")
+    assert first.returncode == 0, first.stderr
+    assert str(out) in first.stderr and str(out) in first.stdout  # says where it writes, at start and end
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_00000002.pt", "step_00000004.pt"]
+    assert (out / "export" / "ugatit_generators.safetensors").is_file()
+
+    # Only --iters is given: the rest (tiny model, frequencies) is the run's own config.
+    second = ugatit(data, "--out", out, "--resume", "--iters", 6, "--no-progress")
+    assert second.returncode == 0, second.stderr
+    assert "resuming at step 4" in second.stderr
+    return out
+
+
+def test_train_then_resume_to_more_iterations(trained_run):
+    assert sorted(p.name for p in (trained_run / "checkpoints").iterdir()) == ["step_00000004.pt", "step_00000006.pt"]
+    records = [json.loads(line) for line in (trained_run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "event" not in r] == [1, 2, 3, 4, 5, 6]
+    config = (trained_run / "config.yaml").read_text()
+    assert "iterations: 6" in config and "ch: 2" in config
+    assert (trained_run / "samples" / "test_b2a_00000006.png").is_file()
+    export = trained_run / "export" / "ugatit_generators.safetensors"
+    assert json.loads(export.with_suffix(".json").read_text())["optim"]["iterations"] == 6
+
+
+def test_flags_override_the_config_file_and_the_default_output_is_runs_dataset(data, config_file, tmp_path):
+    result = ugatit(data.resolve(), "--config", config_file, "--iters", 2, "--sample-every", 0, "--ch", 3,
+                    "--lr", "2e-4", "--no-progress", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    run_dir = tmp_path / "runs" / data.name
+    config = (run_dir / "config.yaml").read_text()
+    assert "ch: 3" in config and "lr: 0.0002" in config and "n_res: 1" in config
+    assert not (run_dir / "samples").exists()
+
+
+def test_odd_images_train_and_the_unreadable_ones_are_named(tmp_path, config_file):
+    root = tmp_path / "odd"
+    write_odd(root / "trainA", root / "trainB")
+    result = ugatit(root, "--config", config_file, "--iters", 7, "--out", tmp_path / "run", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "corrupt.png" in result.stderr and "truncated.jpg" in result.stderr
+    for fine in ("grayscale.png", "rgba.png", "cmyk.jpg", "sixteen_bit.png", "exif_rotated.jpg"):
+        assert fine not in result.stderr
+    assert (tmp_path / "run" / "export" / "ugatit_generators.safetensors").is_file()
+
+
+def test_domain_folders_instead_of_a_dataset_root(data, config_file, tmp_path):
+    result = ugatit("--domain-a", data / "trainA", "--domain-b", data / "trainB", "--config", config_file,
+                    "--iters", 1, "--sample-every", 0, "--no-progress", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "runs" / data.name / "checkpoints" / "step_00000001.pt").is_file()
+
+
+@pytest.mark.parametrize(
+    "sig, workers, code", [(signal.SIGINT, 2, 130), (signal.SIGTERM, 0, 143)], ids=["SIGINT-2-workers", "SIGTERM"]
+)
+def test_a_signal_saves_a_checkpoint_and_exits_with_its_code(data, config_file, tmp_path, sig, workers, code):
+    """Ctrl-C in a terminal signals the whole process group, data workers included."""
+    out = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    command = [sys.executable, "-m", "ugatit", "train", str(data), "--config", str(config_file), "--iters", "100000",
+               "--workers", str(workers), "--save-every", "100000", "--out", str(out), "--no-progress"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        log = out / "log.jsonl"
+        while not (log.is_file() and log.read_text().count("\n") >= 2):
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.05)
+        os.killpg(process.pid, sig)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == code, stderr
+    assert "Traceback" not in stderr and "--resume" in stdout
+    saved = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert len(saved) == 1 and saved[0] in stdout
+    assert not (out / "export").exists()
+
+
+# --- Errors: one line, exit 2 ---------------------------------------------------------------------------
+
+
+def test_missing_data(tmp_path):
+    assert_one_line_error(ugatit(tmp_path / "nowhere"), "dataset folder not found", "nowhere")
+    assert_one_line_error(ugatit(), "no data")
+
+
+def test_empty_domain(tmp_path, config_file):
+    write_plain(tmp_path / "set" / "trainA", 2, seed=0)
+    (tmp_path / "set" / "trainB").mkdir()
+    result = ugatit(tmp_path / "set", "--config", config_file, "--out", tmp_path / "run")
+    assert_one_line_error(result, "no images found", "trainB")
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_config_key(data, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: {chh: 4}\n")
+    assert_one_line_error(ugatit(data, "--config", bad, "--out", tmp_path / "run"), "unknown config key 'model.chh'")
+
+
+def test_unwritable_output_directory(data, config_file, tmp_path):
+    (tmp_path / "a_file").write_text("")
+    result = ugatit(data, "--config", config_file, "--out", tmp_path / "a_file" / "run")
+    assert_one_line_error(result, "cannot write to the run directory")
+
+
+def test_resume_errors(trained_run, data, tmp_path):
+    assert_one_line_error(ugatit(data, "--out", tmp_path / "fresh", "--resume"), "nothing to resume")
+    damaged = tmp_path / "damaged"
+    shutil.copytree(trained_run, damaged)
+    latest = damaged / "checkpoints" / "step_00000006.pt"
+    latest.write_bytes(latest.read_bytes()[:5000])
+    assert_one_line_error(ugatit(data, "--out", damaged, "--resume", "--no-progress"), "cannot read checkpoint", "step_00000006.pt")
