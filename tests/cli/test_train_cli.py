@@ -209,3 +209,35 @@ def test_resume_errors(trained_run, data, tmp_path):
     latest = damaged / "checkpoints" / "step_00000006.pt"
     latest.write_bytes(latest.read_bytes()[:5000])
     assert_one_line_error(ugatit(data, "--out", damaged, "--resume", "--no-progress"), "cannot read checkpoint", "step_00000006.pt")
+
+
+def test_eval_every_logs_kid_and_keeps_the_best_checkpoint(tmp_path):
+    """--eval-every with a stand-in feature extractor (no Inception weights needed)."""
+    import json
+
+    from ugatit.synthetic import write_shapes
+
+    write_shapes(tmp_path / "shapes", size=32, n_train=6, n_test=10, seed=0)
+    config = tmp_path / "tiny.yaml"
+    config.write_text("model: {img_size: 32, ch: 4, n_res: 1, light: true}\ndata: {num_workers: 0}\n")
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "ugatit", "train", str(tmp_path / "shapes"), "--out", str(out), "--config", str(config),
+         "--iters", "4", "--eval-every", "2", "--feature-extractor", "standin_extractor:make", "--no-progress"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    events = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if '"eval"' in line]
+    assert [e["step"] for e in events] == [2, 4]
+    assert all({"kid", "kid_a2b", "kid_b2a"} <= set(e) for e in events)
+    assert (out / "checkpoints" / "best.pt").is_file() and "best:" in result.stdout
+
+    no_test = subprocess.run(
+        [sys.executable, "-m", "ugatit", "train", "--domain-a", str(tmp_path / "shapes" / "trainA"), "--domain-b",
+         str(tmp_path / "shapes" / "trainB"), "--out", str(tmp_path / "run2"), "--config", str(config),
+         "--iters", "2", "--eval-every", "1", "--feature-extractor", "standin_extractor:make"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert no_test.returncode == 2 and "--eval-every needs a test split" in no_test.stderr
+    assert "Traceback" not in no_test.stderr

@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         return _run_checkpoint(args, device)
     if not (args.real and args.fake):
         raise UserError("give --real DIR and --fake DIR, or --checkpoint PATH and --data ROOT")
-    extractor, extractor_name = _extractor(args, device, torch)
+    extractor, extractor_name = _extractor(args, device)
     protocols = ("paper", "subsets") if args.protocol == "both" else (args.protocol,)
     report = evaluate_folders(
         args.real,
@@ -125,13 +125,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _extractor(args: argparse.Namespace, device: Any, torch: Any) -> tuple[Any, Any]:
+def _extractor(args: argparse.Namespace, device: Any) -> tuple[Any, Any]:
+    from ..metrics.features import custom_extractor
     from ..metrics.inception import load_fid_inception
 
     if args.feature_extractor:
         if args.inception_weights:
             raise UserError("--inception-weights and --feature-extractor exclude each other")
-        return _custom_extractor(args.feature_extractor, torch).to(device), args.feature_extractor
+        return custom_extractor(args.feature_extractor).to(device), args.feature_extractor
     extractor, _ = load_fid_inception(args.inception_weights, device=device)
     return extractor, None
 
@@ -140,8 +141,6 @@ def _run_checkpoint(args: argparse.Namespace, device: Any) -> int:
     """Translate the test split with a model, then measure (KID/FID and, if paired, ground truth)."""
     import json
     from pathlib import Path
-
-    import torch
 
     from ..checkpoints import load_model
     from ..evaluation import TestSplit, directions_for, evaluate_model
@@ -154,7 +153,7 @@ def _run_checkpoint(args: argparse.Namespace, device: Any) -> int:
     model, config = load_model(args.checkpoint, device=device)
     notes = []
     try:
-        extractor, extractor_name = _extractor(args, device, torch)
+        extractor, extractor_name = _extractor(args, device)
     except UserError as exc:
         if not split.paired:
             raise
@@ -203,25 +202,6 @@ def _pick_device(choice: str, torch: Any) -> Any:
     if choice == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(choice)
-
-
-def _custom_extractor(spec: str, torch: Any) -> Any:
-    import importlib
-
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise UserError(f"--feature-extractor must look like module:callable, got {spec!r}")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UserError(f"--feature-extractor: cannot import {module_name!r}: {exc}") from None
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        raise UserError(f"--feature-extractor: {module_name} has no callable {attr!r}")
-    extractor = factory()
-    if not isinstance(extractor, torch.nn.Module):
-        raise UserError(f"--feature-extractor: {spec}() returned {type(extractor).__name__}, not an nn.Module")
-    return extractor
 
 
 def _progress_printer():

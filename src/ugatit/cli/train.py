@@ -42,6 +42,7 @@ OVERRIDES = {
     "sample_every": ("train", "sample_every"),
     "save_every": ("train", "save_every"),
     "keep_last": ("train", "keep_last"),
+    "eval_every": ("train", "eval_every"),
 }
 
 
@@ -91,6 +92,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--save-every", type=_non_negative, default=unset, metavar="N", help="checkpoint period, 0: only at the end (default 10000)")
     run.add_argument("--keep-last", type=_non_negative, default=unset, metavar="N", help="checkpoints kept, 0: all (default 3)")
     run.add_argument("--no-progress", action="store_true", default=unset, help="no progress bar")
+    evaluation = parser.add_argument_group("evaluation during training (needs testA/ and testB/)")
+    evaluation.add_argument("--eval-every", type=_non_negative, default=unset, metavar="N",
+                            help="KID x100 of both directions on the test split every N steps (paper "
+                            "protocol), logged; the lowest mean is kept as checkpoints/best.pt (default 0: off)")
+    evaluation.add_argument("--inception-weights", default=unset, metavar="PATH",
+                            help="FID Inception weights for --eval-every (see ugatit eval)")
+    evaluation.add_argument("--feature-extractor", default=unset, metavar="MODULE:CALLABLE",
+                            help="advanced: another feature extractor for --eval-every (see ugatit eval)")
 
     model = parser.add_argument_group("model and optimisation")
     model.add_argument("--light", action=argparse.BooleanOptionalAction, default=unset, help="the light model (default: full)")
@@ -109,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(given["out"]) if "out" in given else Path("runs") / folders["name"]
     resume = given.get("resume", False)
     config = _build_config(given, out, resume)
+    evaluate = _kid_evaluator(given, folders, config) if config.train.eval_every else None
     result = training.train(
         config,
         folders["trainA"],
@@ -118,9 +128,30 @@ def run(args: argparse.Namespace) -> int:
         test_b=folders.get("testB"),
         resume=resume,
         progress=not given.get("no_progress", False),
+        evaluate=evaluate,
     )
     _print_summary(result, given)
     return result.exit_code
+
+
+def _kid_evaluator(given: dict[str, Any], folders: dict[str, Any], config):
+    """KID on the test split for --eval-every, with the extractor loaded (or refused) before training."""
+    from ..data import find_images, load_rgb
+    from ..evaluation import kid_evaluator
+    from ..metrics.features import custom_extractor
+    from ..training import resolve_device
+
+    if "testA" not in folders or "testB" not in folders:
+        raise UserError("--eval-every needs a test split: DATA/testA and DATA/testB")
+    device = resolve_device(config.train.device)
+    if "feature_extractor" in given:
+        extractor = custom_extractor(given["feature_extractor"]).to(device)
+    else:
+        from ..metrics.inception import load_fid_inception
+
+        extractor, _ = load_fid_inception(given.get("inception_weights"), device=device)
+    test = {d: [load_rgb(p) for p in find_images(folders[f"test{d}"])] for d in "AB"}
+    return kid_evaluator(test["A"], test["B"], extractor, device=device)
 
 
 def _data_folders(given: dict[str, Any]) -> dict[str, Any]:

@@ -179,3 +179,24 @@ def evaluate_folders(
     for entry in metrics.values():
         entry.update(identity)
     return {"sets": sets, "feature_extractor": extractor_desc, "metrics": metrics}
+
+
+def custom_extractor(spec: str) -> nn.Module:
+    """The feature extractor a `--feature-extractor module:callable` names: any importable factory
+    returning an nn.Module that maps (N, 3, H, W) floats in [0, 1] to (N, d) features."""
+    import importlib
+
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise UserError(f"--feature-extractor must look like module:callable, got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UserError(f"--feature-extractor: cannot import {module_name!r}: {exc}") from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise UserError(f"--feature-extractor: {module_name} has no callable {attr!r}")
+    extractor = factory()
+    if not isinstance(extractor, nn.Module):
+        raise UserError(f"--feature-extractor: {spec}() returned {type(extractor).__name__}, not an nn.Module")
+    return extractor
