@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._types import non_negative_int, positive_float, positive_int
+
 HELP = "train on the built-in shapes task and write an HTML report (a few minutes on a CPU)"
 
 
@@ -19,15 +21,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     d = DemoOptions()
     parser.add_argument("--out", default=str(d.out), help="output folder")
-    parser.add_argument("--iters", type=int, default=d.iters, help="training iterations")
-    parser.add_argument("--img-size", type=int, default=d.img_size, help="image size (multiple of 4, >= 32)")
-    parser.add_argument("--ch", type=int, default=d.ch, help="base channel count (the paper: 64)")
-    parser.add_argument("--n-res", type=int, default=d.n_res, help="residual blocks (the paper: 4)")
-    parser.add_argument("--batch-size", type=int, default=d.batch_size)
-    parser.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (the paper: 1e-4)")
-    parser.add_argument("--train-count", type=int, default=d.train_count, help="training images per domain")
-    parser.add_argument("--test-count", type=int, default=d.test_count, help="test pairs")
-    parser.add_argument("--eval-every", type=int, default=d.eval_every, help="ground-truth evaluation interval")
+    parser.add_argument("--iters", type=positive_int, default=d.iters, help="training iterations")
+    parser.add_argument("--img-size", type=positive_int, default=d.img_size, help="image size (multiple of 4, >= 32)")
+    parser.add_argument("--ch", type=positive_int, default=d.ch, help="base channel count (the paper: 64)")
+    parser.add_argument("--n-res", type=positive_int, default=d.n_res, help="residual blocks (the paper: 4)")
+    parser.add_argument("--batch-size", type=positive_int, default=d.batch_size)
+    parser.add_argument("--lr", type=positive_float, default=d.lr, help="Adam learning rate (the paper: 1e-4)")
+    parser.add_argument("--train-count", type=positive_int, default=d.train_count, help="training images per domain")
+    parser.add_argument("--test-count", type=positive_int, default=d.test_count, help="test pairs")
+    parser.add_argument("--eval-every", type=non_negative_int, default=d.eval_every, help="ground-truth evaluation interval")
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--device", default=d.device, help="auto | cpu | cuda | mps")
     parser.add_argument("--force", action="store_true", help="replace an earlier demo in --out")

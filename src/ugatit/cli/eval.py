@@ -22,15 +22,9 @@ import sys
 from typing import Any
 
 from ..errors import UserError
+from ._types import positive_int
 
 HELP = "KID x100 (paper / subset protocol), FID and mean KID between image folders"
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,12 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="FID Inception weights (pt_inception-2015-12-05-6726825d.pth); default: "
         "$UGATIT_INCEPTION_WEIGHTS, then the torch hub cache, then download",
     )
-    parser.add_argument("--batch-size", type=_positive, default=50, help="images per forward pass")
+    parser.add_argument("--batch-size", type=positive_int, default=50, help="images per forward pass")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run Inception")
     parser.add_argument("--block-size", type=int, default=10, help="paper protocol: largest block")
-    parser.add_argument("--subsets", type=_positive, default=100, help="subsets protocol: number of subsets")
+    parser.add_argument("--subsets", type=positive_int, default=100, help="subsets protocol: number of subsets")
     parser.add_argument(
-        "--subset-size", type=_positive, default=1000, help="subsets protocol: subset size (capped at the set sizes)"
+        "--subset-size", type=positive_int, default=1000, help="subsets protocol: subset size (capped at the set sizes)"
     )
     parser.add_argument("--seed", type=int, default=0, help="subsets protocol: random seed")
     parser.add_argument(
@@ -85,11 +79,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
     from pathlib import Path
 
     import torch
 
+    from ..evaluation import write_json
     from ..metrics.features import evaluate_folders
 
     device = _pick_device(args.device, torch)
@@ -118,10 +112,7 @@ def run(args: argparse.Namespace) -> int:
     report = {"command": "ugatit eval", "device": str(device), **report}
     print(format_report(report))
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
-        print(f"wrote {out}")
+        print(f"wrote {write_json(report, Path(args.json))}")
     return 0
 
 
@@ -139,11 +130,10 @@ def _extractor(args: argparse.Namespace, device: Any) -> tuple[Any, Any]:
 
 def _run_checkpoint(args: argparse.Namespace, device: Any) -> int:
     """Translate the test split with a model, then measure (KID/FID and, if paired, ground truth)."""
-    import json
     from pathlib import Path
 
     from ..checkpoints import load_model
-    from ..evaluation import TestSplit, directions_for, evaluate_model
+    from ..evaluation import TestSplit, directions_for, evaluate_model, write_json
 
     if not (args.checkpoint and args.data):
         raise UserError("--checkpoint and --data go together (and replace --real/--fake)")
@@ -171,10 +161,7 @@ def _run_checkpoint(args: argparse.Namespace, device: Any) -> int:
               "model": config.model.__dict__, "device": str(device), "notes": notes, **report}  # fmt: skip
     print(format_checkpoint_report(report))
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
-        print(f"wrote {out}")
+        print(f"wrote {write_json(report, Path(args.json))}")
     return 0
 
 
@@ -214,10 +201,6 @@ def _progress_printer():
         print(f"\rfeatures {role}: {done}/{total}", end=end, file=sys.stderr, flush=True)
 
     return show
-
-
-def _json_default(value: Any) -> Any:
-    return str(value)
 
 
 def _fmt(value: Any, digits: int = 2) -> str:

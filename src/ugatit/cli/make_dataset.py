@@ -10,32 +10,19 @@ from __future__ import annotations
 import argparse
 
 from ..errors import UserError
+from ._types import non_negative_int, positive_int
 
 HELP = "write a synthetic task with known ground truth (shapes) as an image folder"
 
 TASKS = ["shapes"]
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("task", choices=TASKS, help="which synthetic task to write")
     parser.add_argument("dir", metavar="DIR", help="output folder (created; must be empty unless --force)")
     parser.add_argument("--size", type=int, default=64, help="image side in pixels")
-    parser.add_argument("--count", type=_positive, default=1000, help="train images per domain")
-    parser.add_argument("--test-count", type=_non_negative, default=100, help="test pairs (testA/testB)")
+    parser.add_argument("--count", type=positive_int, default=1000, help="train images per domain")
+    parser.add_argument("--test-count", type=non_negative_int, default=100, help="test pairs (testA/testB)")
     parser.add_argument(
         "--seed", type=int, default=0, help="random seed; the same seed writes the same bytes"
     )

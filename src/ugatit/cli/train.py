@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ._types import non_negative_int, positive_float, positive_int
 
 HELP = "train a model on two unpaired image folders (trainA/, trainB/)"
 
@@ -46,27 +47,6 @@ OVERRIDES = {
 }
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     # Every option defaults to SUPPRESS: absent from the namespace unless given, so only what the user
     # typed changes the config, and the help shows the paper's values rather than "(default: None)".
@@ -75,25 +55,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("data", nargs="?", default=unset, metavar="DATA", help="dataset folder with trainA/ and trainB/ (+ testA/, testB/)")
     data.add_argument("--domain-a", default=unset, metavar="DIR", help="folder of domain A images (instead of DATA)")
     data.add_argument("--domain-b", default=unset, metavar="DIR", help="folder of domain B images (instead of DATA)")
-    data.add_argument("--workers", type=_non_negative, default=unset, metavar="N", help="data loading processes (default 2)")
+    data.add_argument("--workers", type=non_negative_int, default=unset, metavar="N", help="data loading processes (default 2)")
 
     run = parser.add_argument_group("run")
     run.add_argument("--out", default=unset, metavar="RUN_DIR", help="run directory (default: runs/<dataset name>)")
     run.add_argument("--config", default=unset, metavar="FILE", help="YAML or JSON config; flags given override it")
     run.add_argument("--resume", action="store_true", default=unset, help="continue the latest checkpoint in the run directory")
-    run.add_argument("--iters", type=_positive, default=unset, metavar="N", help="total iterations (paper: 1000000)")
+    run.add_argument("--iters", type=positive_int, default=unset, metavar="N", help="total iterations (paper: 1000000)")
     run.add_argument("--device", default=unset, metavar="DEV", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     run.add_argument("--precision", choices=["fp32", "bf16"], default=unset, help="compute precision (default fp32)")
     run.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=unset, help="channels-last memory layout")
     run.add_argument("--compile", action=argparse.BooleanOptionalAction, default=unset, help="torch.compile the networks")
     run.add_argument("--seed", type=int, default=unset, help="seed of the weights and the data order (default 0)")
-    run.add_argument("--log-every", type=_positive, default=unset, metavar="N", help="log.jsonl/TensorBoard period (default 10)")
-    run.add_argument("--sample-every", type=_non_negative, default=unset, metavar="N", help="sample grid period, 0: none (default 1000)")
-    run.add_argument("--save-every", type=_non_negative, default=unset, metavar="N", help="checkpoint period, 0: only at the end (default 10000)")
-    run.add_argument("--keep-last", type=_non_negative, default=unset, metavar="N", help="checkpoints kept, 0: all (default 3)")
+    run.add_argument("--log-every", type=positive_int, default=unset, metavar="N", help="log.jsonl/TensorBoard period (default 10)")
+    run.add_argument("--sample-every", type=non_negative_int, default=unset, metavar="N", help="sample grid period, 0: none (default 1000)")
+    run.add_argument("--save-every", type=non_negative_int, default=unset, metavar="N", help="checkpoint period, 0: only at the end (default 10000)")
+    run.add_argument("--keep-last", type=non_negative_int, default=unset, metavar="N", help="checkpoints kept, 0: all (default 3)")
     run.add_argument("--no-progress", action="store_true", default=unset, help="no progress bar")
     evaluation = parser.add_argument_group("evaluation during training (needs testA/ and testB/)")
-    evaluation.add_argument("--eval-every", type=_non_negative, default=unset, metavar="N",
+    evaluation.add_argument("--eval-every", type=non_negative_int, default=unset, metavar="N",
                             help="KID x100 of both directions on the test split every N steps (paper "
                             "protocol), logged; the lowest mean is kept as checkpoints/best.pt (default 0: off)")
     evaluation.add_argument("--inception-weights", default=unset, metavar="PATH",
@@ -103,11 +83,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     model = parser.add_argument_group("model and optimisation")
     model.add_argument("--light", action=argparse.BooleanOptionalAction, default=unset, help="the light model (default: full)")
-    model.add_argument("--img-size", type=_positive, default=unset, metavar="N", help="image side in pixels (default 256)")
-    model.add_argument("--ch", type=_positive, default=unset, metavar="N", help="base channels (default 64)")
-    model.add_argument("--n-res", type=_positive, default=unset, metavar="N", help="residual blocks (default 4)")
-    model.add_argument("--batch-size", type=_positive, default=unset, metavar="N", help="batch size (default 1)")
-    model.add_argument("--lr", type=_positive_float, default=unset, metavar="X", help="Adam learning rate (default 1e-4)")
+    model.add_argument("--img-size", type=positive_int, default=unset, metavar="N", help="image side in pixels (default 256)")
+    model.add_argument("--ch", type=positive_int, default=unset, metavar="N", help="base channels (default 64)")
+    model.add_argument("--n-res", type=positive_int, default=unset, metavar="N", help="residual blocks (default 4)")
+    model.add_argument("--batch-size", type=positive_int, default=unset, metavar="N", help="batch size (default 1)")
+    model.add_argument("--lr", type=positive_float, default=unset, metavar="X", help="Adam learning rate (default 1e-4)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,18 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ._types import positive_int
 
 HELP = "translate images or folders with a trained model (any size; optional attention maps)"
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,13 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--attention", action="store_true",
         help="also write NAME_attention.png: the attention heatmap, upsampled and blended over the input",
     )  # fmt: skip
-    parser.add_argument("--batch-size", type=_positive, default=8, metavar="N", help="images per forward pass")
+    parser.add_argument("--batch-size", type=positive_int, default=8, metavar="N", help="images per forward pass")
     parser.add_argument(
         "--device", choices=["auto", "cpu", "cuda", "mps"], default="auto",
         help="where to run the model (auto: CUDA, then MPS, then the CPU)",
     )  # fmt: skip
     parser.add_argument(
-        "--size", type=_positive, metavar="N",
+        "--size", type=positive_int, metavar="N",
         help="light models only: run at N x N px (a multiple of 4, at least 32) instead of the trained size",
     )  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
