@@ -117,6 +117,22 @@ def test_train_then_resume_to_more_iterations(trained_run):
     assert json.loads(export.with_suffix(".json").read_text())["optim"]["iterations"] == 6
 
 
+def test_the_trained_run_translates_a_folder(trained_run, data, tmp_path):
+    """The user's path after training: translate with the run directory and with its export."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    for checkpoint in (trained_run, trained_run / "export" / "ugatit_generators.safetensors"):
+        out = tmp_path / checkpoint.name
+        result = subprocess.run(
+            [sys.executable, "-m", "ugatit", "translate", "--checkpoint", str(checkpoint), "--input",
+             str(data / "testA"), "--output", str(out), "--attention", "--no-progress"],
+            capture_output=True, text=True, env=env, timeout=300,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        inputs = sorted(p.stem for p in (data / "testA").iterdir())
+        assert sorted(p.stem for p in out.glob("*.png") if not p.stem.endswith("_attention")) == inputs
+        assert len(list(out.glob("*_attention.png"))) == len(inputs) and (out / "index.html").is_file()
+
+
 def test_flags_override_the_config_file_and_the_default_output_is_runs_dataset(data, config_file, tmp_path):
     result = ugatit(data.resolve(), "--config", config_file, "--iters", 2, "--sample-every", 0, "--ch", 3,
                     "--lr", "2e-4", "--no-progress", cwd=tmp_path)  # fmt: skip
