@@ -116,7 +116,6 @@ def _init_power_iteration(module: nn.Module) -> None:
     module.register_buffer("weight_v", v)
 
 
-@torch.compiler.disable  # a few mat-vecs; kept out of compiled graphs, which must not mutate the buffers
 @torch.no_grad()
 def advance_power_iteration(module: nn.Module) -> None:
     """One power-iteration step for every spectrally normalised layer in `module`."""
@@ -126,7 +125,8 @@ def advance_power_iteration(module: nn.Module) -> None:
             v = F.normalize(torch.mv(matrix.t(), layer.weight_u), dim=0, eps=SN_EPS)
             u = F.normalize(torch.mv(matrix, v), dim=0, eps=SN_EPS)
             # New tensors rather than in-place updates: the autograd graph of an earlier call (a
-            # discriminator sees real, then fake images before one backward) still holds the old ones.
+            # discriminator sees real, then fake images before one backward) may still hold the old
+            # ones; under torch.compile the partitioner saves the buffers themselves for the backward.
             layer.weight_u = u
             layer.weight_v = v
 
