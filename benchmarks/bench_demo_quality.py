@@ -16,7 +16,8 @@ from pathlib import Path
 
 import torch
 
-from ugatit.demo import DemoOptions, run_demo
+from ugatit.config import DemoOptions
+from ugatit.demo import run_demo
 from ugatit.report import svg_line_plot
 
 

@@ -140,6 +140,26 @@ class Config:
         return dataclasses.replace(self, **sections)
 
 
+@dataclass
+class DemoOptions:
+    """What `ugatit demo` runs (see demo.py). The defaults take about three minutes on two CPU cores."""
+
+    out: Path = Path("ugatit-demo")
+    iters: int = 1000
+    img_size: int = 64
+    ch: int = 8
+    n_res: int = 2
+    batch_size: int = 4
+    lr: float = 2e-4
+    train_count: int = 500
+    test_count: int = 64
+    seed: int = 0
+    device: str = "cpu"
+    eval_every: int = 100
+    progress: bool = True
+    force: bool = False
+
+
 def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
     if not isinstance(data, dict):
         raise UserError(f"config section '{where or 'root'}' must be a mapping")

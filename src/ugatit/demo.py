@@ -19,13 +19,12 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from . import report
 from .checkpoints import load_model
-from .config import Config, DataConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig
+from .config import Config, DataConfig, DemoOptions, LossConfig, ModelConfig, OptimConfig, TrainConfig
 from .errors import UserError
 from .evaluation import ground_truth_report
 from .model import UGATIT
@@ -35,26 +34,6 @@ from .translate import translate_images
 
 #: Images of each direction shown in the report's gallery.
 GALLERY = 8
-
-
-@dataclass
-class DemoOptions:
-    """What `ugatit demo` runs. The defaults take a few minutes on two CPU cores."""
-
-    out: Path = Path("ugatit-demo")
-    iters: int = 1000
-    img_size: int = 64
-    ch: int = 8
-    n_res: int = 2
-    batch_size: int = 4
-    lr: float = 2e-4
-    train_count: int = 500
-    test_count: int = 64
-    seed: int = 0
-    device: str = "cpu"
-    eval_every: int = 100
-    progress: bool = True
-    force: bool = False
 
 
 def demo_config(opts: DemoOptions) -> Config:

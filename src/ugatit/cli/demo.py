@@ -17,7 +17,7 @@ HELP = "train on the built-in shapes task and write an HTML report (a few minute
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..demo import DemoOptions
+    from ..config import DemoOptions
 
     d = DemoOptions()
     parser.add_argument("--out", default=str(d.out), help="output folder")
@@ -39,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..demo import DemoOptions, run_demo
+    from ..config import DemoOptions
+    from ..demo import run_demo
 
     opts = DemoOptions(out=Path(args.out), iters=args.iters, img_size=args.img_size, ch=args.ch, n_res=args.n_res,
                        batch_size=args.batch_size, lr=args.lr, train_count=args.train_count,
