@@ -1,0 +1,66 @@
+"""Golden parity on any device: one official iteration from the golden init_params, errors printed.
+
+    python benchmarks/golden_on_device.py --device cuda [--precision bf16]
+
+The tests check this on the CPU with SPEC.md's tolerances; this script reports how far another device
+(or precision) lands from the official CPU outputs, as a table, without asserting anything. TF32 is
+turned off so that fp32 means fp32 on Ampere and later GPUs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from ugatit.config import LossConfig, ModelConfig, OptimConfig
+from ugatit.model import NETWORK_NAMES, UGATIT
+from ugatit.step import TrainingStep
+
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
+
+
+def errors(mode: str, device: str, precision: str, official: bool) -> dict[str, float]:
+    golden = torch.load(DATA / f"ugatit_official_ch4_res2_img96_{mode}.pt", weights_only=True)
+    cfg = golden["config"]
+    model = UGATIT(ModelConfig(img_size=96, ch=cfg["ch"], n_res=cfg["n_res"], light=cfg["light"]))
+    model.load_official_state_dict(golden["init_params"])
+    model.to(device)
+    step = TrainingStep(model, LossConfig(), OptimConfig(lr=cfg["lr"], weight_decay=cfg["weight_decay"]),
+                        precision=precision, official=official)  # fmt: skip
+    losses = step(golden["real_A"].to(device), golden["real_B"].to(device), 1)
+    loss_rel = max(abs(losses[k].item() - v) / abs(v) for k, v in golden["step1_losses"].items())
+    ours = model.official_state_dict()
+    param, uv = 0.0, 0.0
+    for net in NETWORK_NAMES:
+        for key, ref in golden["step1_params"][net].items():
+            err = (ours[net][key].float().cpu() - ref).abs().max().item()
+            if key.endswith(("weight_u", "weight_v")):
+                uv = max(uv, err)
+            else:
+                param = max(param, err)
+    return {"loss rel": loss_rel, "params abs": param, "u/v abs": uv}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    args = parser.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
+    print(f"\ngolden iteration on {name} ({args.precision}, torch {torch.__version__}); SPEC.md tolerances: "
+          "loss rel 1e-6, params 2.1e-4, u/v 1e-6 (fp32)\n")  # fmt: skip
+    print("| model | step | loss rel | params abs | u/v abs |")
+    print("|---|---|---:|---:|---:|")
+    for mode in ("light", "full"):
+        for official in (False, True):
+            e = errors(mode, args.device, args.precision, official)
+            print(f"| {mode} | {'official' if official else 'ugatit'} | {e['loss rel']:.1e} | "
+                  f"{e['params abs']:.1e} | {e['u/v abs']:.1e} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
