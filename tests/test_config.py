@@ -51,3 +51,16 @@ def test_bad_files_name_the_key(tmp_path, text, match):
 def test_missing_file_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="config file not found"):
         Config.load(tmp_path / "nope.yaml")
+
+
+def test_a_file_changes_only_its_own_keys_of_a_base(tmp_path):
+    base = Config()
+    base.model.light, base.optim.iterations = True, 500
+    path = tmp_path / "more.yaml"
+    path.write_text("optim:\n  iterations: 2000\n")
+    merged = Config.load(path, base=base)
+    assert merged.optim.iterations == 2000 and merged.model.light and merged.optim.lr == 1e-4
+    assert base.optim.iterations == 500  # the base is not modified
+    path.write_text("optim:\n  iteratons: 3\n")
+    with pytest.raises(UserError, match="unknown config key 'optim.iteratons'"):
+        Config.load(path, base=base)

@@ -113,8 +113,9 @@ class Config:
             path.write_text(self.to_json() + "\n")
 
     @classmethod
-    def load(cls, path: str | Path) -> "Config":
-        """Read a YAML or JSON file; keys left out keep the paper's defaults."""
+    def load(cls, path: str | Path, base: "Config | None" = None) -> "Config":
+        """Read a YAML or JSON file; keys it leaves out keep their value in `base` (default: the
+        paper's), so a file holding only `optim: {iterations: N}` changes only that."""
         path = Path(path)
         if not path.is_file():
             raise UserError(f"config file not found: {path}")
@@ -131,6 +132,14 @@ class Config:
             data = {}
         if not isinstance(data, dict):
             raise UserError(f"config file {path} must hold a mapping of sections")
+        if base is not None:
+            merged = base.to_dict()
+            for section, values in data.items():
+                if isinstance(merged.get(section), dict) and isinstance(values, dict):
+                    merged[section].update(values)
+                else:
+                    merged[section] = values  # from_dict names what is wrong with it
+            data = merged
         try:
             return cls.from_dict(data)
         except UserError as exc:

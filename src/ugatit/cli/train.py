@@ -166,30 +166,12 @@ def _build_config(given: dict[str, Any], out: Path, resume: bool):
 
     config = (saved_run_config(out) if resume else None) or Config()
     if "config" in given:
-        config = _apply_file(config, Path(given["config"]))
+        config = Config.load(Path(given["config"]), base=config)
     sections = {name: getattr(config, name) for name in ("model", "loss", "optim", "data", "train")}
     for dest, (section, key) in OVERRIDES.items():
         if dest in given:
             sections[section] = replace(sections[section], **{key: given[dest]})
     return config.replace(**sections)
-
-
-def _apply_file(base, path: Path):
-    """`base` with the keys the file sets: a file holding only `optim: {iterations: N}` changes only that
-    (Config.load would also reset everything it leaves out to the paper's defaults)."""
-    import json
-
-    import yaml
-
-    from ..config import Config
-
-    Config.load(path)  # validates, with messages naming the file and the key
-    text = path.read_text()
-    given = (json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)) or {}
-    merged = base.to_dict()
-    for section, values in given.items():
-        merged[section].update(values or {})
-    return Config.from_dict(merged)
 
 
 def _print_summary(result, given: dict[str, Any]) -> None:
