@@ -28,12 +28,15 @@ from .config import Config, DataConfig, DemoOptions, LossConfig, ModelConfig, Op
 from .errors import UserError
 from .evaluation import ground_truth_report
 from .model import UGATIT
+from .networks import check_model_config
 from .synthetic import file_name, ground_truth_info, make_shapes
 from .training import LOG_FILE, resolve_device, seed_everything, train
 from .translate import translate_images
 
 #: Images of each direction shown in the report's gallery.
 GALLERY = 8
+#: What a demo writes into its folder; --force replaces a folder holding nothing else.
+DEMO_ENTRIES = {"report.html", "report.json", "data", "run", "translations"}
 
 
 def demo_config(opts: DemoOptions) -> Config:
@@ -58,13 +61,15 @@ def run_demo(opts: DemoOptions, notify: Callable[[str], None] = print) -> dict[s
     """Build the data, train, translate, measure, write the report; returns report.json's content."""
     out = Path(opts.out)
     if out.exists() and any(out.iterdir()):
-        if not (opts.force and (out / "report.json").is_file()):
-            hint = "it holds more than a finished demo" if opts.force else "pass --force to replace the demo in it"
+        ours = {p.name for p in out.iterdir()} <= DEMO_ENTRIES  # a finished or interrupted demo
+        if not (opts.force and ours):
+            hint = "it holds more than a demo" if opts.force else "pass --force to replace the demo in it"
             raise UserError(f"{out} is not empty: choose another --out ({hint})")
         shutil.rmtree(out)
     if opts.iters < 1 or opts.test_count < 1 or opts.train_count < 1:
         raise UserError("--iters, --train-count and --test-count must be at least 1")
     config = demo_config(opts)
+    check_model_config(config.model)  # before minutes of drawing and training
     resolve_device(opts.device)
     started = time.monotonic()
 

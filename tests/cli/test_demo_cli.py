@@ -69,3 +69,14 @@ def test_demo_refuses_to_overwrite_other_files(tmp_path):
     result = run_demo(out, "--force")
     assert result.returncode == 2 and "not empty" in result.stderr and "Traceback" not in result.stderr
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_force_replaces_an_interrupted_demo(tmp_path):
+    out = tmp_path / "demo"
+    (out / "run").mkdir(parents=True)  # what a demo stopped during training leaves
+    (out / "data" / "testA").mkdir(parents=True)
+    refused = run_demo(out, "--iters", "1")
+    assert refused.returncode == 2 and "pass --force" in refused.stderr
+    result = run_demo(out, "--iters", "2", "--eval-every", "0", "--force")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (out / "report.html").is_file()

@@ -150,3 +150,13 @@ def test_missing_folder_exit_2(folders, tmp_path):
         "--real", str(tmp_path / "nope"), "--fake", str(folders["fake"]), "--feature-extractor", "standin_extractor:make"
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_a_missing_folder_is_reported_before_any_weights_are_looked_for(tmp_path):
+    """No download attempt (and no weights error) when the folders are wrong in the first place."""
+    env = {**os.environ, "TORCH_HOME": str(tmp_path / "empty-home")}
+    env.pop("UGATIT_INCEPTION_WEIGHTS", None)
+    result = subprocess.run([sys.executable, "-m", "ugatit", "eval", "--real", str(tmp_path / "nope"), "--fake",
+                             str(tmp_path)], capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"ugatit eval: error: --real folder not found: {tmp_path / 'nope'}"

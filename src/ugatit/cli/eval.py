@@ -91,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
         return _run_checkpoint(args, device)
     if not (args.real and args.fake):
         raise UserError("give --real DIR and --fake DIR, or --checkpoint PATH and --data ROOT")
+    for flag, folder in (("--real", args.real), ("--fake", args.fake), ("--source", args.source)):
+        if folder is not None and not Path(folder).is_dir():  # before loading (or downloading) weights
+            raise UserError(f"{flag} folder not found: {folder}")
     extractor, extractor_name = _extractor(args, device)
     protocols = ("paper", "subsets") if args.protocol == "both" else (args.protocol,)
     report = evaluate_folders(
