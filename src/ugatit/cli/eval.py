@@ -81,12 +81,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import torch
-
     from ..evaluation import write_json
     from ..metrics.features import evaluate_folders
+    from ..training import resolve_device
 
-    device = _pick_device(args.device, torch)
+    device = resolve_device(args.device)
     if args.checkpoint or args.data:
         return _run_checkpoint(args, device)
     if not (args.real and args.fake):
@@ -184,14 +183,6 @@ def format_checkpoint_report(report: dict[str, Any]) -> str:
                          f"{row['identity_l1']:>12.4f} {row['identity_psnr']:>14.2f} {row['cycle_l1']:>9.4f}")  # fmt: skip
     lines += [f"note: {note}" for note in report.get("notes", [])]
     return "\n".join(lines)
-
-
-def _pick_device(choice: str, torch: Any) -> Any:
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available")
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(choice)
 
 
 def _progress_printer():

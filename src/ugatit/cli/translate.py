@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from ..errors import UserError
 from ._types import positive_int
@@ -65,14 +64,14 @@ def run(args: argparse.Namespace) -> int:
 
     import sys
 
-    import torch
     from tqdm import tqdm
 
     from ..checkpoints import load_model
+    from ..training import resolve_device
     from ..translate import INDEX_NAME, check_output_dir, translate_folder
 
     check_output_dir(output_dir, input_path)
-    device = pick_device(args.device, torch)
+    device = resolve_device(args.device)
     model, _ = load_model(args.checkpoint, device=device)
 
     def report_skip(path: Path, reason: str) -> None:
@@ -97,16 +96,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {r.source}: {r.error}")
     print(f"index: {output_dir / INDEX_NAME}")
     return 0
-
-
-def pick_device(choice: str, torch: Any) -> Any:
-    """auto: CUDA, then Apple's MPS, then the CPU. A named device that is missing is a UserError."""
-    cuda = torch.cuda.is_available()
-    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if choice == "cuda" and not cuda:
-        raise UserError("--device cuda: no CUDA device is available")
-    if choice == "mps" and not mps:
-        raise UserError("--device mps: Apple's MPS backend is not available")
-    if choice == "auto":
-        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
-    return torch.device(choice)
