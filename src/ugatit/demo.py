@@ -29,7 +29,7 @@ from .errors import UserError
 from .evaluation import ground_truth_report
 from .model import UGATIT
 from .networks import check_model_config
-from .synthetic import file_name, ground_truth_info, make_shapes
+from .synthetic import make_shapes, write_shapes
 from .training import LOG_FILE, resolve_device, seed_everything, train
 from .translate import translate_images
 
@@ -76,7 +76,8 @@ def run_demo(opts: DemoOptions, notify: Callable[[str], None] = print) -> dict[s
     notify(f"building the shapes task: {opts.train_count} unpaired training images a domain, "
            f"{opts.test_count} test pairs, {opts.img_size}px")  # fmt: skip
     data = make_shapes(size=opts.img_size, n_train=opts.train_count, n_test=opts.test_count, seed=opts.seed)
-    _write_test_split(out / "data", data, opts)
+    write_shapes(out / "data", size=opts.img_size, n_train=opts.train_count, n_test=opts.test_count,
+                 seed=opts.seed, splits=("testA", "testB"))  # the same images as data["testA"/"testB"]
 
     # The untrained model, built exactly as the trainer builds it, gives the step-0 numbers.
     seed_everything(opts.seed)
@@ -108,16 +109,6 @@ def run_demo(opts: DemoOptions, notify: Callable[[str], None] = print) -> dict[s
     (out / "report.json").write_text(json.dumps(summary, indent=2) + "\n")
     page = _write_report(out, summary, gallery, result.run_dir)
     return {**summary, "report": str(page)}
-
-
-def _write_test_split(root: Path, data: dict, opts: DemoOptions) -> None:
-    for domain in ("A", "B"):
-        folder = root / f"test{domain}"
-        folder.mkdir(parents=True, exist_ok=True)
-        for i, img in enumerate(data[f"test{domain}"]):
-            img.save(folder / file_name(i, len(data[f"test{domain}"])))
-    info = ground_truth_info(opts.img_size, opts.train_count, opts.test_count, opts.seed)
-    (root / "ground_truth.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
 def _translate_gallery(model: UGATIT, data: dict, folder: Path) -> dict[str, list[dict[str, str]]]:

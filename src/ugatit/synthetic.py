@@ -293,19 +293,21 @@ def write_shapes(
     n_test: int = 100,
     seed: int = 0,
     progress: bool = False,
+    splits: Sequence[str] = SPLIT_DIRS,
 ) -> dict:
     """Write the task as PNGs in the standard layout plus ``ground_truth.json``; return that JSON.
 
     ``root/testA/NAME.png`` translates to ``root/testB/NAME.png`` (and back); train file names carry
-    no pairing. Existing files of the same name are overwritten; nothing else is removed.
+    no pairing. `splits` limits which folders are written (the demo trains from memory and writes
+    only the test split). Existing files of the same name are overwritten; nothing else is removed.
     """
     root = Path(root)
     counts = {"trainA": n_train, "trainB": n_train, "testA": n_test, "testB": n_test}
     jobs = [
         (name, ShapesDataset(name[-1], name[:-1], size, counts[name], seed))  # type: ignore[arg-type]
-        for name in SPLIT_DIRS
+        for name in splits
     ]
-    total = sum(counts.values())
+    total = sum(counts[name] for name in splits)
     bar = None
     if progress:
         from tqdm import tqdm
