@@ -101,25 +101,33 @@ def kid_report(real: Sequence[Image.Image], fake: Sequence[Image.Image], extract
 
 
 def ground_truth_report(model: UGATIT, test_a: Sequence[Image.Image], test_b: Sequence[Image.Image],
-                        directions: Sequence[str] = DIRECTIONS, *, batch_size: int = 16) -> dict[str, dict]:  # fmt: skip
+                        directions: Sequence[str] = DIRECTIONS, *, batch_size: int = 16,
+                        translations: Optional[dict[str, list[Image.Image]]] = None) -> dict[str, dict]:  # fmt: skip
     """L1 / PSNR of each translation against its ground truth (test_b[i] is test_a[i] in domain B), the
-    cycle reconstruction error, and the identity baseline, per direction. Computed at the model's size."""
+    cycle reconstruction error, and the identity baseline, per direction. Computed at the model's size.
+    `translations` ({direction: images at the model's size}) reuses translations already made."""
     side = model.config.img_size
     domains = {"A": list(test_a), "B": list(test_b)}
     if len(domains["A"]) != len(domains["B"]):
         raise UserError(f"paired test split has {len(test_a)} A images but {len(test_b)} B images")
+    as_batch = lambda images: torch.stack([eval_transform(to_rgb(i), side) for i in images])  # noqa: E731
     meter = GroundTruthMeter()
     for direction in directions:
         src, tgt = source_and_target(direction)
         back = "b2a" if direction == "a2b" else "a2b"
-        for start in range(0, len(domains[src]), batch_size):
+        fakes = (translations or {}).get(direction) or _translations(model, domains[src], direction, batch_size)
+        for start in range(0, len(fakes), batch_size):
             sources = domains[src][start : start + batch_size]
             targets = domains[tgt][start : start + batch_size]
-            fakes = [t.image for t in translate_images(model, sources, direction, restore_size=False, batch_size=batch_size)]
-            cycles = [t.image for t in translate_images(model, fakes, back, restore_size=False, batch_size=batch_size)]
-            as_batch = lambda images: torch.stack([eval_transform(to_rgb(i), side) for i in images])  # noqa: E731
-            meter.update(direction, as_batch(sources), as_batch(fakes), as_batch(targets), as_batch(cycles))
+            made = fakes[start : start + batch_size]
+            cycles = _translations(model, made, back, batch_size)
+            meter.update(direction, as_batch(sources), as_batch(made), as_batch(targets), as_batch(cycles))
     return meter.compute()
+
+
+def _translations(model: UGATIT, images: Sequence[Image.Image], direction: str, batch_size: int) -> list[Image.Image]:
+    """Translations at the model's size, as the images a user would get (8-bit)."""
+    return [t.image for t in translate_images(model, images, direction, restore_size=False, batch_size=batch_size)]
 
 
 # --- A whole evaluation --------------------------------------------------------------------------------
@@ -136,9 +144,10 @@ def evaluate_model(model: UGATIT, test_a: Sequence[Image.Image], test_b: Sequenc
     `paired`. With `save_translations`, the translations are written as PNG under <dir>/<direction>/."""
     domains = {"A": list(test_a), "B": list(test_b)}
     report: dict[str, Any] = {"directions": {}}
+    translations: dict[str, list[Image.Image]] = {}
     for direction in directions:
         src, tgt = source_and_target(direction)
-        fakes = [t.image for t in translate_images(model, domains[src], direction, restore_size=False, batch_size=batch_size)]
+        fakes = translations[direction] = _translations(model, domains[src], direction, batch_size)
         entry: dict[str, Any] = {"source": f"test{src}", "target": f"test{tgt}", "n": len(fakes)}
         if save_translations is not None:
             folder = Path(save_translations) / direction
@@ -153,7 +162,8 @@ def evaluate_model(model: UGATIT, test_a: Sequence[Image.Image], test_b: Sequenc
                                     extractor_name=extractor_name))  # fmt: skip
         report["directions"][direction] = entry
     if paired:
-        report["ground_truth"] = ground_truth_report(model, test_a, test_b, directions, batch_size=batch_size)
+        report["ground_truth"] = ground_truth_report(model, test_a, test_b, directions, batch_size=batch_size,
+                                                     translations=translations)  # fmt: skip
     return report
 
 
@@ -169,7 +179,7 @@ def kid_evaluator(test_a: Sequence[Image.Image], test_b: Sequence[Image.Image], 
         result = {}
         for direction in DIRECTIONS:
             src, tgt = source_and_target(direction)
-            fakes = [t.image for t in translate_images(model, images[src], direction, restore_size=False)]
+            fakes = _translations(model, images[src], direction, batch_size=16)
             metrics = evaluate_features(real[tgt], image_features(fakes, extractor, device=device),
                                         protocols=(protocol,), fid=False)  # fmt: skip
             result[f"kid_{direction}"] = next(iter(metrics.values()))["value_x100"]
