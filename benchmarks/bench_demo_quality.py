@@ -18,7 +18,7 @@ import torch
 
 from ugatit.config import DemoOptions
 from ugatit.demo import run_demo
-from ugatit.report import svg_line_plot
+from ugatit.viz.plots import svg_line_plot
 
 
 def main() -> None:

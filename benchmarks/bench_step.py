@@ -25,8 +25,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ugatit.config import ModelConfig
-from ugatit.model import UGATIT
-from ugatit.step import TrainingStep, prepare_model
+from ugatit.nn.model import UGATIT
+from ugatit.training.step import TrainingStep, prepare_model
 
 VARIANTS = {"ugatit": False, "official-dead-work": True}
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import torch
 
 from ugatit.config import LossConfig, ModelConfig, OptimConfig
-from ugatit.model import NETWORK_NAMES, UGATIT
-from ugatit.step import TrainingStep
+from ugatit.nn.model import NETWORK_NAMES, UGATIT
+from ugatit.training.step import TrainingStep
 
-DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
+DATA = Path(__file__).resolve().parents[1] / "tests" / "assets"
 
 
 def errors(mode: str, device: str, precision: str, official: bool) -> dict[str, float]:

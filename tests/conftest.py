@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent / "assets"
 GOLDEN = {mode: DATA / f"ugatit_official_ch4_res2_img96_{mode}.pt" for mode in ("light", "full")}
 
 

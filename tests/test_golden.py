@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from ugatit.config import LossConfig, ModelConfig, OptimConfig
-from ugatit.model import NETWORK_NAMES, UGATIT, infer_model_config
-from ugatit.step import LOSS_NAMES, TrainingStep
+from ugatit.nn.model import NETWORK_NAMES, UGATIT
+from ugatit.training.step import LOSS_NAMES, TrainingStep
+from ugatit.weights.official import infer_model_config
 
 # Which real batch each network sees in the golden eval outputs.
 EVAL_INPUT = {"genA2B": "real_A", "disGA": "real_A", "disLA": "real_A",

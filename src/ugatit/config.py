@@ -149,6 +149,24 @@ class Config:
         return dataclasses.replace(self, **sections)
 
 
+def check_config(config: Config) -> None:
+    """Values the dataclasses cannot reject by type: counts and frequencies out of range."""
+    minimums = {
+        "optim.iterations": (config.optim.iterations, 1),
+        "optim.lr": (config.optim.lr, 0),
+        "data.batch_size": (config.data.batch_size, 1),
+        "data.num_workers": (config.data.num_workers, 0),
+        "train.log_every": (config.train.log_every, 1),
+        "train.sample_every": (config.train.sample_every, 0),  # 0: no samples
+        "train.save_every": (config.train.save_every, 0),  # 0: only when stopping and at the end
+        "train.keep_last": (config.train.keep_last, 0),  # 0: keep every checkpoint
+        "train.eval_every": (config.train.eval_every, 0),
+    }
+    for key, (value, minimum) in minimums.items():
+        if value < minimum:
+            raise UserError(f"config key `{key}` must be at least {minimum}, got {value}")
+
+
 @dataclass
 class DemoOptions:
     """What `ugatit demo` runs (see demo.py). The defaults take about three minutes on two CPU cores."""

@@ -10,7 +10,6 @@ the same scene in both domains (the built-in shapes task), with each image's own
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -19,29 +18,17 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .data import eval_transform, find_images, load_rgb, to_rgb
+from .data.images import find_images, load_rgb, to_rgb
+from .data.transforms import eval_transform
+from .domains import DIRECTIONS, reverse, source_and_target
 from .errors import UserError
 from .metrics.features import describe_extractor, extract_features, image_tensor
 from .metrics.groundtruth import GroundTruthMeter
 from .metrics.kid import evaluate_features
-from .model import UGATIT
+from .nn.model import UGATIT
 from .translate import translate_images
 
-DIRECTIONS = ("a2b", "b2a")
 GROUND_TRUTH_FILE = "ground_truth.json"
-
-
-def directions_for(choice: str) -> tuple[str, ...]:
-    if choice == "both":
-        return DIRECTIONS
-    if choice not in DIRECTIONS:
-        raise UserError(f"--direction must be a2b, b2a or both, got {choice!r}")
-    return (choice,)
-
-
-def source_and_target(direction: str) -> tuple[str, str]:
-    """The domain letters a direction reads from and writes to."""
-    return ("A", "B") if direction == "a2b" else ("B", "A")
 
 
 # --- The test split on disk ---------------------------------------------------------------------------
@@ -114,7 +101,7 @@ def ground_truth_report(model: UGATIT, test_a: Sequence[Image.Image], test_b: Se
     meter = GroundTruthMeter()
     for direction in directions:
         src, tgt = source_and_target(direction)
-        back = "b2a" if direction == "a2b" else "a2b"
+        back = reverse(direction)
         fakes = (translations or {}).get(direction) or _translations(model, domains[src], direction, batch_size)
         for start in range(0, len(fakes), batch_size):
             sources = domains[src][start : start + batch_size]
@@ -187,10 +174,3 @@ def kid_evaluator(test_a: Sequence[Image.Image], test_b: Sequence[Image.Image], 
         return result
 
     return evaluate
-
-
-def write_json(report: dict, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    return path

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from ugatit.checkpoints import export_generators
+from ugatit.weights.export import export_generators
 from ugatit.config import Config, ModelConfig
 from ugatit.evaluation import ground_truth_report, kid_evaluator
-from ugatit.model import UGATIT
-from ugatit.synthetic import make_shapes, write_shapes
+from ugatit.nn.model import UGATIT
+from ugatit.demo.shapes import make_shapes, write_shapes
 
 HERE = Path(__file__).parent
 SRC = HERE.parents[1] / "src"
@@ -85,7 +85,7 @@ def test_ground_truth_of_a_perfect_translator_beats_the_identity_baseline():
     class Oracle(UGATIT):
         def translate(self, images, direction="a2b"):
             from ugatit.data import eval_transform
-            from ugatit.model import Translation
+            from ugatit.nn.model import Translation
 
             pool_in, pool_out = (data["testA"], data["testB"]) if direction == "a2b" else (data["testB"], data["testA"])
             lookup = {eval_transform(i, 32).numpy().tobytes(): eval_transform(o, 32) for i, o in zip(pool_in, pool_out)}

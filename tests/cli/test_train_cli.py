@@ -227,11 +227,28 @@ def test_resume_errors(trained_run, data, tmp_path):
     assert_one_line_error(ugatit(data, "--out", damaged, "--resume", "--no-progress"), "cannot read checkpoint", "step_00000006.pt")
 
 
+def test_library_terms_come_out_as_flags(trained_run, data, config_file, tmp_path):
+    """The library names config keys and arguments; the CLI says the flag the user typed."""
+    result = ugatit(data, "--out", tmp_path / "fresh", "--resume")
+    assert_one_line_error(result, "nothing to resume", "without --resume")
+    assert_one_line_error(ugatit(data, "--out", trained_run), "already holds a run", "continue it with --resume",
+                          "output folder (--out)")
+    result = ugatit(data, "--config", config_file, "--device", "cuda:7", "--out", tmp_path / "gpu")
+    assert_one_line_error(result, "--device cuda:7")
+    bad = tmp_path / "zero.yaml"
+    bad.write_text("train: {log_every: 0}\n")
+    result = ugatit(data, "--config", bad, "--out", tmp_path / "zero")
+    assert_one_line_error(result, "--log-every must be at least 1, got 0")
+    for term in ("`", "resume=", "run_dir", "log_every"):
+        assert term not in result.stderr
+    assert "is not a device" in ugatit(data, "--device", "tpu").stderr  # argparse's check of the spelling
+
+
 def test_eval_every_logs_kid_and_keeps_the_best_checkpoint(tmp_path):
     """--eval-every with a stand-in feature extractor (no Inception weights needed)."""
     import json
 
-    from ugatit.synthetic import write_shapes
+    from ugatit.demo.shapes import write_shapes
 
     write_shapes(tmp_path / "shapes", size=32, n_train=6, n_test=10, seed=0)
     config = tmp_path / "tiny.yaml"

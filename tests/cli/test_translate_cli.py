@@ -18,11 +18,12 @@ import pytest
 import torch
 from PIL import Image
 
-from ugatit.checkpoints import checkpoint_path, export_generators, save_training_checkpoint
+from ugatit.weights.checkpoints import checkpoint_path, save_training_checkpoint
+from ugatit.weights.export import export_generators
 from ugatit.cli import main
 from ugatit.config import Config, ModelConfig
 from ugatit.data import eval_transform, tensor_to_uint8
-from ugatit.model import UGATIT
+from ugatit.nn.model import UGATIT
 
 SIZE = 32
 

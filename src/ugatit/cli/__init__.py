@@ -1,31 +1,45 @@
 """The `ugatit` command. Each module in this package is one subcommand.
 
-A subcommand module defines `HELP` (one line), `add_arguments(parser)` and `run(args) -> int`, and
-imports heavy libraries inside `run` so that `ugatit --help` stays instant. The library never imports
-this package. A `UserError` becomes one line on stderr and exit code 2; anything else is a bug and
-keeps its traceback.
+A subcommand module defines `HELP` (one line), `add_arguments(parser)`, `run(args) -> int` and, where
+library errors name config keys or arguments, `FLAGS` (library term -> flag). It imports heavy libraries
+inside `run` so that `ugatit --help` stays instant. The library never imports this package. A
+`UserError` becomes one line on stderr, its terms reworded as flags, and exit code 2; anything else is
+a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import pkgutil
+import re
 import sys
+from collections.abc import Mapping
 
 from ..errors import UserError
 
+#: The subcommands, in the order `ugatit --help` lists them; each is the module cli/<name>.py.
+SUBCOMMANDS = ("demo", "train", "translate", "eval", "make-dataset")
 
-def _subcommands() -> list[tuple[str, object]]:
-    found = []
-    for info in pkgutil.iter_modules(__path__):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        if hasattr(module, "add_arguments") and hasattr(module, "run"):
-            found.append((info.name.replace("_", "-"), module))
-    order = {name: i for i, name in enumerate(["demo", "train", "translate", "eval", "make-dataset"])}
-    return sorted(found, key=lambda item: (order.get(item[0], len(order)), item[0]))
+_TERM = re.compile(r"`([A-Za-z_][\w.]*)(?:=([^`]*))?`")
+
+
+def reword(message: str, flags: Mapping[str, str]) -> str:
+    """A library message in a command line's terms: `optim.iterations` -> --iters, `resume=True` ->
+    --resume, `resume=False` -> no --resume, `device=cuda` -> --device cuda. Terms without a flag lose
+    their backticks."""
+
+    def replace(match: re.Match) -> str:
+        name, value = match.group(1), match.group(2)
+        flag = flags.get(name)
+        if flag is None:
+            return match.group(0)[1:-1]
+        if value is None or value == "True":
+            return flag
+        if value == "False":
+            return f"no {flag}"
+        return f"{flag} {value}"
+
+    return _TERM.sub(replace, message)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ugatit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, module in _subcommands():
+    for name in SUBCOMMANDS:
+        module = importlib.import_module(f"{__name__}.{name.replace('-', '_')}")
         p = sub.add_parser(
             name,
             help=module.HELP,
@@ -45,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         )
         module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+        p.set_defaults(_run=module.run, _flags=getattr(module, "FLAGS", {}))
     return parser
 
 
@@ -55,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except UserError as exc:
-        print(f"ugatit {args.command}: error: {exc}", file=sys.stderr)
+        print(f"ugatit {args.command}: error: {reword(str(exc), args._flags)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"ugatit {args.command}: interrupted", file=sys.stderr)

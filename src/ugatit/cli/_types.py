@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..utils.device import DEVICE_HELP
+
 
 def positive_int(text: str) -> int:
     value = int(text)
@@ -24,3 +26,20 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
     return value
+
+
+def device(text: str) -> str:
+    """--device: auto, cpu, cuda, cuda:N or mps (whether it exists here is checked when it is used)."""
+    from ..errors import UserError
+    from ..utils.device import check_device_name
+
+    try:
+        return check_device_name(text)
+    except UserError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device (choose {DEVICE_HELP})") from None
+
+
+def device_argument(parser: argparse.ArgumentParser, default: str = "auto", **kwargs) -> None:
+    """The one --device flag of every subcommand."""
+    parser.add_argument("--device", type=device, default=default, metavar="DEVICE",
+                        help=f"where to run: {DEVICE_HELP} (auto: CUDA, then MPS, then the CPU)", **kwargs)

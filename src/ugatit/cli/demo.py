@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import argparse
 
-from ._types import non_negative_int, positive_float, positive_int
+from ._types import device_argument, non_negative_int, positive_float, positive_int
+
+#: How library errors' terms read on this command line (see `ugatit.cli.reword`).
+FLAGS = {"device": "--device", "out": "--out", "force": "--force", "iters": "--iters",
+         "train_count": "--train-count", "test_count": "--test-count", "model.img_size": "--img-size"}
 
 HELP = "train on the built-in shapes task and write an HTML report (a few minutes on a CPU)"
 
@@ -31,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-count", type=positive_int, default=d.test_count, help="test pairs")
     parser.add_argument("--eval-every", type=non_negative_int, default=d.eval_every, help="ground-truth evaluation interval")
     parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--device", default=d.device, help="auto | cpu | cuda | mps")
+    device_argument(parser, default=d.device)
     parser.add_argument("--force", action="store_true", help="replace an earlier demo in --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 

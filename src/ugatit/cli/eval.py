@@ -22,7 +22,14 @@ import sys
 from typing import Any
 
 from ..errors import UserError
-from ._types import positive_int
+from ._types import device_argument, positive_int
+
+#: How library errors' terms read on this command line (see `ugatit.cli.reword`).
+FLAGS = {
+    "device": "--device", "weights": "--inception-weights", "feature_extractor": "--feature-extractor",
+    "batch_size": "--batch-size", "block_size": "--block-size", "subsets": "--subsets",
+    "subset_size": "--subset-size", "protocol": "--protocol", "direction": "--direction",
+}  # fmt: skip
 
 HELP = "KID x100 (paper / subset protocol), FID and mean KID between image folders"
 
@@ -56,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "$UGATIT_INCEPTION_WEIGHTS, then the torch hub cache, then download",
     )
     parser.add_argument("--batch-size", type=positive_int, default=50, help="images per forward pass")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run Inception")
+    device_argument(parser)
     parser.add_argument("--block-size", type=int, default=10, help="paper protocol: largest block")
     parser.add_argument("--subsets", type=positive_int, default=100, help="subsets protocol: number of subsets")
     parser.add_argument(
@@ -81,9 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..evaluation import write_json
+    from ..utils.files import write_json
     from ..metrics.features import evaluate_folders
-    from ..training import resolve_device
+    from ..utils.device import resolve_device
 
     device = resolve_device(args.device)
     if args.checkpoint or args.data:
@@ -134,8 +141,10 @@ def _run_checkpoint(args: argparse.Namespace, device: Any) -> int:
     """Translate the test split with a model, then measure (KID/FID and, if paired, ground truth)."""
     from pathlib import Path
 
-    from ..checkpoints import load_model
-    from ..evaluation import TestSplit, directions_for, evaluate_model, write_json
+    from ..domains import directions_for
+    from ..evaluation import TestSplit, evaluate_model
+    from ..utils.files import write_json
+    from ..weights import load_model
 
     if not (args.checkpoint and args.data):
         raise UserError("--checkpoint and --data go together (and replace --real/--fake)")

@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..synthetic import SPLIT_DIRS, write_shapes
+    from ..demo.shapes import SPLIT_DIRS, write_shapes
 
     root = Path(args.dir)
     if args.size < 8:

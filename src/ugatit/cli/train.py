@@ -20,30 +20,41 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ._types import non_negative_int, positive_float, positive_int
+from ._types import device_argument, non_negative_int, positive_float, positive_int
 
 HELP = "train a model on two unpaired image folders (trainA/, trainB/)"
 
-#: Flag (argparse dest) -> the config key it sets. Flags left out keep the config file's value.
-OVERRIDES = {
-    "light": ("model", "light"),
-    "img_size": ("model", "img_size"),
-    "ch": ("model", "ch"),
-    "n_res": ("model", "n_res"),
-    "iters": ("optim", "iterations"),
-    "lr": ("optim", "lr"),
-    "batch_size": ("data", "batch_size"),
-    "workers": ("data", "num_workers"),
-    "precision": ("train", "precision"),
-    "device": ("train", "device"),
-    "seed": ("train", "seed"),
-    "channels_last": ("train", "channels_last"),
-    "compile": ("train", "compile"),
-    "log_every": ("train", "log_every"),
-    "sample_every": ("train", "sample_every"),
-    "save_every": ("train", "save_every"),
-    "keep_last": ("train", "keep_last"),
-    "eval_every": ("train", "eval_every"),
+#: Flag -> the config key it sets: the one map between the command line and `ugatit.config.Config`.
+#: Flags the user leaves out keep the value of the config file (or the paper's).
+CONFIG_FLAGS = {
+    "--light": "model.light",
+    "--img-size": "model.img_size",
+    "--ch": "model.ch",
+    "--n-res": "model.n_res",
+    "--iters": "optim.iterations",
+    "--lr": "optim.lr",
+    "--batch-size": "data.batch_size",
+    "--workers": "data.num_workers",
+    "--precision": "train.precision",
+    "--device": "train.device",
+    "--seed": "train.seed",
+    "--channels-last": "train.channels_last",
+    "--compile": "train.compile",
+    "--log-every": "train.log_every",
+    "--sample-every": "train.sample_every",
+    "--save-every": "train.save_every",
+    "--keep-last": "train.keep_last",
+    "--eval-every": "train.eval_every",
+}
+
+#: How library errors' terms read on this command line (see `ugatit.cli.reword`).
+FLAGS = {
+    **{key: flag for flag, key in CONFIG_FLAGS.items()},
+    "device": "--device",
+    "resume": "--resume",
+    "run_dir": "output folder (--out)",
+    "weights": "--inception-weights",
+    "feature_extractor": "--feature-extractor",
 }
 
 
@@ -62,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--config", default=unset, metavar="FILE", help="YAML or JSON config; flags given override it")
     run.add_argument("--resume", action="store_true", default=unset, help="continue the latest checkpoint in the run directory")
     run.add_argument("--iters", type=positive_int, default=unset, metavar="N", help="total iterations (paper: 1000000)")
-    run.add_argument("--device", default=unset, metavar="DEV", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    device_argument(run, default=unset)
     run.add_argument("--precision", choices=["fp32", "bf16"], default=unset, help="compute precision (default fp32)")
     run.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=unset, help="channels-last memory layout")
     run.add_argument("--compile", action=argparse.BooleanOptionalAction, default=unset, help="torch.compile the networks")
@@ -116,10 +127,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _kid_evaluator(given: dict[str, Any], folders: dict[str, Any], config):
     """KID on the test split for --eval-every, with the extractor loaded (or refused) before training."""
-    from ..data import find_images, load_rgb
+    from ..data.images import find_images, load_rgb
     from ..evaluation import kid_evaluator
     from ..metrics.features import custom_extractor
-    from ..training import resolve_device
+    from ..utils.device import resolve_device
 
     if "testA" not in folders or "testB" not in folders:
         raise UserError("--eval-every needs a test split: DATA/testA and DATA/testB")
@@ -136,7 +147,7 @@ def _kid_evaluator(given: dict[str, Any], folders: dict[str, Any], config):
 
 def _data_folders(given: dict[str, Any]) -> dict[str, Any]:
     """trainA/trainB (+ testA/testB where they exist) and a name for the default run directory."""
-    from ..data import resolve_domains
+    from ..data.images import resolve_domains
 
     explicit = "domain_a" in given or "domain_b" in given
     if "data" in given and explicit:
@@ -162,15 +173,17 @@ def _build_config(given: dict[str, Any], out: Path, resume: bool):
     from dataclasses import replace
 
     from ..config import Config
-    from ..training import saved_run_config
+    from ..training.resume import saved_run_config
 
     config = (saved_run_config(out) if resume else None) or Config()
     if "config" in given:
         config = Config.load(Path(given["config"]), base=config)
     sections = {name: getattr(config, name) for name in ("model", "loss", "optim", "data", "train")}
-    for dest, (section, key) in OVERRIDES.items():
+    for flag, key in CONFIG_FLAGS.items():
+        dest = flag[2:].replace("-", "_")
         if dest in given:
-            sections[section] = replace(sections[section], **{key: given[dest]})
+            section, name = key.split(".")
+            sections[section] = replace(sections[section], **{name: given[dest]})
     return config.replace(**sections)
 
 

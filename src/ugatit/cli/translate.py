@@ -17,7 +17,10 @@ import argparse
 from pathlib import Path
 
 from ..errors import UserError
-from ._types import positive_int
+from ._types import device_argument, positive_int
+
+#: How library errors' terms read on this command line (see `ugatit.cli.reword`).
+FLAGS = {"device": "--device", "size": "--size", "direction": "--direction", "batch_size": "--batch-size"}
 
 HELP = "translate images or folders with a trained model (any size; optional attention maps)"
 
@@ -43,10 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also write NAME_attention.png: the attention heatmap, upsampled and blended over the input",
     )  # fmt: skip
     parser.add_argument("--batch-size", type=positive_int, default=8, metavar="N", help="images per forward pass")
-    parser.add_argument(
-        "--device", choices=["auto", "cpu", "cuda", "mps"], default="auto",
-        help="where to run the model (auto: CUDA, then MPS, then the CPU)",
-    )  # fmt: skip
+    device_argument(parser)
     parser.add_argument(
         "--size", type=positive_int, metavar="N",
         help="light models only: run at N x N px (a multiple of 4, at least 32) instead of the trained size",
@@ -66,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from ..checkpoints import load_model
-    from ..training import resolve_device
+    from ..weights import load_model
+    from ..utils.device import resolve_device
     from ..translate import INDEX_NAME, check_output_dir, translate_folder
 
     check_output_dir(output_dir, input_path)

@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from ..data import find_images, load_rgb
+from ..data.images import find_images, load_rgb
 from ..errors import UserError
 from .inception import resize_bilinear_tf1
 from .kid import DEFAULT_SUBSET_SIZE, DEFAULT_SUBSETS, PAPER_BLOCK_SIZE, evaluate_features
@@ -76,7 +76,7 @@ def extract_features(
     ``device`` and is put in eval mode.
     """
     if batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {batch_size}")
+        raise UserError(f"`batch_size` must be at least 1, got {batch_size}")
     extractor.eval()
     chunks: list[Tensor] = []
     done = 0
@@ -188,15 +188,15 @@ def custom_extractor(spec: str) -> nn.Module:
 
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise UserError(f"--feature-extractor must look like module:callable, got {spec!r}")
+        raise UserError(f"`feature_extractor` must look like module:callable, got {spec!r}")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise UserError(f"--feature-extractor: cannot import {module_name!r}: {exc}") from None
+        raise UserError(f"`feature_extractor`: cannot import {module_name!r}: {exc}") from None
     factory = getattr(module, attr, None)
     if not callable(factory):
-        raise UserError(f"--feature-extractor: {module_name} has no callable {attr!r}")
+        raise UserError(f"`feature_extractor`: {module_name} has no callable {attr!r}")
     extractor = factory()
     if not isinstance(extractor, nn.Module):
-        raise UserError(f"--feature-extractor: {spec}() returned {type(extractor).__name__}, not an nn.Module")
+        raise UserError(f"`feature_extractor`: {spec}() returned {type(extractor).__name__}, not an nn.Module")
     return extractor

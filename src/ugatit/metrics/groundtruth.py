@@ -18,9 +18,10 @@ import math
 
 import torch
 
+from ..domains import DIRECTIONS
+
 #: PSNR of a perfect match would be infinite; this floor on MSE caps it at 100 dB.
 MSE_FLOOR = 1e-10
-DIRECTIONS = ("a2b", "b2a")
 
 
 def _check_pair(a: torch.Tensor, b: torch.Tensor) -> None:

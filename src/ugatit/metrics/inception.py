@@ -341,13 +341,13 @@ def _offline() -> bool:
 def locate_weights(path: Optional[Union[str, Path]] = None, download: bool = True) -> Path:
     """Find the FID Inception weights file, downloading it into the hub cache if allowed.
 
-    Order: ``path`` (e.g. ``--inception-weights``), then $UGATIT_INCEPTION_WEIGHTS, then the torch hub
+    Order: ``path`` (the `weights` argument of `load_fid_inception`), then $UGATIT_INCEPTION_WEIGHTS, then the torch hub
     cache (pytorch-fid's or torch-fidelity's file name), then a download from pytorch-fid's release
     into the hub cache (skipped when ``download`` is False or $UGATIT_OFFLINE is set). An explicit path
     that does not exist is an error rather than a fall-through, so a typo is never silently replaced.
     """
     if path is not None:
-        return _existing(Path(path), "--inception-weights")
+        return _existing(Path(path), "`weights`")
     env_path = os.environ.get(WEIGHTS_ENV)
     if env_path:
         return _existing(Path(env_path), f"${WEIGHTS_ENV}")
@@ -367,7 +367,7 @@ def locate_weights(path: Optional[Union[str, Path]] = None, download: bool = Tru
         reason = f"offline (${OFFLINE_ENV} is set)" if _offline() else "download disabled"
     raise UserError(
         f"FID Inception weights not found and {reason}: download {WEIGHTS_URL} and put it at {target}, "
-        f"or pass --inception-weights PATH (or set ${WEIGHTS_ENV})"
+        f"or give its path as `weights` (or set ${WEIGHTS_ENV})"
     )
 
 

@@ -118,7 +118,7 @@ def paper_block_sizes(n_real: int, n_fake: int, max_block_size: int = PAPER_BLOC
     n % n_blocks blocks get one more (TF puts the larger blocks at the end).
     """
     if max_block_size < 2:
-        raise UserError(f"--block-size must be at least 2, got {max_block_size}")
+        raise UserError(f"`block_size` must be at least 2, got {max_block_size}")
     n_blocks = math.ceil(max(n_real, n_fake) / max_block_size)
 
     def split(n: int) -> list[int]:
@@ -145,7 +145,7 @@ def kid_paper(real: Tensor, fake: Tensor, block_size: int = PAPER_BLOCK_SIZE) ->
             f"the paper protocol cuts both sets into {len(sizes_r)} blocks (set by the larger set, "
             f"{max(n_real, n_fake)} images, blocks of at most {block_size}); the smaller set "
             f"({min(n_real, n_fake)} images) then has blocks of fewer than 2 images. "
-            "Use sets of similar size or --protocol subsets"
+            "Use sets of similar size or `protocol=subsets`"
         )
     blocks_r = torch.split(real, sizes_r)
     blocks_f = torch.split(fake, sizes_f)
@@ -197,7 +197,7 @@ def kid_subsets(
     real, fake = _check_pair(real, fake)
     n_real, n_fake = real.shape[0], fake.shape[0]
     if subsets < 1:
-        raise UserError(f"--subsets must be at least 1, got {subsets}")
+        raise UserError(f"`subsets` must be at least 1, got {subsets}")
     size = min(subset_size, n_real, n_fake)
     if size < 2:
         raise UserError(f"KID needs at least 2 images in each set, got {n_real} real and {n_fake} fake")

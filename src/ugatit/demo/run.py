@@ -1,6 +1,6 @@
 """`ugatit demo`: the whole product on the built-in shapes task, in a few minutes on a CPU.
 
-It draws the shapes dataset (flat shapes <-> striped shapes, see synthetic.py), trains a small light
+It draws the shapes dataset (flat shapes <-> striped shapes, see `shapes`), trains a small light
 U-GAT-IT on it, measures the translations against their ground truth during and after training,
 translates the test set both ways with attention maps, and writes an HTML report with the inputs,
 outputs, attention, ground truth, the metric table and the loss and metric curves.
@@ -22,16 +22,22 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from . import report
-from .checkpoints import load_model
-from .config import Config, DataConfig, DemoOptions, LossConfig, ModelConfig, OptimConfig, TrainConfig
-from .errors import UserError
-from .evaluation import ground_truth_report
-from .model import UGATIT
-from .networks import check_model_config
-from .synthetic import make_shapes, write_shapes
-from .training import LOG_FILE, resolve_device, seed_everything, train
-from .translate import translate_images
+from ..config import Config, DataConfig, DemoOptions, LossConfig, ModelConfig, OptimConfig, TrainConfig
+from ..domains import DIRECTIONS, source_and_target
+from ..errors import UserError
+from ..evaluation import ground_truth_report
+from ..nn.model import UGATIT
+from ..nn.sizes import check_model_config
+from ..training import train
+from ..training.run_dir import LOG_FILE
+from ..translate import translate_images
+from ..utils.device import resolve_device
+from ..utils.files import write_json
+from ..utils.rng import seed_everything
+from ..viz import html
+from ..viz.plots import svg_line_plot
+from ..weights import load_model
+from .shapes import make_shapes, write_shapes
 
 #: Images of each direction shown in the report's gallery.
 GALLERY = 8
@@ -63,11 +69,11 @@ def run_demo(opts: DemoOptions, notify: Callable[[str], None] = print) -> dict[s
     if out.exists() and any(out.iterdir()):
         ours = {p.name for p in out.iterdir()} <= DEMO_ENTRIES  # a finished or interrupted demo
         if not (opts.force and ours):
-            hint = "it holds more than a demo" if opts.force else "pass --force to replace the demo in it"
-            raise UserError(f"{out} is not empty: choose another --out ({hint})")
+            hint = "it holds more than a demo" if opts.force else "`force=True` replaces the demo in it"
+            raise UserError(f"{out} is not empty: choose another `out` ({hint})")
         shutil.rmtree(out)
     if opts.iters < 1 or opts.test_count < 1 or opts.train_count < 1:
-        raise UserError("--iters, --train-count and --test-count must be at least 1")
+        raise UserError("`iters`, `train_count` and `test_count` must be at least 1")
     config = demo_config(opts)
     check_model_config(config.model)  # before minutes of drawing and training
     resolve_device(opts.device)
@@ -106,7 +112,7 @@ def run_demo(opts: DemoOptions, notify: Callable[[str], None] = print) -> dict[s
         "curve": curve,
         "run": str(out / "run"),
     }
-    (out / "report.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(summary, out / "report.json")
     page = _write_report(out, summary, gallery, result.run_dir)
     return {**summary, "report": str(page)}
 
@@ -114,7 +120,8 @@ def run_demo(opts: DemoOptions, notify: Callable[[str], None] = print) -> dict[s
 def _translate_gallery(model: UGATIT, data: dict, folder: Path) -> dict[str, list[dict[str, str]]]:
     """Translate the first GALLERY test images each way; save output and attention; return rows."""
     rows: dict[str, list[dict[str, str]]] = {}
-    for direction, src, tgt in (("a2b", "testA", "testB"), ("b2a", "testB", "testA")):
+    for direction in DIRECTIONS:
+        src, tgt = (f"test{d}" for d in source_and_target(direction))
         target_dir = folder / direction
         target_dir.mkdir(parents=True, exist_ok=True)
         rows[direction] = []
@@ -152,7 +159,7 @@ def _write_report(out: Path, summary: dict, gallery: dict, run_dir: Path) -> Pat
               "PSNR dB (identity)": gt1[d]["identity_psnr"], "cycle L1": gt1[d]["cycle_l1"]}
              for d in gt1]  # fmt: skip
     curve = summary["curve"]
-    metric_plot = report.svg_line_plot(
+    metric_plot = svg_line_plot(
         {**{f"L1 {d}": [(c["step"], c[f"l1_{d}"]) for c in curve] for d in gt1},
          **{f"identity {d}": [(curve[0]["step"], gt1[d]["identity_l1"]), (curve[-1]["step"], gt1[d]["identity_l1"])]
             for d in gt1}},
@@ -160,25 +167,25 @@ def _write_report(out: Path, summary: dict, gallery: dict, run_dir: Path) -> Pat
     )  # fmt: skip
     totals, terms = _curves(run_dir)
     sections = [
-        report.Section("What this is", [report.paragraph(
+        html.Section("What this is", [html.paragraph(
             "U-GAT-IT trained from scratch on the built-in shapes task: domain A has flat shapes on a light "
             "background, domain B the same kind of scenes recoloured, striped and on a dark background. "
             "Training pairs are unpaired; every test image has its ground-truth translation. "
             f"Run: {summary['config']['optim']['iterations']} iterations in {summary['seconds']:.0f} s "
             f"(model: light, {summary['config']['model']['img_size']}px, ch {summary['config']['model']['ch']}).")]),
-        report.Section("Ground truth metrics", [report.table(table)]),
-        report.Section("Curves", [report.row([metric_plot, report.svg_line_plot(totals, title="total losses",
-                       xlabel="iteration", ylabel="loss", log_y=True), report.svg_line_plot(terms,
+        html.Section("Ground truth metrics", [html.table(table)]),
+        html.Section("Curves", [html.row([metric_plot, svg_line_plot(totals, title="total losses",
+                       xlabel="iteration", ylabel="loss", log_y=True), svg_line_plot(terms,
                        title="generator terms", xlabel="iteration", ylabel="loss", log_y=True)])]),
     ]  # fmt: skip
     for direction, rows in gallery.items():
-        cells = [{kind: report.image(path, kind, width=128) for kind, path in row.items()} for row in rows]
-        sections.append(report.Section(f"Test translations {direction}", [report.table(cells)]))
+        cells = [{kind: html.image(path, kind, width=128) for kind, path in row.items()} for row in rows]
+        sections.append(html.Section(f"Test translations {direction}", [html.table(cells)]))
     samples = sorted((run_dir / "samples").glob("test_a2b_*.png"))
     if samples:
-        sections.append(report.Section("Latest sample grid (input, attention, translation, cycle)",
-                                       [report.image(str(samples[-1].relative_to(out)), "sample grid")]))  # fmt: skip
+        sections.append(html.Section("Latest sample grid (input, attention, translation, cycle)",
+                                       [html.image(str(samples[-1].relative_to(out)), "sample grid")]))  # fmt: skip
     page = out / "report.html"
-    page.write_text(report.html_page("ugatit demo: shapes", sections))
+    page.write_text(html.html_page("ugatit demo: shapes", sections))
     return page
 

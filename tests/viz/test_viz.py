@@ -9,20 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from ugatit.report import (
-    Markup,
-    Section,
-    escape,
-    figure,
-    heatmap_to_rgb,
-    html_page,
-    image,
-    image_grid,
-    jet,
-    overlay,
-    svg_line_plot,
-    table,
-)
+from ugatit.viz.html import Markup, Section, escape, figure, html_page, image, table
+from ugatit.viz.images import heatmap_to_rgb, image_grid, jet, overlay
+from ugatit.viz.plots import svg_line_plot
 
 SVG = "{http://www.w3.org/2000/svg}"
 

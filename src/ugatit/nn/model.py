@@ -7,22 +7,21 @@ checking and turns a mismatch (wrong size, light vs full) into a one-line `UserE
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from .config import ModelConfig
-from .errors import UserError
-from .networks import Discriminator, Generator, check_model_config, init_paper_weights
+from ..config import ModelConfig
+from ..domains import GENERATOR_OF, Direction, check_direction
+from ..errors import UserError
+from .networks import Discriminator, Generator, init_paper_weights
+from .sizes import check_model_config
 
 NETWORK_NAMES = ("genA2B", "genB2A", "disGA", "disGB", "disLA", "disLB")
 GENERATORS = ("genA2B", "genB2A")
 DISCRIMINATORS = ("disGA", "disGB", "disLA", "disLB")
-
-Direction = Literal["a2b", "b2a"]
 
 
 class Translation(NamedTuple):
@@ -64,9 +63,7 @@ class UGATIT(nn.Module):
         return [self.disGA, self.disGB, self.disLA, self.disLB]
 
     def generator(self, direction: Direction) -> Generator:
-        if direction not in ("a2b", "b2a"):
-            raise UserError(f"direction must be 'a2b' or 'b2a', got {direction!r}")
-        return self.genA2B if direction == "a2b" else self.genB2A
+        return getattr(self, GENERATOR_OF[check_direction(direction)])
 
     # --- The official checkpoint layout ---------------------------------------------------------------
 
@@ -120,37 +117,3 @@ class UGATIT(nn.Module):
 def _describe(cfg: ModelConfig) -> str:
     kind = "light" if cfg.light else f"full at {cfg.img_size}px"
     return f"{kind}, ch={cfg.ch}, n_res={cfg.n_res}"
-
-
-def infer_model_config(state: dict[str, dict[str, Tensor]]) -> ModelConfig:
-    """Recover ch, n_res, light, img_size (full models only) and the discriminator depths from an official
-    checkpoint, so that official weights can be used without a config file."""
-    try:
-        gen = state["genA2B"]
-        ch = gen["DownBlock.1.weight"].shape[0]
-        dim = 4 * ch
-        n_res = len({m.group(1) for k in gen if (m := re.match(r"UpBlock1_(\d+)\.", k))})
-        fc_in = gen["FC.0.weight"].shape[1]
-    except (KeyError, TypeError, AttributeError, IndexError):
-        raise UserError("not a U-GAT-IT checkpoint: genA2B lacks the official generator keys") from None
-    light = fc_in == dim
-    img_size = 256
-    if not light:
-        side = round((fc_in / dim) ** 0.5)
-        if side * side * dim != fc_in:
-            raise UserError(f"genA2B.FC.0.weight has {fc_in} inputs, which matches no image size for ch={ch}")
-        img_size = side * 4
-
-    def depth(name: str) -> int | None:
-        if name not in state:
-            return None
-        return len([k for k in state[name] if k.startswith("model.") and k.endswith("weight_orig")]) + 1
-
-    return ModelConfig(
-        img_size=img_size,
-        ch=ch,
-        n_res=n_res,
-        light=light,
-        n_layers_global=depth("disGA"),
-        n_layers_local=depth("disLA"),
-    )

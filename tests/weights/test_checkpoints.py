@@ -10,26 +10,24 @@ import numpy as np
 import pytest
 import torch
 
-from ugatit import checkpoints
-from ugatit.checkpoints import (
-    atomic_write,
-    capture_rng_state,
-    checkpoint_path,
-    export_generators,
-    latest_checkpoint,
-    list_checkpoints,
-    load_model,
-    load_training_checkpoint,
-    prune_checkpoints,
-    restore_rng_state,
-    save_training_checkpoint,
-)
 from ugatit.config import Config, ModelConfig
 from ugatit.errors import UserError
-from ugatit.model import GENERATORS, NETWORK_NAMES, UGATIT
-from ugatit.step import TrainingStep
+from ugatit.nn.model import GENERATORS, NETWORK_NAMES, UGATIT
+from ugatit.training.step import TrainingStep
+from ugatit.utils.files import atomic_write
+from ugatit.utils.rng import capture_rng_state, restore_rng_state
+from ugatit.weights import checkpoints, load_model
+from ugatit.weights.checkpoints import (
+    checkpoint_path,
+    latest_checkpoint,
+    list_checkpoints,
+    load_training_checkpoint,
+    prune_checkpoints,
+    save_training_checkpoint,
+)
+from ugatit.weights.export import export_generators
 
-GOLDEN_LIGHT = Path(__file__).parent / "data" / "ugatit_official_ch4_res2_img96_light.pt"
+GOLDEN_LIGHT = Path(__file__).parents[1] / "assets" / "ugatit_official_ch4_res2_img96_light.pt"
 
 
 @pytest.fixture(scope="module")

@@ -1,21 +1,8 @@
 """The training loop: iterations, progress, logs, sample grids, checkpoints, signals, resume.
 
 `train(config, data_a, data_b, run_dir)` runs U-GAT-IT from step 0 (or, with `resume=True`, from the
-latest checkpoint in `run_dir`) to `config.optim.iterations`. A run directory holds:
-
-    config.yaml                 the resolved config of the latest session (the checkpoint's, on resume)
-    log.jsonl                   one JSON object a line: every `log_every` steps {step, lr, time, wall,
-                                every loss term, rho statistics}; events {step, event, ...} (bad images,
-                                evaluations, divergence)
-    tensorboard/                the same scalars and the sample grids (when tensorboard is installed)
-    samples/{train,test}_{a2b,b2a}_{step:08d}.png
-                                rows: fixed images of the split; columns: input, attention heatmap over
-                                the input, translation, cycle reconstruction
-    checkpoints/step_{step:08d}.pt
-                                the full training state; the newest `keep_last` are kept
-    checkpoints/best.pt         the state with the lowest `kid` returned by the `evaluate` hook
-    export/ugatit_generators.safetensors (+ .json)
-                                the two generators for inference, written when the run completes
+latest checkpoint in `run_dir`) to `config.optim.iterations`, writing the run folder that
+`ugatit.training.run_dir` describes.
 
 Resuming is exact: networks, optimisers, step, RNG states and the data position are restored, so a run
 stopped at step k and resumed reaches step n with the weights an uninterrupted run has (bit-identical
@@ -28,68 +15,38 @@ anything of the broken state is written.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-import os
-import random
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
-import numpy as np
 import torch
 
-from . import checkpoints
-from .config import Config
-from .data import Source, SourceLike, UnpairedLoader, as_source, eval_batches, tensor_to_uint8
-from .errors import UserError
-from .layers import ILN, AdaLIN
-from .model import UGATIT
-from .report import heatmap_to_rgb, image_grid, overlay
+from ..config import Config, check_config
+from ..data.loader import eval_batches
+from ..data.sources import Source, SourceLike, as_source
+from ..data.unpaired import UnpairedLoader
+from ..errors import UserError
+from ..nn.model import UGATIT
+from ..utils.device import resolve_device
+from ..utils.rng import preserved_rng, restore_rng_state, seed_everything
+from ..weights import checkpoints
+from ..weights.export import export_generators
+from .resume import resume_config
+from .run_dir import (
+    BEST_FILE, BEST_METRIC, CONFIG_FILE, EXPORT_FILE, LOG_FILE, SAMPLES_DIR, TENSORBOARD_DIR,
+    JsonlLog, TensorBoard, rho_statistics, sample_grid, save_png,
+)  # fmt: skip
+from .signals import SIGNAL_EXIT, MessageHook, StopRequest
 from .step import LOSS_NAMES, TrainingStep, learning_rate, prepare_model
 
-__all__ = [
-    "RESUME_OVERRIDES",
-    "TrainResult",
-    "Trainer",
-    "TrainingDiverged",
-    "resolve_device",
-    "resume_config",
-    "rho_statistics",
-    "saved_run_config",
-    "train",
-]
-
-CONFIG_FILE = "config.yaml"
-LOG_FILE = "log.jsonl"
-SAMPLES_DIR = "samples"
-TENSORBOARD_DIR = "tensorboard"
-EXPORT_FILE = Path("export") / "ugatit_generators.safetensors"
-BEST_FILE = Path(checkpoints.CHECKPOINT_DIR) / "best.pt"
-#: The evaluation metric that marks the best checkpoint; lower is better.
-BEST_METRIC = "kid"
-
-#: What a resumed run takes from the config it is given rather than from its checkpoint: how long it
-#: runs and how it is executed. Everything else (model, losses, optimiser, data pipeline, seed) stays
-#: the checkpoint's, since changing it midway would be a different experiment under the same name.
-RESUME_OVERRIDES: dict[str, tuple[str, ...]] = {
-    "optim": ("iterations",),
-    "data": ("num_workers",),
-    "train": ("device", "precision", "channels_last", "compile",
-              "log_every", "sample_every", "save_every", "keep_last", "eval_every"),
-}  # fmt: skip
-
-#: Exit status of a process stopped by each signal (128 + signal number), for the CLI.
-_SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
+__all__ = ["TrainResult", "Trainer", "TrainingDiverged", "train"]
 
 LogHook = Callable[[int, dict[str, float]], None]
 SampleHook = Callable[[int, dict[str, Path]], None]
 EvaluateHook = Callable[[UGATIT, int], dict[str, float]]
-MessageHook = Callable[[str], None]
 
 
 class TrainingDiverged(UserError):
@@ -120,7 +77,7 @@ class TrainResult:
     @property
     def exit_code(self) -> int:
         """0 when completed, else the shell's code for the signal (130 SIGINT, 143 SIGTERM)."""
-        return _SIGNAL_EXIT.get(self.interrupted, 1) if self.interrupted else 0
+        return SIGNAL_EXIT.get(self.interrupted, 1) if self.interrupted else 0
 
 
 def train(config: Config, data_a: SourceLike, data_b: SourceLike, run_dir: str | Path, **options: Any) -> TrainResult:
@@ -131,241 +88,6 @@ def train(config: Config, data_a: SourceLike, data_b: SourceLike, run_dir: str |
     sample_rows.
     """
     return Trainer(config, data_a, data_b, run_dir, **options).run()
-
-
-# --- Config, device, seeds --------------------------------------------------------------------------------
-
-
-def resume_config(saved: Config, given: Config) -> tuple[Config, list[str]]:
-    """The config of a resumed run: `saved` with `RESUME_OVERRIDES` taken from `given`. Also returns
-    the other keys where `given` differs (they are ignored; callers say so)."""
-    merged, wanted = saved.to_dict(), given.to_dict()
-    for section, keys in RESUME_OVERRIDES.items():
-        for key in keys:
-            merged[section][key] = wanted[section][key]
-    ignored = [
-        f"{section}.{key}"
-        for section, values in wanted.items()
-        for key, value in values.items()
-        # None is "automatic" (the discriminator depths): the saved config holds what it resolved to
-        if value is not None and merged[section][key] != value
-    ]
-    return Config.from_dict(merged), ignored
-
-
-def saved_run_config(run_dir: str | Path) -> Optional[Config]:
-    """The config a run directory was last trained with (its config.yaml, else its latest checkpoint's),
-    or None when it holds neither: the base a resumed run's settings are changed from."""
-    run_dir = Path(run_dir)
-    if (run_dir / CONFIG_FILE).is_file():
-        return Config.load(run_dir / CONFIG_FILE)
-    latest = checkpoints.latest_checkpoint(run_dir)
-    if latest is None:
-        return None
-    return Config.from_dict(checkpoints.load_training_checkpoint(latest)["config"])
-
-
-#: Flag names, so that a bad value read from a config file still points at the flag that sets it.
-_FLAGS = {
-    "optim.iterations": "--iters", "optim.lr": "--lr", "data.batch_size": "--batch-size",
-    "data.num_workers": "--workers", "train.log_every": "--log-every",
-    "train.sample_every": "--sample-every", "train.save_every": "--save-every",
-    "train.keep_last": "--keep-last", "train.eval_every": "--eval-every",
-}  # fmt: skip
-
-
-def check_config(config: Config) -> None:
-    """Values the dataclasses cannot reject by type: counts and frequencies out of range."""
-    minimums = {
-        "optim.iterations": (config.optim.iterations, 1),
-        "data.batch_size": (config.data.batch_size, 1),
-        "data.num_workers": (config.data.num_workers, 0),
-        "train.log_every": (config.train.log_every, 1),
-        "train.sample_every": (config.train.sample_every, 0),  # 0: no samples
-        "train.save_every": (config.train.save_every, 0),  # 0: only when stopping and at the end
-        "train.keep_last": (config.train.keep_last, 0),  # 0: keep every checkpoint
-        "train.eval_every": (config.train.eval_every, 0),
-        "optim.lr": (config.optim.lr, 0),
-    }
-    for key, (value, minimum) in minimums.items():
-        if value < minimum:
-            flag = f" ({_FLAGS[key]})" if key in _FLAGS else ""
-            raise UserError(f"config key '{key}'{flag} must be at least {minimum}, got {value}")
-
-
-def resolve_device(name: str) -> torch.device:
-    """auto -> cuda if available, then mps, else cpu; an explicit device must exist here."""
-    name = (name or "auto").strip().lower()
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps" if _mps_available() else "cpu")
-    kind, _, index = name.partition(":")
-    if kind not in ("cpu", "cuda", "mps") or (index and (kind != "cuda" or not index.isdigit())):
-        raise UserError(f"--device: unknown device {name!r} (choose auto, cpu, cuda, cuda:N or mps)")
-    if kind == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError("--device cuda: PyTorch sees no CUDA GPU here (use --device cpu, or auto)")
-        if index and int(index) >= torch.cuda.device_count():
-            raise UserError(f"--device {name}: there are only {torch.cuda.device_count()} CUDA devices")
-    if kind == "mps" and not _mps_available():
-        raise UserError("--device mps: Apple's MPS backend is not available here (use --device cpu, or auto)")
-    return torch.device(name)
-
-
-def _mps_available() -> bool:
-    backend = getattr(torch.backends, "mps", None)
-    return bool(backend is not None and backend.is_available())
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-@contextlib.contextmanager
-def preserved_rng() -> Iterator[None]:
-    """Hooks (sampling, evaluation) may draw random numbers; training must not see that they did,
-    or a resumed run would drift from an uninterrupted one that evaluated at other steps."""
-    state = checkpoints.capture_rng_state()
-    try:
-        yield
-    finally:
-        checkpoints.restore_rng_state(state)
-
-
-def rho_statistics(model: UGATIT) -> dict[str, float]:
-    """Mean, min and max of every AdaLIN rho and every ILN rho of both generators: how far the
-    networks lean towards instance (1) or layer (0) normalisation."""
-    stats: dict[str, float] = {}
-    for label, kind in (("adalin", AdaLIN), ("iln", ILN)):
-        values = [m.rho.detach().flatten() for g in model.generators() for m in g.modules() if isinstance(m, kind)]
-        if values:
-            rho = torch.cat(values).float()
-            mean, low, high = torch.stack([rho.mean(), rho.min(), rho.max()]).tolist()
-            stats.update({f"rho_{label}_mean": mean, f"rho_{label}_min": low, f"rho_{label}_max": high})
-    return stats
-
-
-# --- Signals ----------------------------------------------------------------------------------------------
-
-
-class StopRequest:
-    """Turns the first SIGINT/SIGTERM into a request to stop after the current iteration; a second one
-    aborts at once (KeyboardInterrupt). Handlers are installed only in the main thread, where Python
-    delivers signals, and the previous ones are restored on exit."""
-
-    def __init__(self, notify: MessageHook):
-        self.notify = notify
-        self.reason: Optional[str] = None
-        self._previous: dict[int, Any] = {}
-
-    def request(self, reason: str) -> None:
-        if self.reason is None:
-            self.reason = reason
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if os.getpid() != self._pid:
-            # A forked data worker inherits this handler; Ctrl-C reaches it too (the whole process
-            # group gets it). It keeps working: the main process stops it when it stops.
-            return
-        if self.reason is not None:
-            self._restore()
-            raise KeyboardInterrupt
-        self.request(signal.Signals(signum).name)
-        self.notify(f"{self.reason}: finishing this iteration, then saving a checkpoint and stopping "
-                    "(repeat to abort at once)")  # fmt: skip
-
-    def __enter__(self) -> "StopRequest":
-        self._pid = os.getpid()
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._restore()
-
-    def _restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
-
-
-# --- Outputs: log file, TensorBoard, sample grids -------------------------------------------------------
-
-
-class JsonlLog:
-    """log.jsonl, one record a line, flushed as written. On resume the records after the checkpoint's
-    step (written by the session that was stopped) are dropped, so every step appears once."""
-
-    def __init__(self, path: Path, keep_until: int):
-        kept = []
-        if keep_until > 0 and path.is_file():
-            kept = [line for line in path.read_text().splitlines() if _record_step(line) <= keep_until]
-        path.write_text("".join(line + "\n" for line in kept))
-        self.path = path
-        self._file = path.open("a")
-
-    def write(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def _record_step(line: str) -> float:
-    try:
-        return float(json.loads(line)["step"])
-    except (ValueError, KeyError, TypeError):
-        return math.inf  # a line cut short by a crash: drop it
-
-
-class TensorBoard:
-    """A SummaryWriter when tensorboard is installed; otherwise every call does nothing."""
-
-    def __init__(self, folder: Path, enabled: bool, first_step: int):
-        self.writer = None
-        self.folder = None
-        if not enabled:
-            return
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            return
-        # purge_step hides events of a stopped session logged after the step resumed from
-        self.writer = SummaryWriter(log_dir=str(folder), purge_step=first_step)
-        self.folder = folder
-
-    def scalars(self, step: int, values: dict[str, float], prefix: str = "") -> None:
-        if self.writer is not None:
-            for name, value in values.items():
-                self.writer.add_scalar(f"{prefix}{name}", value, step)
-
-    def image(self, tag: str, image: np.ndarray, step: int) -> None:
-        if self.writer is not None:
-            self.writer.add_image(tag, image, step, dataformats="HWC")
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
-def sample_grid(model: UGATIT, images: torch.Tensor, direction: str) -> np.ndarray:
-    """One row per image: input, heatmap of the translating generator over it, translation, cycle
-    reconstruction (translated back by the other generator). uint8 H x W x 3."""
-    back = "b2a" if direction == "a2b" else "a2b"
-    fake = model.translate(images, direction)
-    cycle = model.translate(fake.image, back)
-    size = tuple(images.shape[-2:])
-    inputs, fakes, cycles = (tensor_to_uint8(t) for t in (images, fake.image, cycle.image))
-    rows = [
-        [inputs[i], overlay(inputs[i], heatmap_to_rgb(fake.heatmap[i], size)), fakes[i], cycles[i]]
-        for i in range(len(inputs))
-    ]
-    return np.asarray(image_grid(rows))
 
 
 # --- The trainer ----------------------------------------------------------------------------------------
@@ -461,12 +183,12 @@ class Trainer:
         if self.resume and latest is None:
             raise UserError(
                 f"nothing to resume: no checkpoint in {self.run_dir / checkpoints.CHECKPOINT_DIR} "
-                "(start without --resume)"
+                "(a new run starts without `resume`)"
             )
         if not self.resume and latest is not None:
             raise UserError(
-                f"{self.run_dir} already holds a run ({latest.name}): pass --resume to continue it, "
-                "or choose another output folder (--out)"
+                f"{self.run_dir} already holds a run ({latest.name}): continue it with `resume=True`, "
+                "or choose another `run_dir`"
             )
 
     def _load_checkpoint(self) -> dict[str, Any]:
@@ -488,7 +210,7 @@ class Trainer:
         check_config(config)
         if config.optim.iterations < saved["step"]:
             raise UserError(
-                f"the run is already at step {saved['step']}, past --iters {config.optim.iterations}"
+                f"the run is already at step {saved['step']}, past `optim.iterations={config.optim.iterations}`"
             )
         return config
 
@@ -518,7 +240,7 @@ class Trainer:
         self.best = extra.get("best")
         self._elapsed_before = float(extra.get("elapsed", 0.0))
         self.last_checkpoint = saved["path"]
-        checkpoints.restore_rng_state(saved["rng"])
+        restore_rng_state(saved["rng"])
 
     def _announce(self, sources: list[Source], saved: Optional[dict[str, Any]]) -> None:
         m = self.model.config
@@ -639,7 +361,7 @@ class Trainer:
             for name, images in self.samples.items():
                 grid = sample_grid(self.model, images, direction=name.rsplit("_", 1)[1])
                 path = folder / f"{name}_{step:08d}.png"
-                _save_png(grid, path)
+                save_png(grid, path)
                 self.tb.image(f"samples/{name}", grid, step)
                 written[name] = path
         if written and self.on_sample is not None:
@@ -707,7 +429,7 @@ class Trainer:
             self._save(self.step)
         export = None
         if self.step >= self.config.optim.iterations:
-            export = checkpoints.export_generators(self.model, self.config, self.run_dir / EXPORT_FILE)
+            export = export_generators(self.model, self.config, self.run_dir / EXPORT_FILE)
         best = self.run_dir / BEST_FILE
         samples = self.run_dir / SAMPLES_DIR
         return TrainResult(
@@ -744,7 +466,3 @@ def _to_stderr(message: str) -> None:
     tqdm.write(message, file=sys.stderr)  # above a running progress bar, not through it
 
 
-def _save_png(grid: np.ndarray, path: Path) -> None:
-    from PIL import Image
-
-    Image.fromarray(grid).save(path)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ugatit.synthetic import (
+from ugatit.demo.shapes import (
     BACKGROUND_A,
     BACKGROUND_B,
     ShapesDataset,

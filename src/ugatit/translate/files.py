@@ -1,12 +1,4 @@
-"""Translate images with a trained model: in memory, or files and folders to an output folder.
-
-Resize policy (any input size and aspect ratio): each image is resized to the model's square size
-(bilinear, the test-time transform the model was evaluated with), translated, and the output is resized
-back to the input's own size (bicubic), so an output always has its input's width and height. Non-square
-images are therefore squeezed to a square for the generator and stretched back afterwards. A light model
-is fully convolutional up to a global pooling, so it can run at any size that is a multiple of 4 and at
-least 32 (by default the size it was trained at); a full model's gamma/beta MLP reads the whole
-(size/4)^2 attention map, so it runs only at its trained size.
+"""Translating image files and folders into an output folder, and where each output goes.
 
 Output layout of `translate_paths` / `translate_folder` in the output folder OUT:
 
@@ -33,132 +25,23 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from urllib.parse import quote
 
-import numpy as np
-import torch
 from PIL import Image
 
-from . import report
-from .data import BadImageError, eval_transform, find_images, load_rgb, tensor_to_uint8, to_rgb
-from .errors import UserError
-from .model import UGATIT, Direction
+from ..data.images import BadImageError, find_images, load_rgb
+from ..domains import Direction
+from ..errors import UserError
+from ..nn.model import UGATIT
+from .images import TranslatedImage, _check_batch_size, _translate_batch, resolve_size
+from .page import write_index_html
 
-__all__ = [
-    "TranslatedImage",
-    "Result",
-    "resolve_size",
-    "translate_images",
-    "translate_paths",
-    "translate_folder",
-    "write_index_html",
-    "INDEX_NAME",
-    "THUMBNAIL_DIR",
-]
-
-INDEX_NAME = "index.html"
 THUMBNAIL_DIR = ".thumbnails"
 ATTENTION_SUFFIX = "_attention"
 THUMBNAIL_SIDE = 256  # longest side of the input copies shown in index.html
-OUTPUT_RESAMPLE = Image.Resampling.BICUBIC
+
 
 #: Called with (path, reason) for each input file that cannot be translated.
 SkipCallback = Callable[[Path, str], None]
-
-
-# --- In memory ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class TranslatedImage:
-    """One translation: the output image, the generator's attention and what it was made from."""
-
-    image: Image.Image  # RGB, at the input's size (or at the model size with restore_size=False)
-    heatmap: np.ndarray  # (size/4, size/4) float32: the generator's raw heatmap at the model size
-    cam_logit: np.ndarray  # (2,): the auxiliary classifier's gap and gmp logits
-    source: Image.Image  # the RGB input it was translated from (the caller's image when already RGB)
-
-    def attention_rgb(self, size: tuple[int, int] | None = None) -> np.ndarray:
-        """The heatmap min-max normalised, resized (bilinear) to `size` = (width, height), default the
-        input's size, and jet-coloured: uint8 H x W x 3."""
-        width, height = size or self.source.size
-        return report.heatmap_to_rgb(self.heatmap, (height, width))
-
-    def attention_overlay(self, alpha: float = 0.5) -> Image.Image:
-        """The coloured heatmap blended over the input, at the input's size."""
-        heat = self.attention_rgb()
-        return Image.fromarray(report.overlay(np.asarray(self.source), heat, alpha=alpha))
-
-
-def resolve_size(model: UGATIT, size: int | None = None) -> int:
-    """The square size the model runs at: its trained size, or `size` where the model allows it.
-
-    A light model takes any multiple of 4 that is at least 32; a full model only its trained size, since
-    the first layer of its gamma/beta MLP has one input per position of the (size/4)^2 attention map.
-    """
-    trained = model.config.img_size
-    if size is None or size == trained:
-        return trained
-    if isinstance(size, bool) or not isinstance(size, int):
-        raise UserError(f"size must be an integer, got {size!r}")
-    if not model.config.light:
-        raise UserError(
-            f"cannot run this full model at {size} px: it was trained at {trained} px and its gamma/beta MLP "
-            f"reads the whole {trained // 4}x{trained // 4} attention map (only light models run at other sizes)"
-        )
-    if size < 32 or size % 4:
-        raise UserError(f"size must be a multiple of 4 and at least 32, got {size}")
-    return size
-
-
-def translate_images(
-    model: UGATIT,
-    images: Sequence[Image.Image],
-    direction: Direction = "a2b",
-    *,
-    size: int | None = None,
-    batch_size: int = 8,
-    restore_size: bool = True,
-) -> list[TranslatedImage]:
-    """Translate PIL images of any mode, size and aspect ratio; returns one `TranslatedImage` each.
-
-    Images are resized to the model size (see `resolve_size`), translated in batches on the model's
-    device, and (with `restore_size`) resized back to their own size. A mode that cannot be converted
-    to RGB raises `BadImageError`.
-    """
-    _check_batch_size(batch_size)
-    side = resolve_size(model, size)
-    rgb = [to_rgb(img) for img in images]
-    out: list[TranslatedImage] = []
-    for start in range(0, len(rgb), batch_size):
-        out += _translate_batch(model, rgb[start : start + batch_size], direction, side, restore_size)
-    return out
-
-
-def _translate_batch(
-    model: UGATIT, images: list[Image.Image], direction: Direction, side: int, restore_size: bool = True
-) -> list[TranslatedImage]:
-    device = next(model.parameters()).device
-    batch = torch.stack([eval_transform(img, side) for img in images]).to(device)
-    result = model.translate(batch, direction)
-    pixels = tensor_to_uint8(result.image)
-    heatmaps = result.heatmap[:, 0].float().cpu().numpy()
-    logits = result.cam_logit.float().cpu().numpy()
-    translated = []
-    for source, out, heat, logit in zip(images, pixels, heatmaps, logits):
-        output = Image.fromarray(out)
-        if restore_size and output.size != source.size:
-            output = output.resize(source.size, OUTPUT_RESAMPLE)
-        translated.append(TranslatedImage(output, heat, logit, source))
-    return translated
-
-
-def _check_batch_size(batch_size: int) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise UserError(f"batch size must be an integer >= 1, got {batch_size!r}")
-
-
-# --- Files -------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -292,7 +175,7 @@ def check_output_dir(output_dir: Path, input_path: Path | None = None) -> None:
         inp, out = Path(input_path).resolve(), output_dir.resolve()
         if out == inp or inp in out.parents:
             raise UserError(
-                f"output folder {output_dir} is the input folder or inside it: choose another --output "
+                f"output folder {output_dir} is the input folder or inside it: choose another output folder "
                 "(inputs are never overwritten, and a second run would translate the outputs)"
             )
     existing = output_dir
@@ -428,59 +311,3 @@ def _progress_bar(total: int, enabled: bool):
     return tqdm(total=total, unit="img", desc="translating", file=sys.stderr, disable=not enabled, leave=False)
 
 
-# --- The index page ----------------------------------------------------------------------------------------
-
-
-def write_index_html(
-    results: Sequence[Result],
-    output_dir: str | os.PathLike[str],
-    *,
-    title: str = "ugatit translate",
-    notes: Sequence[str] = (),
-    width: int = 256,
-) -> Path:
-    """Write `output_dir/index.html`: a table of input, output and attention (when made) per image,
-    each shown in a `width`-pixel square and linked to the file, by paths relative to the page (the
-    input's thumbnail, or the input file itself when there is none); then the skipped files with their
-    reasons. Returns its path."""
-    output_dir = Path(output_dir)
-    done = [r for r in results if r.ok]
-    skipped = [r for r in results if not r.ok]
-    with_attention = any(r.attention is not None for r in done)
-    rows = []
-    for r in done:
-        row: dict[str, object] = {"file": r.name}
-        row["input"] = _image_cell(r.thumbnail or r.source, output_dir, f"input {r.name}", width, r.size)
-        row["output"] = _image_cell(r.output, output_dir, f"translation of {r.name}", width, r.size)
-        if with_attention:
-            row["attention"] = _image_cell(r.attention, output_dir, f"attention for {r.name}", width, r.size)
-        if r.size is not None:
-            row["size"] = f"{r.size[0]}x{r.size[1]}"
-        rows.append(row)
-    summary = f"{len(done)} translated" + (f", {len(skipped)} skipped" if skipped else "") + "."
-    sections: list[tuple[str, object]] = [("", [*notes, summary]), ("Images", report.table(rows))]
-    if skipped:
-        sections.append(("Skipped", report.table([{"file": str(r.source), "reason": r.error} for r in skipped])))
-    page = output_dir / INDEX_NAME
-    try:
-        page.write_text(report.html_page(title, sections), encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot write {page}: {exc.strerror or exc}") from None
-    return page
-
-
-def _image_cell(path: Path | None, output_dir: Path, alt: str, box: int, size: tuple[int, int] | None) -> str:
-    if path is None:
-        return ""
-    try:
-        relative = os.path.relpath(path, output_dir)
-    except ValueError:  # another drive on Windows: no relative path exists
-        return ""
-    href = report.escape(quote(relative.replace(os.sep, "/"), safe="/"))
-    # A fixed square box with object-fit keeps the columns aligned whatever the aspect ratio. Small
-    # images are scaled up crisply (the page's default), large ones scaled down smoothly, since
-    # nearest-neighbour reduction aliases. Lazy loading keeps a page of thousands of rows responsive.
-    rendering = "pixelated" if size is not None and max(size) < box else "auto"
-    style = f"width:{box}px;height:{box}px;object-fit:contain;image-rendering:{rendering}"
-    img = f'<img loading="lazy" src="{href}" alt="{report.escape(alt)}" style="{style}">'
-    return report.Markup(f'<a href="{href}">{img}</a>')

@@ -14,7 +14,7 @@ from PIL import Image
 from ugatit.config import ModelConfig
 from ugatit.data import eval_transform, find_images, tensor_to_uint8
 from ugatit.errors import UserError
-from ugatit.model import UGATIT
+from ugatit.nn.model import UGATIT
 from ugatit.translate import (
     INDEX_NAME,
     THUMBNAIL_DIR,

@@ -24,9 +24,9 @@ from typing import Iterator
 import torch
 from torch import Tensor, nn
 
-from . import losses
-from .config import LossConfig, OptimConfig
-from .model import UGATIT
+from ..config import LossConfig, OptimConfig
+from ..nn import losses
+from ..nn.model import DISCRIMINATORS, UGATIT
 
 LOSS_NAMES = (
     "D_ad_loss_GA", "D_ad_cam_loss_GA", "D_ad_loss_LA", "D_ad_cam_loss_LA",
@@ -97,7 +97,7 @@ class TrainingStep:
         adam = dict(lr=opt.lr, betas=(opt.beta1, opt.beta2), weight_decay=opt.weight_decay)
         self.G_optim = torch.optim.Adam(chain(model.genA2B.parameters(), model.genB2A.parameters()), **adam)
         self.D_optim = torch.optim.Adam(
-            chain(*(getattr(model, n).parameters() for n in ("disGA", "disGB", "disLA", "disLB"))), **adam
+            chain(*(getattr(model, n).parameters() for n in DISCRIMINATORS)), **adam
         )
 
     # --- The iteration --------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ugatit.config import ModelConfig, OptimConfig
-from ugatit.model import UGATIT
-from ugatit.step import TrainingStep, learning_rate
+from ugatit.nn.model import UGATIT
+from ugatit.training.step import TrainingStep, learning_rate
 
 
 def tiny() -> UGATIT:

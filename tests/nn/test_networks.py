@@ -9,9 +9,9 @@ import torch
 
 from ugatit.config import ModelConfig
 from ugatit.errors import UserError
-from ugatit.model import UGATIT
-from ugatit.networks import discriminator_output_size
-from ugatit.step import TrainingStep, prepare_model
+from ugatit.nn.model import UGATIT
+from ugatit.nn.sizes import discriminator_output_size
+from ugatit.training.step import TrainingStep, prepare_model
 
 REFERENCE = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 
@@ -50,7 +50,7 @@ def read_reference_layout(path: Path) -> dict[str, dict[str, tuple]]:
 def test_state_dict_layout_equals_official_schema(light):
     path = REFERENCE / f"official-pytorch-state-dict-{'light' if light else 'full'}.tsv"
     if not path.exists():  # the schema also lives in tests/data for CI machines without shared/
-        path = Path(__file__).parent / "data" / path.name
+        path = Path(__file__).parents[1] / "assets" / path.name
     reference = read_reference_layout(path)
     model = paper_model(light)
     for net, keys in reference.items():

@@ -1,0 +1,11 @@
+"""Training: one iteration (`step`), the loop around it (`trainer`), the run folder it writes (`run_dir`),
+what a resumed run keeps (`resume`) and how signals stop it (`signals`)."""
+
+from .resume import RESUME_OVERRIDES, resume_config, saved_run_config
+from .step import LOSS_NAMES, TrainingStep, learning_rate
+from .trainer import TrainResult, Trainer, TrainingDiverged, train
+
+__all__ = [
+    "LOSS_NAMES", "RESUME_OVERRIDES", "TrainResult", "Trainer", "TrainingDiverged", "TrainingStep",
+    "learning_rate", "resume_config", "saved_run_config", "train",
+]  # fmt: skip

@@ -1,0 +1,56 @@
+"""Stopping a run cleanly: the first SIGINT/SIGTERM asks for a stop after the current iteration."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from typing import Any, Callable, Optional
+
+MessageHook = Callable[[str], None]
+
+#: Exit status of a process stopped by each signal (128 + signal number), for the CLI.
+SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
+
+
+class StopRequest:
+    """Turns the first SIGINT/SIGTERM into a request to stop after the current iteration; a second one
+    aborts at once (KeyboardInterrupt). Handlers are installed only in the main thread, where Python
+    delivers signals, and the previous ones are restored on exit."""
+
+    def __init__(self, notify: MessageHook):
+        self.notify = notify
+        self.reason: Optional[str] = None
+        self._previous: dict[int, Any] = {}
+
+    def request(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if os.getpid() != self._pid:
+            # A forked data worker inherits this handler; Ctrl-C reaches it too (the whole process
+            # group gets it). It keeps working: the main process stops it when it stops.
+            return
+        if self.reason is not None:
+            self._restore()
+            raise KeyboardInterrupt
+        self.request(signal.Signals(signum).name)
+        self.notify(f"{self.reason}: finishing this iteration, then saving a checkpoint and stopping "
+                    "(repeat to abort at once)")  # fmt: skip
+
+    def __enter__(self) -> "StopRequest":
+        self._pid = os.getpid()
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+

@@ -1,0 +1,1 @@
+"""Pictures and pages: heatmaps, overlays and grids (`images`), SVG charts (`plots`), HTML (`html`)."""
