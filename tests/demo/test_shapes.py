@@ -174,3 +174,31 @@ def test_cli_writes_layout_and_refuses_a_non_empty_folder(tmp_path):
     assert forced.returncode == 0, forced.stderr
     assert len(list((out / "trainA").iterdir())) == 2
     assert len(list((out / "testB").iterdir())) == 1
+
+
+def test_colour_follows_the_kind_and_b_is_the_negative_of_a():
+    """What makes the colour mapping identifiable from unpaired data (docs/demo.md): in both domains a
+    shape's colour is its kind's, and B is A's photographic negative outside the dark stripes."""
+    from ugatit.demo.shapes import KINDS, PALETTE_A, PALETTE_B, negative
+
+    assert BACKGROUND_B == negative(BACKGROUND_A)
+    assert PALETTE_B == tuple(negative(c) for c in PALETTE_A) and len(PALETTE_A) == len(KINDS)
+    assert len(set(PALETTE_A + PALETTE_B)) == 2 * len(KINDS)  # no colour is in both domains
+    size = 64
+    a = ShapesDataset("A", "test", size=size, count=20, seed=4)
+    b = ShapesDataset("B", "test", size=size, count=20, seed=4)
+    seen = set()
+    for i in range(20):
+        scene = a.scene(i)
+        for shape in scene.shapes:
+            assert shape.color == KINDS.index(shape.kind)
+            seen.add(shape.kind)
+        pixels_a = np.asarray(a[i], dtype=np.int16)
+        pixels_b = np.asarray(b[i], dtype=np.int16)
+        outside = render_mask(scene, size) == 0
+        assert (pixels_b[outside] == 255 - pixels_a[outside]).all()
+        # Inside, B's light stripes are A's negative and its dark stripes a shade of that.
+        inside = render_mask(scene, size) == 1
+        light = (np.abs(pixels_b + pixels_a - 255) <= 1).all(axis=2)
+        assert light[inside].mean() > 0.3
+    assert seen == set(KINDS)

@@ -3,13 +3,18 @@
 Real datasets cannot be shipped and a translator cannot be judged on noise, so this module draws two
 unpaired image domains with an exact, known correspondence:
 
-* Domain A: 1-3 flat-coloured shapes (circle, square, triangle) on a light background.
-* Domain B: the same scene with every colour replaced through a fixed mapping (``PALETTE_A[i]`` ->
-  ``PALETTE_B[i]``), horizontal stripes inside each shape (the colour alternating with a dark shade
-  of itself) and a dark background.
+* Domain A: 1-3 flat-coloured shapes on a light background; the colour says the kind (circles red,
+  squares green, triangles purple).
+* Domain B: the same scene in the photographic negative (every colour c becomes 255 - c, background
+  included: circles cyan, squares magenta, triangles lime on near-black), with horizontal stripes
+  inside each shape (the colour alternating with a dark shade of itself).
 
 Going A -> B means finding the shapes and painting stripes only inside them (like horse2zebra), plus a
-colour change everywhere; B -> A means removing the texture again. Everything is drawn from a seed,
+colour change everywhere; B -> A means removing the texture again. Because the colour follows the kind
+in both domains, the colour mapping can be read off unpaired data: a translator that keeps each shape's
+outline has one way to make its output look like the other domain (docs/demo.md argues it; the older
+version of this task recoloured through a permutation of equally common colours, which no unpaired
+translator can tell from any other permutation). Everything is drawn from a seed,
 so the same seed gives the same bytes. Training images are unpaired: trainA and trainB come from
 different random streams, so no trainB image is the translation of any trainA image. The test split
 renders the same scene in both domains, so every test input has its ground-truth translation.
@@ -22,7 +27,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 import numpy as np
 from PIL import Image
@@ -32,22 +37,25 @@ Split = Literal["train", "test"]
 
 KINDS: tuple[str, ...] = ("circle", "square", "triangle")
 
-#: Domain A: saturated flat colours on an off-white background.
+
+
+def negative(colour: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The photographic negative of an 8-bit RGB colour."""
+    r, g, b = colour
+    return 255 - r, 255 - g, 255 - b
+
+
+#: Domain A: an off-white background; PALETTE_A[i] is the colour of every shape of kind KINDS[i].
 BACKGROUND_A: tuple[int, int, int] = (236, 233, 226)
 PALETTE_A: tuple[tuple[int, int, int], ...] = (
-    (214, 48, 49),  # red
-    (46, 160, 67),  # green
-    (36, 88, 196),  # blue
-    (240, 160, 20),  # orange
+    (214, 48, 49),  # circles: red
+    (46, 160, 67),  # squares: green
+    (130, 60, 180),  # triangles: purple
 )
-#: Domain B: PALETTE_A[i] becomes PALETTE_B[i]; a dark, slightly blue background.
-BACKGROUND_B: tuple[int, int, int] = (24, 26, 36)
-PALETTE_B: tuple[tuple[int, int, int], ...] = (
-    (250, 210, 60),  # red -> yellow
-    (230, 80, 200),  # green -> magenta
-    (70, 220, 230),  # blue -> cyan
-    (150, 120, 250),  # orange -> violet
-)
+#: Domain B: the negative of A. The A colours are mid-dark so that their negatives, and the dark
+#: stripes of those, stay clearly brighter than B's near-black background.
+BACKGROUND_B: tuple[int, int, int] = negative(BACKGROUND_A)  # (19, 22, 29)
+PALETTE_B: tuple[tuple[int, int, int], ...] = tuple(negative(c) for c in PALETTE_A)  # cyan, magenta, lime
 #: The dark stripes of domain B are the shape's colour times this; it stays clearly above the
 #: background so the shape's silhouette is the same in both domains.
 STRIPE_SHADE = 0.4
@@ -80,7 +88,7 @@ class Shape:
     center: tuple[float, float]
     size: float  # radius of the circle with the same area, as a fraction of the image side
     rotation: float  # radians; irrelevant for circles
-    color: int  # index into PALETTE_A / PALETTE_B
+    color: int  # index into PALETTE_A / PALETTE_B; the kind's own (KINDS.index(kind)) in this task
 
     def bound(self) -> float:
         """Radius of the circle around `center` that contains the shape."""
@@ -108,11 +116,10 @@ def random_scene(rng: np.random.Generator) -> Scene:
             lo, hi = bound + _MARGIN, 1.0 - bound - _MARGIN
             center = (float(rng.uniform(lo, hi)), float(rng.uniform(lo, hi)))
             rotation = float(rng.uniform(0.0, 2 * math.pi))
-            color = int(rng.integers(len(PALETTE_A)))
             if all(
                 math.dist(center, other.center) > bound + other.bound() + _MARGIN for other in shapes
             ):
-                shapes.append(Shape(kind, center, size, rotation, color))
+                shapes.append(Shape(kind, center, size, rotation, KINDS.index(kind)))
                 break
     return Scene(tuple(shapes))
 
@@ -327,8 +334,26 @@ def write_shapes(
     return info
 
 
+def scene_to_json(scene: Scene) -> list[dict[str, Any]]:
+    """A scene as JSON-ready shapes; floats rounded to 1e-9, far below a pixel at any size."""
+    return [{"kind": s.kind, "center": [round(c, 9) for c in s.center], "size": round(s.size, 9),
+             "rotation": round(s.rotation, 9), "colour": s.color} for s in scene.shapes]  # fmt: skip
+
+
+def scene_from_json(shapes: Sequence[dict[str, Any]]) -> Scene:
+    return Scene(tuple(Shape(d["kind"], (float(d["center"][0]), float(d["center"][1])), float(d["size"]),
+                             float(d["rotation"]), int(d["colour"])) for d in shapes))  # fmt: skip
+
+
+def palette_info() -> dict[str, Any]:
+    """The colours of both domains as `ground_truth.json` records them (0-255 RGB)."""
+    return {"palette_A": [list(c) for c in PALETTE_A], "palette_B": [list(c) for c in PALETTE_B],
+            "palette_kinds": list(KINDS), "background_A": list(BACKGROUND_A),
+            "background_B": list(BACKGROUND_B), "stripe_shade": STRIPE_SHADE}  # fmt: skip
+
+
 def ground_truth_info(size: int, n_train: int, n_test: int, seed: int) -> dict:
-    """The description written to ``ground_truth.json``."""
+    """The description written to ``ground_truth.json``: the layout, the colours and every test scene."""
     return {
         "task": "shapes",
         "size": size,
@@ -337,14 +362,13 @@ def ground_truth_info(size: int, n_train: int, n_test: int, seed: int) -> dict:
         "pairs": {"testA": "testB"},
         "convention": (
             "testA/NAME.png and testB/NAME.png show the same scene: each is the ground-truth "
-            "translation of the other. trainA and trainB are unpaired (different scenes)."
+            "translation of the other. trainA and trainB are unpaired (different scenes). "
+            "test_scenes[i] describes the i-th test pair in file-name order (x right, y down, in [0, 1])."
         ),
         "domains": {
-            "A": "flat-coloured circles, squares and triangles on a light background",
-            "B": "the same shapes, colours mapped A->B, horizontal stripes inside, dark background",
+            "A": "flat circles (red), squares (green) and triangles (purple) on a light background",
+            "B": "the same scene in the photographic negative (255 - c), horizontal stripes inside the shapes",
         },
-        "palette_A": [list(c) for c in PALETTE_A],
-        "palette_B": [list(c) for c in PALETTE_B],
-        "background_A": list(BACKGROUND_A),
-        "background_B": list(BACKGROUND_B),
+        **palette_info(),
+        "test_scenes": [scene_to_json(scene_for(seed, "test", "A", i)) for i in range(n_test)],
     }
