@@ -90,9 +90,9 @@ def test_eval_prints_table_and_writes_json(folders, tmp_path):
     assert report["feature_extractor"]["resize"] == "tf1"
 
     # The CLI reports exactly what the library computes.
-    from ugatit.metrics import evaluate_folders
+    from ugatit.metrics import kid_report
 
-    direct = evaluate_folders(
+    direct = kid_report(
         folders["real"], folders["fake"], load_standin(), source=folders["source"], subsets=10
     )["metrics"]
     for key in ("kid_paper", "kid_subsets", "mean_kid_paper", "fid"):
@@ -127,7 +127,22 @@ def test_offline_without_weights_is_one_line_exit_2(folders, tmp_path):
     assert len(lines) == 1
     expected_path = torch_home / "hub" / "checkpoints" / "pt_inception-2015-12-05-6726825d.pth"
     assert lines[0].startswith("ugatit eval: error: FID Inception weights not found")
-    assert str(expected_path) in lines[0]
+    assert str(expected_path) in lines[0] and "--inception-weights" in lines[0] and "`" not in lines[0]
+
+
+def test_a_feature_extractor_module_in_the_working_directory(folders, tmp_path):
+    """`ugatit eval --feature-extractor mymodule:make` with mymodule.py where the user stands, run through
+    the installed console script (whose import path does not hold the working directory)."""
+    import shutil
+
+    (tmp_path / "mymodule.py").write_text((HERE / "standin_extractor.py").read_text())
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    script = shutil.which("ugatit") or str(Path(sys.executable).with_name("ugatit"))
+    proc = subprocess.run([script, "eval", "--real", str(folders["real"]), "--fake", str(folders["fake"]),
+                           "--feature-extractor", "mymodule:make", "--protocol", "subsets", "--subsets", "5"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "KID" in proc.stdout
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ import argparse
 import sys
 from typing import Any
 
+from ..domains import DIRECTIONS
 from ..errors import UserError
 from ._types import device_argument, positive_int
 
@@ -40,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", metavar="PATH", help="instead of --real/--fake: a model (run directory, "
                         "checkpoint, export or official .pt) to translate the test split of --data with")
     parser.add_argument("--data", metavar="ROOT", help="with --checkpoint: a dataset root with testA and testB")
-    parser.add_argument("--direction", choices=["a2b", "b2a", "both"], default="both",
+    parser.add_argument("--direction", choices=[*DIRECTIONS, "both"], default="both",
                         help="with --checkpoint: which translations to measure")
     parser.add_argument("--save-translations", metavar="DIR",
                         help="with --checkpoint: also write the translations as PNG under DIR/<direction>/")
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..utils.files import write_json
-    from ..metrics.features import evaluate_folders
+    from ..metrics.features import kid_report
     from ..utils.device import resolve_device
 
     device = resolve_device(args.device)
@@ -102,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{flag} folder not found: {folder}")
     extractor, extractor_name = _extractor(args, device)
     protocols = ("paper", "subsets") if args.protocol == "both" else (args.protocol,)
-    report = evaluate_folders(
+    report = kid_report(
         args.real,
         args.fake,
         extractor,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..domains import DIRECTIONS
 from ..errors import UserError
 from ._types import device_argument, positive_int
 
@@ -38,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="output folder (created; must not be the input folder or inside it)",
     )  # fmt: skip
     parser.add_argument(
-        "--direction", choices=["a2b", "b2a"], default="a2b",
+        "--direction", choices=DIRECTIONS, default="a2b",
         help="a2b translates domain A images with genA2B, b2a domain B images with genB2A",
     )  # fmt: skip
     parser.add_argument(
@@ -62,10 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if not input_path.exists():
         raise UserError(f"input not found: {input_path}")
 
-    import sys
-
-    from tqdm import tqdm
-
+    from ..utils.console import notify
     from ..weights import load_model
     from ..utils.device import resolve_device
     from ..translate import INDEX_NAME, check_output_dir, translate_folder
@@ -75,24 +73,25 @@ def run(args: argparse.Namespace) -> int:
     model, _ = load_model(args.checkpoint, device=device)
 
     def report_skip(path: Path, reason: str) -> None:
-        tqdm.write(f"skipped {path}: {reason}", file=sys.stderr)  # keeps the progress bar intact
+        notify(f"skipped {path}: {reason}")
 
+    # A folder's unreadable files are named as they are met; a single file's reason is the error itself.
     results = translate_folder(
         model, input_path, output_dir, args.direction, attention=args.attention,
-        batch_size=args.batch_size, size=args.size, progress=not args.no_progress, on_skip=report_skip,
-        notes=[f"Checkpoint: {args.checkpoint}."],
+        batch_size=args.batch_size, size=args.size, progress=not args.no_progress,
+        on_skip=report_skip if input_path.is_dir() else None, notes=[f"Checkpoint: {args.checkpoint}."],
     )  # fmt: skip
     done = [r for r in results if r.ok]
     skipped = [r for r in results if not r.ok]
     if not done:
-        if len(skipped) == 1:
-            raise UserError(f"nothing translated: cannot read image {skipped[0].source}: {skipped[0].error}")
-        raise UserError(f"nothing translated: none of the {len(skipped)} input files could be read (see above)")
+        if not input_path.is_dir():
+            raise UserError(f"cannot read image {skipped[0].source}: {skipped[0].error}")
+        first = skipped[0]
+        raise UserError(f"nothing translated: none of the {len(skipped)} images in {input_path} could be read "
+                        f"(the first, {first.source}: {first.error})")
     line = f"translated {len(done)} image{'s' if len(done) != 1 else ''} ({args.direction}) into {output_dir}"
     if skipped:
-        line += f"; skipped {len(skipped)} unreadable file{'s' if len(skipped) != 1 else ''}:"
+        line += f"; skipped {len(skipped)} unreadable file{'s' if len(skipped) != 1 else ''} (listed above and in the index)"
     print(line)
-    for r in skipped:
-        print(f"  {r.source}: {r.error}")
     print(f"index: {output_dir / INDEX_NAME}")
     return 0

@@ -241,7 +241,15 @@ class FIDInceptionV3(nn.Module):
     #: torchmetrics (``num_features``).
     input_size = INPUT_SIZE
     num_features = FEATURE_DIM
-    name = "FID Inception-v3 (TF 2015-12-05 graph), pool3 2048-d"
+    #: set by `load_fid_inception` once the FID weights are loaded; None while the weights are untrained
+    weights_info: Optional["WeightsInfo"] = None
+
+    @property
+    def name(self) -> str:
+        """What a report says ran: the FID network only once its weights are the FID weights."""
+        if self.weights_info is None:
+            return "Inception-v3 architecture with untrained weights (not the FID network), pool3 2048-d"
+        return "FID Inception-v3 (TF 2015-12-05 graph), pool3 2048-d"
 
     def __init__(self, input_range: str = "0,1", resize: bool = True) -> None:
         super().__init__()

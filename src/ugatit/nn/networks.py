@@ -1,4 +1,4 @@
-"""The U-GAT-IT generator and discriminator, to be read against the paper's Figure 1 and SPEC.md.
+"""The U-GAT-IT generator and discriminator, to be read against the paper's Figure 1 (mapped in docs/architecture.md).
 
 Module names and `nn.Sequential` indices are the official PyTorch ones, so official checkpoints load
 with strict=True. Layers are also *created* in the official order, so that with `init="pytorch"` and

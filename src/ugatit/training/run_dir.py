@@ -83,18 +83,22 @@ def _record_step(line: str) -> float:
         return math.inf  # a line cut short by a crash: drop it
 
 
+def tensorboard_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorboard") is not None
+
+
 class TensorBoard:
     """A SummaryWriter when tensorboard is installed; otherwise every call does nothing."""
 
     def __init__(self, folder: Path, enabled: bool, first_step: int):
         self.writer = None
         self.folder = None
-        if not enabled:
+        if not enabled or not tensorboard_available():
             return
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            return
+        from torch.utils.tensorboard import SummaryWriter
+
         # purge_step hides events of a stopped session logged after the step resumed from
         self.writer = SummaryWriter(log_dir=str(folder), purge_step=first_step)
         self.folder = folder

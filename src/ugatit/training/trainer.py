@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +24,14 @@ from typing import Any, Callable, Optional
 import torch
 
 from ..config import Config, check_config
-from ..data.loader import eval_batches
+from ..data.loader import sized_batches
 from ..data.sources import Source, SourceLike, as_source
 from ..data.unpaired import UnpairedLoader
+from ..domains import DIRECTIONS, source_and_target
 from ..errors import UserError
 from ..nn.model import UGATIT
+from ..nn.sizes import check_model_config
+from ..utils.console import notify, progress_bar
 from ..utils.device import resolve_device
 from ..utils.rng import preserved_rng, restore_rng_state, seed_everything
 from ..weights import checkpoints
@@ -37,20 +39,17 @@ from ..weights.export import export_generators
 from .resume import resume_config
 from .run_dir import (
     BEST_FILE, BEST_METRIC, CONFIG_FILE, EXPORT_FILE, LOG_FILE, SAMPLES_DIR, TENSORBOARD_DIR,
-    JsonlLog, TensorBoard, rho_statistics, sample_grid, save_png,
+    JsonlLog, TensorBoard, rho_statistics, sample_grid, save_png, tensorboard_available,
 )  # fmt: skip
+from .divergence import TrainingDiverged, loss_values, nonfinite_parameters
 from .signals import SIGNAL_EXIT, MessageHook, StopRequest
-from .step import LOSS_NAMES, TrainingStep, learning_rate, prepare_model
+from .step import TrainingStep, learning_rate, prepare_model
 
 __all__ = ["TrainResult", "Trainer", "TrainingDiverged", "train"]
 
 LogHook = Callable[[int, dict[str, float]], None]
 SampleHook = Callable[[int, dict[str, Path]], None]
 EvaluateHook = Callable[[UGATIT, int], dict[str, float]]
-
-
-class TrainingDiverged(UserError):
-    """A loss or a weight became NaN or infinite; nothing of that state was saved."""
 
 
 @dataclass
@@ -125,12 +124,12 @@ class Trainer:
     ):
         self.requested = config
         self.data = (data_a, data_b)
-        self.test_data = {"a2b": test_a, "b2a": test_b}  # a direction samples its source domain
+        self.test_data = {"A": test_a, "B": test_b}
         self.run_dir = Path(run_dir)
         self.resume = resume
         self.progress = progress
         self.on_log, self.on_sample, self.evaluate = on_log, on_sample, evaluate
-        self.notify = on_message or _to_stderr
+        self.notify = on_message or notify
         self.use_tensorboard = tensorboard
         self.sample_rows = sample_rows
 
@@ -144,13 +143,16 @@ class Trainer:
     # --- Set-up ---------------------------------------------------------------------------------------
 
     def run(self) -> TrainResult:
+        # Everything that can be checked is checked before the run folder is created, so that a
+        # mistake leaves nothing behind.
         check_config(self.requested)
-        resolve_device(self.requested.train.device)  # fail before any folder is created
+        check_model_config(self.requested.model)
+        resolve_device(self.requested.train.device)
         sources = [as_source(data, label=f"domain {d}") for data, d in zip(self.data, "AB")]
-        self._make_run_dir()
-        saved = self._load_checkpoint() if self.resume else None
+        saved = self._load_checkpoint() if self._check_run_dir() else None
         self.config = self._resolve_config(saved)
         self.device = resolve_device(self.config.train.device)
+        self._make_run_dir()
 
         seed_everything(self.config.train.seed)
         self._build(sources)
@@ -171,14 +173,8 @@ class Trainer:
             self._loop()
             return self._finish()
 
-    def _make_run_dir(self) -> None:
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            probe = self.run_dir / ".write-test"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as exc:
-            raise UserError(f"cannot write to the run directory {self.run_dir}: {exc.strerror or exc}") from None
+    def _check_run_dir(self) -> bool:
+        """Whether there is a run to resume; an error when that is not what was asked for."""
         latest = checkpoints.latest_checkpoint(self.run_dir)
         if self.resume and latest is None:
             raise UserError(
@@ -190,6 +186,16 @@ class Trainer:
                 f"{self.run_dir} already holds a run ({latest.name}): continue it with `resume=True`, "
                 "or choose another `run_dir`"
             )
+        return latest is not None
+
+    def _make_run_dir(self) -> None:
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.run_dir / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise UserError(f"cannot write to the run directory {self.run_dir}: {exc.strerror or exc}") from None
 
     def _load_checkpoint(self) -> dict[str, Any]:
         path = checkpoints.latest_checkpoint(self.run_dir)
@@ -252,35 +258,40 @@ class Trainer:
         )
         if saved is not None:
             self.notify(f"resuming at step {self.step} from {saved['path']}")
+        tensorboard = self.use_tensorboard and tensorboard_available()
         self.notify(
             f"writing to {self.run_dir}/: {CONFIG_FILE}, {LOG_FILE}, {SAMPLES_DIR}/, "
-            f"{checkpoints.CHECKPOINT_DIR}/, {EXPORT_FILE.parent}/"
-            + (f", {TENSORBOARD_DIR}/" if self.use_tensorboard else "")
+            f"{checkpoints.CHECKPOINT_DIR}/, {EXPORT_FILE.parent}/" + (f", {TENSORBOARD_DIR}/" if tensorboard else "")
         )
+        if self.use_tensorboard and not tensorboard:
+            self.notify(f"no {TENSORBOARD_DIR}/: tensorboard is not installed (pip install tensorboard, or "
+                        "ugatit[tensorboard]); the same scalars are in " + LOG_FILE)  # fmt: skip
 
     def _sample_images(self) -> dict[str, torch.Tensor]:
         """The fixed images of every sample grid, with the test transform: {'train_a2b': ..., ...}."""
         found: dict[str, torch.Tensor] = {}
-        train_sources = {"a2b": self.loader.source_a, "b2a": self.loader.source_b}
+        train_sources = {"A": self.loader.source_a, "B": self.loader.source_b}
         for split, sources in (("train", train_sources), ("test", self.test_data)):
-            for direction, source in sources.items():
+            for direction in DIRECTIONS:  # a direction's grid shows images of its source domain
+                source = sources[source_and_target(direction)[0]]
                 if source is None:
                     continue
+                batches = sized_batches(source, self.config.model.img_size, batch_size=self.sample_rows,
+                                        on_bad_image=self._bad_image)  # fmt: skip
                 try:
-                    batch = next(eval_batches(source, self.config.model.img_size, batch_size=self.sample_rows,
-                                              on_bad_image=self._bad_image), None)  # fmt: skip
+                    batch = next((b for b in batches if len(b)), None)
                 except UserError as exc:  # an empty test folder: train without its samples
                     self.notify(f"no {split} samples for {direction}: {exc}")
                     continue
                 if batch is not None:
-                    found[f"{split}_{direction}"] = batch[0].to(self.device)
+                    found[f"{split}_{direction}"] = batch.stacked().to(self.device)
         return found
 
     # --- The loop -------------------------------------------------------------------------------------
 
     def _loop(self) -> None:
         iterations = self.config.optim.iterations
-        bar = _progress_bar(self.step, iterations, enabled=self.progress)
+        bar = progress_bar(iterations, "train", "it", enabled=self.progress, initial=self.step)
         try:
             while self.step < iterations and self.stop.reason is None:
                 self._iterate()
@@ -313,18 +324,15 @@ class Trainer:
             self._save(step)
 
     def _finite_losses(self, step: int, losses: dict[str, torch.Tensor]) -> dict[str, float]:
-        names = [name for name in LOSS_NAMES if name in losses]
-        values = torch.stack([losses[name].float() for name in names]).tolist()  # one device sync
-        bad = [f"{name}={value}" for name, value in zip(names, values) if not math.isfinite(value)]
+        values, bad = loss_values(losses)
         if bad:
             self._diverged(step, f"non-finite loss ({', '.join(bad)})")
-        return dict(zip(names, values))
+        return values
 
     def _require_finite_weights(self, step: int) -> None:
-        bad = [name for name, p in self.model.named_parameters() if not torch.isfinite(p).all()]
+        bad = nonfinite_parameters(self.model)
         if bad:
-            more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
-            self._diverged(step, f"non-finite weights ({', '.join(bad[:3])}{more})")
+            self._diverged(step, f"non-finite weights ({bad})")
 
     def _diverged(self, step: int, what: str) -> None:
         self.log.write({"step": step, "event": "diverged", "detail": what})
@@ -449,20 +457,3 @@ class Trainer:
 
     def _saved_at(self, step: int) -> bool:
         return checkpoints.checkpoint_path(self.run_dir, step).is_file()
-
-
-def _progress_bar(start: int, total: int, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total, initial=start, unit="it", desc="train", file=sys.stderr,
-        disable=not enabled, dynamic_ncols=True,
-    )  # fmt: skip
-
-
-def _to_stderr(message: str) -> None:
-    from tqdm import tqdm
-
-    tqdm.write(message, file=sys.stderr)  # above a running progress bar, not through it
-
-

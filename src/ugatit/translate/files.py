@@ -20,7 +20,6 @@ may land on an input file.
 from __future__ import annotations
 
 import os
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -28,11 +27,13 @@ from pathlib import Path, PurePath
 
 from PIL import Image
 
-from ..data.images import BadImageError, find_images, load_rgb
+from ..data.images import find_images
+from ..data.loader import sized_batches
 from ..domains import Direction
 from ..errors import UserError
 from ..nn.model import UGATIT
-from .images import TranslatedImage, _check_batch_size, _translate_batch, resolve_size
+from ..utils.console import progress_bar
+from .images import TranslatedImage, _check_batch_size, resolve_size, translate_batch
 from .page import write_index_html
 
 THUMBNAIL_DIR = ".thumbnails"
@@ -98,25 +99,25 @@ def translate_paths(
     side = resolve_size(model, size)
     output_dir = Path(output_dir)
     plans = _plan_outputs([Path(p) for p in paths], output_dir, root, attention, thumbnails)
-    _make_output_dir(output_dir)
-    # Filled by input index: a skipped file is known before the rest of its batch is translated.
+    check_output_dir(output_dir)  # made just before the first output: translating nothing leaves no folder
+    # Filled by input position: a skipped file is known before the rest of its batch is translated.
     results: list[Result | None] = [None] * len(plans)
-    with _progress_bar(len(plans), progress) as bar:
-        for chunk in _chunks(list(enumerate(plans)), batch_size):
-            decoded: list[tuple[int, Image.Image]] = []
-            for i, plan in chunk:
-                try:
-                    decoded.append((i, load_rgb(plan.source)))
-                except BadImageError as exc:
-                    results[i] = Result(plan.source, plan.name.as_posix(), error=exc.reason)
-                    if on_skip is not None:
-                        on_skip(plan.source, exc.reason)
-                    bar.update(1)
-            if decoded:
-                translated = _translate_batch(model, [img for _, img in decoded], direction, side)
-                for (i, _), item in zip(decoded, translated):
+    made = False
+    batches = sized_batches([p.source for p in plans], side, batch_size=batch_size, keep_images=True,
+                            on_bad_image=lambda name, reason: None, label="input files")  # fmt: skip
+    with progress_bar(len(plans), "translating", "img", enabled=progress and len(plans) > 1, leave=False) as bar:
+        for batch in batches:
+            for i, _, reason in batch.skipped:
+                results[i] = Result(plans[i].source, plans[i].name.as_posix(), error=reason)
+                if on_skip is not None:
+                    on_skip(plans[i].source, reason)
+            if len(batch):
+                if not made:
+                    _make_output_dir(output_dir)
+                    made = True
+                for i, item in zip(batch.indices, translate_batch(model, batch, direction)):
                     results[i] = _write_outputs(plans[i], item)
-                    bar.update(1)
+            bar.update(len(batch) + len(batch.skipped))
     return [r for r in results if r is not None]
 
 
@@ -190,7 +191,6 @@ def check_output_dir(output_dir: Path, input_path: Path | None = None) -> None:
 
 
 def _make_output_dir(output_dir: Path) -> None:
-    check_output_dir(output_dir)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         # A probe write: os.access is not the whole story (read-only mounts, ACLs, full disks).
@@ -298,16 +298,3 @@ def _save(img: Image.Image, path: Path, **options) -> Path:
         # A full disk or a vanished folder fails every later file too: stop with one line.
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
-
-
-def _chunks(items: list, size: int) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _progress_bar(total: int, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="img", desc="translating", file=sys.stderr, disable=not enabled, leave=False)
-
-
