@@ -167,6 +167,39 @@ def test_missing_folder_exit_2(folders, tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("fake", ["empty", "one"])
+def test_folders_are_checked_before_the_weights(folders, tmp_path, fake):
+    """An empty or too small --fake folder is named, not the missing Inception weights."""
+    (tmp_path / fake).mkdir()
+    if fake == "one":
+        Image.new("RGB", (8, 8)).save(tmp_path / fake / "x.png")
+    proc = run_cli("--real", str(folders["real"]), "--fake", str(tmp_path / fake),
+                   env_extra={"TORCH_HOME": str(tmp_path / "no-weights")})  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "--fake" in proc.stderr and "Inception" not in proc.stderr
+    assert ("no images found" if fake == "empty" else "at least 2 images") in proc.stderr
+
+
+@pytest.mark.parametrize("content", ["text", "truncated", "objects"])
+def test_a_file_that_is_not_the_inception_weights_says_what_it_is(folders, tmp_path, content):
+    import torch
+
+    path = tmp_path / "w.pth"
+    if content == "text":
+        path.write_text("these are not weights\n")
+    else:
+        torch.save({"x": torch.zeros(100)} if content == "truncated" else {"x": Path("somewhere")}, path)
+        if content == "truncated":
+            path.write_bytes(path.read_bytes()[:300])
+    proc = run_cli("--real", str(folders["real"]), "--fake", str(folders["fake"]), "--inception-weights", str(path))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    line = proc.stderr.strip()
+    assert len(line.splitlines()) == 1 and str(path) in line and "not the FID Inception weights file" in line
+    assert "weights_only" not in line and "miniz" not in line and "file an issue" not in line
+    expected = {"text": "a text file", "truncated": "truncated", "objects": "never unpickled"}[content]
+    assert expected in line
+
+
 def test_a_missing_folder_is_reported_before_any_weights_are_looked_for(tmp_path):
     """No download attempt (and no weights error) when the folders are wrong in the first place."""
     env = {**os.environ, "TORCH_HOME": str(tmp_path / "empty-home")}

@@ -98,11 +98,9 @@ def run(args: argparse.Namespace) -> int:
         return _run_checkpoint(args, device)
     if not (args.real and args.fake):
         raise UserError("give --real DIR and --fake DIR, or --checkpoint PATH and --data ROOT")
-    for flag, folder in (("--real", args.real), ("--fake", args.fake), ("--source", args.source)):
-        if folder is not None and not Path(folder).is_dir():  # before loading (or downloading) weights
-            raise UserError(f"{flag} folder not found: {folder}")
-    extractor, extractor_name = _extractor(args, device)
     protocols = ("paper", "subsets") if args.protocol == "both" else (args.protocol,)
+    _check_folders(args, protocols)  # before loading (or downloading) weights
+    extractor, extractor_name = _extractor(args, device)
     report = kid_report(
         args.real,
         args.fake,
@@ -124,6 +122,31 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(f"wrote {write_json(report, Path(args.json))}")
     return 0
+
+
+def _check_folders(args: argparse.Namespace, protocols: tuple[str, ...]) -> None:
+    """Each folder exists and holds images, in numbers the protocols can measure."""
+    from pathlib import Path
+
+    from ..data.images import find_images
+    from ..metrics.kid import check_set_sizes
+
+    counts = {}
+    for flag, folder in (("--real", args.real), ("--fake", args.fake), ("--source", args.source)):
+        if folder is None:
+            continue
+        if not Path(folder).is_dir():
+            raise UserError(f"{flag} folder not found: {folder}")
+        try:
+            counts[flag] = len(find_images(folder))
+        except UserError as exc:
+            raise UserError(f"{flag}: {exc}") from None
+    for compared in ("--real", "--source"):  # the fakes are measured against each
+        if compared in counts:
+            try:
+                check_set_sizes(counts[compared], counts["--fake"], protocols, args.block_size)
+            except UserError as exc:
+                raise UserError(f"{compared} and --fake: {exc}") from None
 
 
 def _extractor(args: argparse.Namespace, device: Any) -> tuple[Any, Any]:

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import UserError
+from ..utils.torch_files import load_torch_file
 
 WEIGHTS_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 #: torch-fidelity's copy of the same conversion, under another name, in the same hub cache folder.
@@ -394,9 +395,9 @@ def load_fid_inception(
     """The FID Inception with pretrained weights (see `locate_weights`), in eval mode, on ``device``."""
     path = locate_weights(weights, download=download)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise UserError(f"cannot read Inception weights {path}: {type(exc).__name__}: {exc}") from None
+        state = load_torch_file(path, "Inception weights")
+    except UserError as exc:
+        raise UserError(f"{exc}; it is not the FID Inception weights file ({WEIGHTS_FILENAME})") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     model = FIDInceptionV3(input_range=input_range)

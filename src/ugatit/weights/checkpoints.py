@@ -19,6 +19,7 @@ from ..config import Config
 from ..errors import UserError
 from ..nn.model import UGATIT
 from ..utils.files import atomic_write
+from ..utils.torch_files import load_torch_file
 from ..utils.rng import capture_rng_state
 
 TRAIN_FORMAT = "ugatit-train-1"
@@ -77,20 +78,8 @@ def save_training_checkpoint(path: Path, *, model: UGATIT, optimizers: dict, con
 
 
 def torch_load(path: Path) -> Any:
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "Weights only load failed" in reason:
-            reason = "it holds objects other than tensors and plain data, which are never unpickled here"
-        raise UserError(f"cannot read checkpoint {path}: corrupted, truncated or not a checkpoint ({reason[:160]})") from None
-    except Exception as exc:  # pickle errors of every kind on a damaged file
-        if "Unsupported global" in str(exc):  # a valid pickle of arbitrary objects (UnpicklingError)
-            raise UserError(f"cannot read checkpoint {path}: it holds objects other than tensors and plain data, "
-                            "which are never unpickled here") from None  # fmt: skip
-        raise UserError(f"cannot read checkpoint {path}: corrupted or truncated ({type(exc).__name__})") from None
+    """A PyTorch file's contents, without running pickled code; a bad file is one line saying what it is."""
+    return load_torch_file(path, "checkpoint")
 
 
 def load_training_checkpoint(path: Path) -> dict[str, Any]:
