@@ -39,30 +39,36 @@ def read_tf_checkpoint(prefix: Path) -> tuple[dict[str, dict[str, Tensor]], Mode
     """(six state dicts (two if the file has no discriminators), the config of the tf variant)."""
     ckpt = TFCheckpoint(prefix)
     ckpt.check_shards()
+    cfg, plan, _ = plan_import(ckpt)
+    networks: dict[str, dict[str, Tensor]] = {}
+    for tf_name, (net, key, how) in plan.items():
+        networks.setdefault(net, {}).update(_convert(ckpt, tf_name, key, how, cfg))
+    if cfg.variant == "tf-2019-07":
+        _check_first_code_rho(networks, ckpt.index_path)
+    return networks, cfg
+
+
+def plan_import(ckpt: TFCheckpoint) -> tuple[ModelConfig, dict[str, tuple[str, str, str]], list[str]]:
+    """(config, {TF name: (network, our key, conversion)}, names ignored): every tensor of the checkpoint
+    is in exactly one of the two, or this raises a `UserError` listing those that are not."""
+    ignored = [n for n in ckpt.names if IGNORED.search(n)]
     names = [n for n in ckpt.names if not IGNORED.search(n)]
-    where = ckpt.index_path
-    cfg = _infer_config(ckpt, names, Path(prefix))
-    plan = {}  # TF name -> (network, key, how)
+    cfg = _infer_config(ckpt, names, ckpt.prefix)
+    plan = {}
     for net, scope in GENERATORS.items():
         plan.update(_generator_plan(scope, net, cfg))
-    have_discriminators = all(f"{scope}/D_logit/kernel" in ckpt.entries for scope in DISCRIMINATORS.values())
-    if have_discriminators:
+    if all(f"{scope}/D_logit/kernel" in ckpt.entries for scope in DISCRIMINATORS.values()):
         for net, scope in DISCRIMINATORS.items():
             depth = cfg.n_layers_global if "global" in scope else cfg.n_layers_local
             plan.update(_discriminator_plan(scope, net, depth))
     unknown = [n for n in names if n not in plan]
     missing = [n for n in plan if n not in ckpt.entries]
+    what = f"{ckpt.index_path}: TF checkpoint of an unknown layout"
     if unknown:
-        raise UserError(f"{where}: TF checkpoint of an unknown layout, {len(unknown)} tensors not understood: "
-                        f"{_listing(unknown)}")  # fmt: skip
+        raise UserError(f"{what}, {len(unknown)} tensors not understood: {_listing(unknown)}")
     if missing:
-        raise UserError(f"{where}: TF checkpoint of an unknown layout, {len(missing)} tensors missing: {_listing(missing)}")
-    networks: dict[str, dict[str, Tensor]] = {net: {} for net in (*GENERATORS, *(DISCRIMINATORS if have_discriminators else ()))}
-    for tf_name, (net, key, how) in plan.items():
-        networks[net].update(_convert(ckpt, tf_name, key, how, cfg))
-    if cfg.variant == "tf-2019-07":
-        _check_first_code_rho(networks, where)
-    return networks, cfg
+        raise UserError(f"{what}, {len(missing)} tensors missing: {_listing(missing)}")
+    return cfg, plan, ignored
 
 
 def _listing(names: list[str], limit: int = 6) -> str:
