@@ -23,6 +23,7 @@ from torch import Tensor
 from ..config import Config
 from ..errors import UserError
 from ..nn.model import DISCRIMINATORS, GENERATORS, UGATIT
+from ..utils.files import path_exists
 from .checkpoints import CHECKPOINT_DIR, TRAIN_FORMAT, latest_checkpoint, torch_load
 from .export import load_export
 from .official import infer_model_config
@@ -44,15 +45,10 @@ class Weights:
         return all(name in self.networks for name in DISCRIMINATORS)
 
 
-def exists(path: str | Path) -> bool:
-    """Whether `path` names something to load (a TF checkpoint prefix is no file of its own)."""
-    return Path(path).exists() or Path(f"{path}.index").is_file()
-
-
 def read_weights(path: str | Path) -> Weights:
     """The networks and config stored in `path`, whatever its kind (see the module docstring)."""
     path = Path(path)
-    if not exists(path):
+    if not path_exists(path):
         raise UserError(f"checkpoint not found: {path}")
     if path.is_dir():
         latest, exports = latest_checkpoint(path), sorted(path.glob("*.safetensors"))
