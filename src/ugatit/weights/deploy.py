@@ -1,7 +1,7 @@
 """A generator for deployment without this package: ONNX (onnxruntime, TensorRT, ...) or TorchScript.
 
-The exported graph takes `image` (B, 3, H, W) float32 in [-1, 1] and returns `image` (B, 3, H, W) in
-[-1, 1], `cam_logit` (B, 2) and `heatmap` (B, 1, H/4, W/4), float32. The batch is dynamic; so are H and
+The exported graph takes `image` (B, 3, H, W) float32 in [-1, 1] and returns `translation` (B, 3, H, W)
+in [-1, 1], `cam_logit` (B, 2) and `heatmap` (B, 1, H/4, W/4), float32. The batch is dynamic; so are H and
 W (multiples of 4, at least 32) for a light model. A full model's MLP reads the whole H/4 x W/4
 attention map, so its graph is tied to the trained size.
 
@@ -31,7 +31,7 @@ from ..utils.files import atomic_write
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 INPUT_NAMES = ["image"]
-OUTPUT_NAMES = ["image", "cam_logit", "heatmap"]
+OUTPUT_NAMES = ["translation", "cam_logit", "heatmap"]  # ONNX names must differ from the input's
 #: Protobuf caps an ONNX file at 2 GiB; past this the weights go to a `.data` file beside it.
 SINGLE_FILE_BYTES = 1_800_000_000
 
@@ -73,8 +73,13 @@ def export_generator(model: UGATIT, direction: str, fmt: str, path: Path, fp16: 
         raise UserError(f"cannot create output folder {path.parent}: {exc.strerror or exc}") from None
     with torch.no_grad():
         if fmt == "torchscript":
-            traced = torch.jit.trace(deployed, (example,), check_trace=False)
-            atomic_write(path, lambda tmp: torch.jit.save(traced, str(tmp)))
+            with warnings.catch_warnings():
+                # torch 2.13 marks TorchScript deprecated; the tracer also notes a shape check inside
+                # F.instance_norm that holds for every input size, so the trace does generalise.
+                warnings.simplefilter("ignore", DeprecationWarning)
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                traced = torch.jit.trace(deployed, (example,), check_trace=False)
+                atomic_write(path, lambda tmp: torch.jit.save(traced, str(tmp)))
         else:
             _export_onnx(deployed, example, path, light=model.config.light)
     return path
