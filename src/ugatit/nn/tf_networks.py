@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import SNConv2d, SNLinear, _fp32, _no_autocast, advance_power_iteration, spectral_normalized_weight
-from .networks import N_DOWNSAMPLING, class_activation
+from .layers import ILN, SNConv2d, SNLinear, _fp32, _no_autocast, advance_power_iteration, spectral_normalized_weight
+from .networks import N_DOWNSAMPLING, class_activation, decode
 
 #: rho offset of AdaLIN with the authors' --smoothing (code since 2019-08-14).
 SMOOTHING_OFFSET = 0.1
@@ -84,15 +84,8 @@ class TFAdaLIN(nn.Module):
             return out * _fp32(gamma)[:, :, None, None] + _fp32(beta)[:, :, None, None]
 
 
-class TFILN(nn.Module):
-    """`layer_instance_norm` of the up-sampling path (rho used as stored)."""
-
-    def __init__(self, num_features: int, eps: float = 1e-5):
-        super().__init__()
-        self.eps = eps
-        self.rho = nn.Parameter(torch.zeros(1, num_features, 1, 1))
-        self.gamma = nn.Parameter(torch.ones(1, num_features, 1, 1))
-        self.beta = nn.Parameter(torch.zeros(1, num_features, 1, 1))
+class TFILN(ILN):
+    """`layer_instance_norm` of the up-sampling path: ILN's parameters, TF's biased variance."""
 
     def forward(self, x: Tensor) -> Tensor:
         with _no_autocast(x):
@@ -190,15 +183,8 @@ class TFGenerator(nn.Module):
         weights = self.cam_fc.weight + self.cam_fc.bias[:, None]  # `tf.nn.bias_add(w, bias)`
         logit_fc = self.cam_logit_fc if self.cam_logit_fc is not None else self.cam_fc
         x, cam_logit = class_activation(x, logit_fc, logit_fc, weights, weights)
-        x = self.relu(self.conv1x1(x))
-        heatmap = torch.sum(x, dim=1, keepdim=True)
-
-        features = F.adaptive_avg_pool2d(x, 1) if self.light else x
-        features = self.FC(features.reshape(x.shape[0], -1))
-        gamma, beta = self.gamma(features), self.beta(features)
-        for i in range(self.n_res):
-            x = getattr(self, f"UpBlock1_{i + 1}")(x, gamma, beta)
-        return self.UpBlock2(x), cam_logit, heatmap
+        image, heatmap = decode(self, x)
+        return image, cam_logit, heatmap
 
 
 # --- Discriminator -------------------------------------------------------------------------------------
