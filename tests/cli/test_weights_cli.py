@@ -83,7 +83,7 @@ def test_translate_golden_input(case, tmp_path):
     expected = tensor_to_uint8(model.translate(quantised).image)[0].astype(int)
     assert np.abs(got - expected).max() <= 1
     want = golden[target][0] if nhwc else golden[target][0].transpose(1, 2, 0)
-    assert np.abs(got - (want + 1) * 127.5).max() <= 4
+    assert np.abs(got - (want + 1) * 127.5).max() <= 2  # measured: 0.8 to 1.4 levels
 
 
 # --- convert, eval, train --init-from ---------------------------------------------------------------------

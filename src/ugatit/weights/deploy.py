@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
+import logging
 import warnings
 from pathlib import Path
 
@@ -96,10 +97,18 @@ def _export_onnx(deployed: DeployedGenerator, example: Tensor, path: Path, light
         low = MIN_SIZE // SIZE_MULTIPLE
         shapes |= {2: SIZE_MULTIPLE * dim("height_4", min=low), 3: SIZE_MULTIPLE * dim("width_4", min=low)}
     large = sum(p.numel() * p.element_size() for p in deployed.parameters()) > SINGLE_FILE_BYTES
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch's exporter on its own internals, not ours
-        program = torch.onnx.export(deployed, (example,), dynamo=True, input_names=INPUT_NAMES,
-                                    output_names=OUTPUT_NAMES, dynamic_shapes=(shapes,), verbose=False)  # fmt: skip
+    # The exporter reports its progress on stdout, and warns about its own internals (FutureWarnings,
+    # "torchvision is not installed") on stderr: none of it concerns the user's model.
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            program = torch.onnx.export(deployed, (example,), dynamo=True, input_names=INPUT_NAMES,
+                                        output_names=OUTPUT_NAMES, dynamic_shapes=(shapes,), verbose=False)  # fmt: skip
+    finally:
+        quiet.setLevel(level)
     for node in program.model.graph.all_nodes():
         node.metadata_props.clear()  # the exporter's debug notes: source paths and stack traces, 80% of a small file
     if large:  # the .data file is named after the .onnx file, so no write-then-rename
