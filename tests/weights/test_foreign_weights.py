@@ -91,6 +91,16 @@ def test_tf_checkpoint_is_found_from_each_of_its_names():
         assert find_prefix(given) == prefix, given
 
 
+def test_tf_state_file_written_elsewhere(tmp_path):
+    """TF 1 recorded the prefix as the trainer gave it: relative to its working folder, or absolute."""
+    folder = tmp_path / "UGATIT_light_selfie2anime_lsgan_4resblock_6dis_1_1_10_10_1000_sn_smoothing"
+    shutil.copytree(tf_folder("light"), folder)
+    (folder / "checkpoint").chmod(0o644)
+    for recorded in (f"checkpoint/{folder.name}/UGATIT_light.model-1", "/home/someone/ckpt/UGATIT_light.model-1"):
+        (folder / "checkpoint").write_text(f'model_checkpoint_path: "{recorded}"\n')
+        assert find_prefix(folder) == folder / "UGATIT_light.model-1"
+
+
 # --- Every tensor used or deliberately ignored -----------------------------------------------------------
 
 

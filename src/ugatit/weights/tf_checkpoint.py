@@ -115,8 +115,12 @@ def find_prefix(path: str | Path) -> Path | None:
         if state.is_file():
             found = re.search(r'^model_checkpoint_path:\s*"(.*)"\s*$', _text(state), re.M)
             if found:
+                # TF 1 wrote the path as given to Saver.save (relative to the trainer's working folder,
+                # or absolute on the trainer's machine), so the file name inside this folder counts too.
                 named = Path(found.group(1))
-                return named if named.is_absolute() else path / named
+                for candidate in (named if named.is_absolute() else path / named, path / named.name):
+                    if Path(f"{candidate}.index").is_file():
+                        return candidate
         indexes = sorted(path.glob("*.index"))
         if len(indexes) > 1:
             names = ", ".join(p.name for p in indexes[:4])
