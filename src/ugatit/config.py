@@ -35,6 +35,12 @@ class ModelConfig:
     # "normal": N(0, 0.02) for conv/linear weights, zero biases (the paper, the TF code);
     # "pytorch": PyTorch's default init (what the official PyTorch code does).
     init: Literal["normal", "pytorch"] = "normal"
+    # Which networks compute: "official" (the official PyTorch code; the only one we train), "tf" (the
+    # authors' TensorFlow graph, for their checkpoints: see nn/tf_networks.py), "tf-2019-07" (their first
+    # public TF code, which the released selfie2anime checkpoints may come from). Imports set it.
+    variant: Literal["official", "tf", "tf-2019-07"] = "official"
+    # tf variant only: the authors' --smoothing (their default), AdaLIN then uses clip(rho - 0.1, 0, 1).
+    smoothing: bool = True
 
 
 @dataclass
@@ -165,6 +171,9 @@ def check_config(config: Config) -> None:
     for key, (value, minimum) in minimums.items():
         if value < minimum:
             raise UserError(f"config key `{key}` must be at least {minimum}, got {value}")
+    if config.model.variant != "official":
+        raise UserError(f"config key `model.variant` is {config.model.variant!r}: only the official networks "
+                        "are trained here (imported TF weights are for translation and evaluation)")
 
 
 @dataclass

@@ -39,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--real", metavar="DIR", help="real images of the target domain")
     parser.add_argument("--fake", metavar="DIR", help="translated images (into the target domain)")
     parser.add_argument("--checkpoint", metavar="PATH", help="instead of --real/--fake: a model (run directory, "
-                        "checkpoint, export or official .pt) to translate the test split of --data with")
+                        "checkpoint, export, official .pt, PaddleGAN .pdparams or TF checkpoint) to translate the "
+                        "test split of --data with")
     parser.add_argument("--data", metavar="ROOT", help="with --checkpoint: a dataset root with testA and testB")
     parser.add_argument("--direction", choices=[*DIRECTIONS, "both"], default="both",
                         help="with --checkpoint: which translations to measure")

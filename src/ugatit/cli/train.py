@@ -9,13 +9,18 @@ samples/, checkpoints/ (the newest --keep-last) and, when the run completes, exp
 for `ugatit translate`). Ctrl-C or SIGTERM finishes the current iteration, saves a checkpoint and exits
 (130 / 143); a second Ctrl-C aborts at once. --resume continues the latest checkpoint exactly: the
 checkpoint's settings are kept, except --iters and how the run executes (device, precision, workers,
-frequencies, --keep-last, --channels-last, --compile).
+frequencies, --keep-last, --channels-last, --compile). --init-from starts a new run from imported weights
+of the official architecture (an official PyTorch checkpoint, PaddleGAN .pdparams, one of our checkpoints
+or exports) to fine-tune them on DATA: the model's architecture comes from that file (a light model may
+train at another --img-size); networks it lacks (the discriminators of a generator-only file) start from
+the paper's init.
 """
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--out", default=unset, metavar="RUN_DIR", help="run directory (default: runs/<dataset name>)")
     run.add_argument("--config", default=unset, metavar="FILE", help="YAML or JSON config; flags given override it")
     run.add_argument("--resume", action="store_true", default=unset, help="continue the latest checkpoint in the run directory")
+    run.add_argument("--init-from", default=unset, metavar="SRC", help="start a new run from these weights (official "
+                     "PyTorch, PaddleGAN .pdparams, ours); the architecture comes from SRC")  # fmt: skip
     run.add_argument("--iters", type=positive_int, default=unset, metavar="N", help="total iterations (paper: 1000000)")
     device_argument(run, default=unset)
     run.add_argument("--precision", choices=["fp32", "bf16"], default=unset, help="compute precision (default fp32)")
@@ -109,6 +116,11 @@ def run(args: argparse.Namespace) -> int:
     out = Path(given["out"]) if "out" in given else Path("runs") / folders["name"]
     resume = given.get("resume", False)
     config = _build_config(given, out, resume)
+    init = _init_weights(given, resume)
+    if init is not None:
+        config = config.replace(model=_imported_model(config.model, init))
+        others = "from the file" if init.has_discriminators else "from the paper's init (the file has none)"
+        print(f"starting from {init.kind} {given['init_from']}; discriminators {others}", file=sys.stderr)
     evaluate = _kid_evaluator(given, folders, config) if config.train.eval_every else None
     result = training.train(
         config,
@@ -120,9 +132,44 @@ def run(args: argparse.Namespace) -> int:
         resume=resume,
         progress=not given.get("no_progress", False),
         evaluate=evaluate,
+        init_weights=init.networks if init is not None else None,
     )
     _print_summary(result, given)
     return result.exit_code
+
+
+def _init_weights(given: dict[str, Any], resume: bool):
+    if "init_from" not in given:
+        return None
+    if resume:
+        raise UserError("--init-from starts a new run and --resume continues one: give only one of them")
+    from ..weights.loading import read_weights
+
+    weights = read_weights(given["init_from"])
+    if weights.config.model.variant != "official":
+        raise UserError(f"--init-from {given['init_from']}: a {weights.kind} runs the authors' TF networks "
+                        f"(variant {weights.config.model.variant}), which are not trained here; official PyTorch "
+                        "or PaddleGAN weights can be")  # fmt: skip
+    return weights
+
+
+def _imported_model(model, weights):
+    """The run's model section: the imported architecture. Values set away from the paper's by a flag or
+    --config must agree with it, except the size of a light model, which trains at any size."""
+    from dataclasses import replace
+
+    from ..config import ModelConfig
+
+    imported, paper = weights.config.model, ModelConfig()
+    keys = ("light", "ch", "n_res") + (() if imported.light else ("img_size",))
+    for key in keys:
+        value = getattr(model, key)
+        if value != getattr(paper, key) and value != getattr(imported, key):
+            raise UserError(f"`model.{key}` is {value}, but --init-from {weights.path} holds a model with "
+                            f"{key}={getattr(imported, key)}")  # fmt: skip
+    img_size = model.img_size if imported.light else imported.img_size
+    depths = {} if weights.has_discriminators else {"n_layers_global": None, "n_layers_local": None}
+    return replace(imported, img_size=img_size, init=model.init, **depths)
 
 
 def _kid_evaluator(given: dict[str, Any], folders: dict[str, Any], config):

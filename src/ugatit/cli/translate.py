@@ -7,8 +7,10 @@ trained size. Output folder: OUT/NAME.png for input NAME.ext (sub-folders kept; 
 OUT/NAME_attention.png with --attention (the generator's attention heatmap over the input),
 OUT/index.html showing input, output and attention side by side, and the input thumbnails it shows in
 OUT/.thumbnails/. Files that cannot be read are reported and skipped. The checkpoint may be a run
-folder (its latest checkpoint), a training checkpoint (.pt), an export (.safetensors) or an official
-U-GAT-IT checkpoint (.pt).
+folder (its latest checkpoint), a training checkpoint (.pt), an export (.safetensors), an official
+U-GAT-IT checkpoint (.pt), PaddleGAN weights (.pdparams) or the authors' TensorFlow checkpoint (its
+folder or prefix); see docs/weights.md. A light model from PaddleGAN or TF runs at 256 px unless --size
+says otherwise (those files do not record the size).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ HELP = "translate images or folders with a trained model (any size; optional att
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint", required=True, metavar="PATH",
-        help="run folder, training checkpoint (.pt), export (.safetensors) or official checkpoint (.pt)",
+        help="run folder, training checkpoint (.pt), export (.safetensors), official checkpoint (.pt), "
+        "PaddleGAN weights (.pdparams) or TF checkpoint (folder or prefix)",
     )  # fmt: skip
     parser.add_argument(
         "--input", required=True, metavar="FILE_OR_DIR", help="an image, or a folder searched recursively"
@@ -58,7 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     input_path, output_dir = Path(args.input), Path(args.output)
     # Mistyped paths fail before torch is imported and long before a large model is loaded.
-    if not Path(args.checkpoint).exists():
+    from ..utils.files import path_exists
+
+    if not path_exists(args.checkpoint):
         raise UserError(f"checkpoint not found: {args.checkpoint}")
     if not input_path.exists():
         raise UserError(f"input not found: {input_path}")

@@ -146,17 +146,25 @@ class Generator(nn.Module):
         x = self.DownBlock(x)
 
         x, cam_logit = class_activation(x, self.gap_fc, self.gmp_fc, self.gap_fc.weight, self.gmp_fc.weight)
-        x = self.relu(self.conv1x1(x))
-        heatmap = torch.sum(x, dim=1, keepdim=True)
+        image, heatmap = decode(self, x)
+        return image, cam_logit, heatmap
 
-        # reshape, not view: view fails on channels_last tensors. The full model flattens in C, H, W order.
-        features = F.adaptive_avg_pool2d(x, 1) if self.light else x
-        features = self.FC(features.reshape(x.shape[0], -1))
-        gamma, beta = self.gamma(features), self.beta(features)
 
-        for i in range(self.n_res):
-            x = getattr(self, f"UpBlock1_{i + 1}")(x, gamma, beta)
-        return self.UpBlock2(x), cam_logit, heatmap
+def decode(gen: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+    """The generator after the CAM: (image, heatmap) from the re-weighted features, through conv1x1, the
+    gamma/beta MLP, the AdaLIN blocks and the up-sampling path. Shared with the TF variant's generator,
+    whose modules carry the same names."""
+    x = gen.relu(gen.conv1x1(x))
+    heatmap = torch.sum(x, dim=1, keepdim=True)
+
+    # reshape, not view: view fails on channels_last tensors. The full model flattens in C, H, W order.
+    features = F.adaptive_avg_pool2d(x, 1) if gen.light else x
+    features = gen.FC(features.reshape(x.shape[0], -1))
+    gamma, beta = gen.gamma(features), gen.beta(features)
+
+    for i in range(gen.n_res):
+        x = getattr(gen, f"UpBlock1_{i + 1}")(x, gamma, beta)
+    return gen.UpBlock2(x), heatmap
 
 
 # --- Discriminator -------------------------------------------------------------------------------------

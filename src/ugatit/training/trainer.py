@@ -84,7 +84,7 @@ def train(config: Config, data_a: SourceLike, data_b: SourceLike, run_dir: str |
 
     data_a / data_b are folders or sequences of PIL images; `options` are `Trainer`'s keyword
     arguments: test_a, test_b, resume, progress, on_log, on_sample, evaluate, on_message, tensorboard,
-    sample_rows.
+    sample_rows, init_weights.
     """
     return Trainer(config, data_a, data_b, run_dir, **options).run()
 
@@ -102,6 +102,8 @@ class Trainer:
     checkpoints/best.pt); `on_message(text)` receives notices (default: stderr, above the progress
     bar). A hook raising KeyboardInterrupt stops the run as Ctrl-C does. `tensorboard=False` skips
     TensorBoard even where it is installed; `sample_rows` is the number of images in a grid.
+    `init_weights` (official-layout state dicts, e.g. `weights.loading.read_weights(path).networks`)
+    starts a new run from imported networks instead of the init.
     """
 
     def __init__(
@@ -121,6 +123,7 @@ class Trainer:
         on_message: Optional[MessageHook] = None,
         tensorboard: bool = True,
         sample_rows: int = 4,
+        init_weights: Optional[dict[str, dict[str, torch.Tensor]]] = None,
     ):
         self.requested = config
         self.data = (data_a, data_b)
@@ -132,6 +135,7 @@ class Trainer:
         self.notify = on_message or notify
         self.use_tensorboard = tensorboard
         self.sample_rows = sample_rows
+        self.init_weights = init_weights
 
         self.step = 0
         self.losses: dict[str, float] = {}
@@ -158,6 +162,8 @@ class Trainer:
         self._build(sources)
         if saved is not None:
             self._restore(saved)  # last: building the networks drew from the RNG
+        elif self.init_weights is not None:  # networks the file lacks keep their fresh init
+            self.model.load_official_state_dict(self.model.official_state_dict() | self.init_weights)
         self._clock = time.monotonic()
         self.config.save(self.run_dir / CONFIG_FILE)
         self._announce(sources, saved)

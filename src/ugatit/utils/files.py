@@ -1,4 +1,4 @@
-"""Writing files so that a crash never leaves half of one."""
+"""Files: written so that a crash never leaves half of one; named by a path or by a prefix."""
 
 from __future__ import annotations
 
@@ -39,3 +39,9 @@ def write_json(data: Any, path: Path) -> Path:
     path = Path(path)
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, default=str) + "\n"))
     return path
+
+
+def path_exists(path: str | Path) -> bool:
+    """Whether `path` is a file or folder, or the prefix of a TF checkpoint (`PATH.index` and its shards),
+    which names no file of its own."""
+    return Path(path).exists() or Path(f"{path}.index").is_file()
