@@ -41,9 +41,10 @@ def quiet(dataset: Path, run_dir: Path, config: Config, **options):
 # --- The lock -------------------------------------------------------------------------------------------
 
 
-def _hold_for(seconds: float) -> None:
+def _start_then_sleep(started, seconds: float) -> None:
     import time
 
+    started.set()  # after the fork handlers ran
     time.sleep(seconds)
 
 
@@ -53,9 +54,12 @@ def test_the_lock_refuses_a_second_holder_and_forked_children_do_not_keep_it(tmp
         with pytest.raises(RunInUse, match=rf"in use by another training process \(pid {os.getpid()} on "):
             RunLock(tmp_path).acquire()
         # A data worker forked while the lock is held must not hold it after its parent is gone.
-        child = multiprocessing.get_context("fork").Process(target=_hold_for, args=(20,))
+        context = multiprocessing.get_context("fork")
+        started = context.Event()
+        child = context.Process(target=_start_then_sleep, args=(started, 20))
         child.start()
         try:
+            assert started.wait(60)
             first.release()
             with RunLock(tmp_path):
                 pass
