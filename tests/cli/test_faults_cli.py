@@ -267,18 +267,24 @@ def test_an_empty_config_yaml_resumes_with_the_runs_own_settings(data, reference
 
 
 class RunsCode:
+    """Unpickled, it would run a shell command that leaves `marker` behind."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
     def __reduce__(self):
-        return (os.system, ("touch ran_code",))
+        return (os.system, (f"touch {self.marker}",))
 
 
 def crafted_files(folder: Path) -> dict[str, Path]:
-    """A .pt that would run code when unpickled, and two exports whose config metadata is unusable."""
+    """A .pt that would run code when unpickled (folder/ran_code would appear), and two exports whose
+    config metadata is unusable."""
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
     files = {"pickle": folder / "runs_code.pt", "not json": folder / "not_json.safetensors",
              "no config": folder / "no_config.safetensors"}  # fmt: skip
-    torch.save({"networks": RunsCode()}, files["pickle"])
+    torch.save({"networks": RunsCode(folder / "ran_code")}, files["pickle"])
     tensors = {"genA2B.gap_fc.weight": torch.zeros(2, 2)}
     save_file(tensors, str(files["not json"]), metadata={"format": "ugatit-export-1", "config": "{model: ch=4"})
     save_file(tensors, str(files["no config"]), metadata={"format": "ugatit-export-1"})
@@ -330,7 +336,7 @@ def test_crafted_checkpoints_are_one_line_errors(data, tmp_path):
                    "(posix.system), which are never unpickled here")  # fmt: skip
     one_line_error(not_json, "translate", str(files["not json"]), "the 'config' in its metadata is not JSON")
     one_line_error(no_config, "translate", str(files["no config"]), "its metadata has no 'config'")
-    assert not any(Path(tmp_path, name).exists() for name in ("ran_code",)) and not Path("ran_code").exists()
+    assert not (tmp_path / "crafted" / "ran_code").exists()
 
 
 # --- 7. Unreadable images ---------------------------------------------------------------------------------
