@@ -9,10 +9,16 @@ DATA = Path(__file__).parent / "assets"
 GOLDEN = {mode: DATA / f"ugatit_official_ch4_res2_img96_{mode}.pt" for mode in ("light", "full")}
 
 
+def pytest_configure(config):
+    # Tiny tensors: one thread is as fast, and far faster when another process shares the cores. Set
+    # before any fixture runs, so that module-scoped fixtures (reference runs that a test compares with a
+    # subprocess run with OMP_NUM_THREADS=1) compute with the same thread count bit for bit.
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _few_threads():
-    # Tiny tensors: one thread is as fast, and far faster when another process shares the cores.
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # again for every test, in case one changed it
 
 
 @pytest.fixture(scope="session", params=["light", "full"])

@@ -109,19 +109,24 @@ class Config:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)
 
     def save(self, path: str | Path) -> None:
-        """Write as YAML or JSON, chosen by the file extension."""
+        """Write as YAML or JSON, chosen by the file extension, atomically: a crash leaves the old file."""
+        from .utils.files import atomic_write
+
         path = Path(path)
         if path.suffix.lower() in (".yaml", ".yml"):
             import yaml
 
-            path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+            text = yaml.safe_dump(self.to_dict(), sort_keys=False)
         else:
-            path.write_text(self.to_json() + "\n")
+            text = self.to_json() + "\n"
+        atomic_write(path, lambda tmp: tmp.write_text(text))
 
     @classmethod
-    def load(cls, path: str | Path, base: "Config | None" = None) -> "Config":
+    def load(cls, path: str | Path, base: "Config | None" = None, *, complete: bool = False) -> "Config":
         """Read a YAML or JSON file; keys it leaves out keep their value in `base` (default: the
-        paper's), so a file holding only `optim: {iterations: N}` changes only that."""
+        paper's), so a file holding only `optim: {iterations: N}` changes only that. `complete=True`
+        is for files that `save` wrote (a run's config.yaml): a missing key means a damaged file, not
+        "the default"."""
         path = Path(path)
         if not path.is_file():
             raise UserError(f"config file not found: {path}")
@@ -138,6 +143,8 @@ class Config:
             data = {}
         if not isinstance(data, dict):
             raise UserError(f"config file {path} must hold a mapping of sections")
+        if complete:
+            _require_every_key(path, data)
         if base is not None:
             merged = base.to_dict()
             for section, values in data.items():
@@ -194,6 +201,16 @@ class DemoOptions:
     eval_every: int = 100
     progress: bool = True
     force: bool = False
+
+
+def _require_every_key(path: Path, data: dict[str, Any]) -> None:
+    if not data:
+        raise UserError(f"config file {path} is empty")
+    for section, keys in Config().to_dict().items():
+        values = data.get(section)
+        missing = [key for key in keys if not isinstance(values, dict) or key not in values]
+        if missing:
+            raise UserError(f"config file {path} is incomplete (no '{section}.{missing[0]}')")
 
 
 def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:

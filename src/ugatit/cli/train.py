@@ -9,11 +9,14 @@ samples/, checkpoints/ (the newest --keep-last) and, when the run completes, exp
 for `ugatit translate`). Ctrl-C or SIGTERM finishes the current iteration, saves a checkpoint and exits
 (130 / 143); a second Ctrl-C aborts at once. --resume continues the latest checkpoint exactly: the
 checkpoint's settings are kept, except --iters and how the run executes (device, precision, workers,
-frequencies, --keep-last, --channels-last, --compile). --init-from starts a new run from imported weights
-of the official architecture (an official PyTorch checkpoint, PaddleGAN .pdparams, one of our checkpoints
-or exports) to fine-tune them on DATA: the model's architecture comes from that file (a light model may
+frequencies, --keep-last, --channels-last, --compile). --override KEY=VALUE changes an optimiser or
+loss setting of a resumed run on the record (log.jsonl, config.yaml), e.g. `--resume --override
+lr=5e-5` to continue a run that diverged. --init-from starts a new run from imported weights of the
+official architecture (an official PyTorch checkpoint, PaddleGAN .pdparams, one of our checkpoints or
+exports) to fine-tune them on DATA: the model's architecture comes from that file (a light model may
 train at another --img-size); networks it lacks (the discriminators of a generator-only file) start from
-the paper's init.
+the paper's init. Image files are checked before training (see `ugatit check-data`); one trainer at a
+time may use a run directory; a full disk stops the run with the last good checkpoint named.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ FLAGS = {
     "run_dir": "output folder (--out)",
     "weights": "--inception-weights",
     "feature_extractor": "--feature-extractor",
+    "overrides": "--override",
 }
 
 
@@ -77,6 +81,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--out", default=unset, metavar="RUN_DIR", help="run directory (default: runs/<dataset name>)")
     run.add_argument("--config", default=unset, metavar="FILE", help="YAML or JSON config; flags given override it")
     run.add_argument("--resume", action="store_true", default=unset, help="continue the latest checkpoint in the run directory")
+    run.add_argument("--override", action="append", default=unset, metavar="KEY=VALUE",
+                     help="with --resume: change an optimiser or loss setting of the run, recorded in log.jsonl "
+                     "and config.yaml (KEY: a flag such as lr, or a config key such as optim.lr or loss.cam_weight)")
     run.add_argument("--init-from", default=unset, metavar="SRC", help="start a new run from these weights (official "
                      "PyTorch, PaddleGAN .pdparams, ours); the architecture comes from SRC")  # fmt: skip
     run.add_argument("--iters", type=positive_int, default=unset, metavar="N", help="total iterations (paper: 1000000)")
@@ -110,32 +117,64 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import training
+    from ..utils.console import notify
+    from . import reword
+
+    def on_message(text: str) -> None:  # library notices in this command line's terms
+        notify(reword(text, FLAGS))
 
     given = vars(args)  # only the options the user typed (see add_arguments)
     folders = _data_folders(given)
     out = Path(given["out"]) if "out" in given else Path("runs") / folders["name"]
     resume = given.get("resume", False)
-    config = _build_config(given, out, resume)
+    overrides = _overrides(given.get("override", []))
+    config = _build_config(given, out, resume, on_message)
     init = _init_weights(given, resume)
     if init is not None:
         config = config.replace(model=_imported_model(config.model, init))
         others = "from the file" if init.has_discriminators else "from the paper's init (the file has none)"
-        print(f"starting from {init.kind} {given['init_from']}; discriminators {others}", file=sys.stderr)
+        on_message(f"starting from {init.kind} {given['init_from']}; discriminators {others}")
     evaluate = _kid_evaluator(given, folders, config) if config.train.eval_every else None
-    result = training.train(
-        config,
-        folders["trainA"],
-        folders["trainB"],
-        out,
-        test_a=folders.get("testA"),
-        test_b=folders.get("testB"),
-        resume=resume,
-        progress=not given.get("no_progress", False),
-        evaluate=evaluate,
-        init_weights=init.networks if init is not None else None,
-    )
+    try:
+        result = training.train(
+            config,
+            folders["trainA"],
+            folders["trainB"],
+            out,
+            test_a=folders.get("testA"),
+            test_b=folders.get("testB"),
+            resume=resume,
+            overrides=overrides,
+            progress=not given.get("no_progress", False),
+            evaluate=evaluate,
+            on_message=on_message,
+            init_weights=init.networks if init is not None else None,
+        )
+    except UserError as exc:
+        _print_way_on(exc, given, out)
+        raise
     _print_summary(result, given)
     return result.exit_code
+
+
+def _overrides(texts: list[str]) -> dict[str, Any]:
+    """--override KEY=VALUE, ... as {"optim.lr": value}: KEY is a config key or a flag's name (lr, --lr);
+    VALUE is read as YAML (numbers, true/false), the config checks its type."""
+    import yaml
+
+    found: dict[str, Any] = {}
+    for text in texts:
+        key, sep, value = text.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UserError(f"--override takes KEY=VALUE (e.g. lr=5e-5), got {text!r}")
+        flag = key if key.startswith("--") else f"--{key}"
+        key = CONFIG_FLAGS.get(flag, key)
+        try:
+            found[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            found[key] = value
+    return found
 
 
 def _init_weights(given: dict[str, Any], resume: bool):
@@ -215,14 +254,14 @@ def _data_folders(given: dict[str, Any]) -> dict[str, Any]:
     return {"trainA": train_a, "trainB": train_b, "name": name}
 
 
-def _build_config(given: dict[str, Any], out: Path, resume: bool):
+def _build_config(given: dict[str, Any], out: Path, resume: bool, on_message):
     """The paper's config (a resumed run: the run's own), then the --config file's keys, then flags."""
     from dataclasses import replace
 
     from ..config import Config
     from ..training.resume import saved_run_config
 
-    config = (saved_run_config(out) if resume else None) or Config()
+    config = (saved_run_config(out, on_message) if resume else None) or Config()
     if "config" in given:
         config = Config.load(Path(given["config"]), base=config)
     sections = {name: getattr(config, name) for name in ("model", "loss", "optim", "data", "train")}
@@ -250,6 +289,22 @@ def _print_summary(result, given: dict[str, Any]) -> None:
     print(f"  log:        {result.log}")
     if result.tensorboard is not None:
         print(f"  tensorboard --logdir {result.tensorboard}")
+
+
+def _print_way_on(error: UserError, given: dict[str, Any], out: Path) -> None:
+    """After a run stopped by a divergence or a full disk: the command that continues it, on stdout (the
+    error itself is the one line on stderr)."""
+    from ..training import TrainingDiverged
+    from ..training.storage import RunWriteError
+
+    if not isinstance(error, (TrainingDiverged, RunWriteError)) or error.checkpoint is None:
+        return
+    command = f"ugatit train {_data_arguments(given)} --out {shlex.quote(str(out))} --resume"
+    if isinstance(error, TrainingDiverged):
+        lr = f"{error.lr / 2:g}" if error.lr else "X"
+        print(f"continue from {error.checkpoint} with a smaller learning rate: {command} --override lr={lr}")
+    else:
+        print(f"once there is space, continue from {error.checkpoint} with: {command}")
 
 
 def _data_arguments(given: dict[str, Any]) -> str:

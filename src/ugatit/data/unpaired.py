@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import signal
 import warnings
 from typing import Any, Iterator, Optional
 
@@ -128,6 +129,19 @@ def _pass_through(batch: Any) -> Any:
     return batch
 
 
+def _leave_stop_signals_to_the_main_process(worker_id: int) -> None:
+    """worker_init_fn: SIGINT and SIGTERM are for the main process alone.
+
+    Ctrl-C, `timeout`, systemd and Slurm signal the whole process group. PyTorch's workers die of
+    SIGTERM from anyone but their parent, and the main process then raises "DataLoader worker ... is
+    killed by signal" wherever it is, before it can save. Ignoring both keeps the workers serving until
+    the main process has finished its iteration and saved; it shuts them down itself (and a worker
+    whose parent died exits on its own).
+    """
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 
 class UnpairedLoader:
     """Endless, seeded, resumable batches ``(real_A, real_B)`` of shape (B, 3, img_size, img_size).
@@ -235,6 +249,7 @@ class UnpairedLoader:
             # A private generator: otherwise every new iterator draws its base seed from the global
             # torch RNG, and a resumed run's global RNG would drift from an uninterrupted one.
             generator=torch.Generator().manual_seed(self.seed),
+            worker_init_fn=_leave_stop_signals_to_the_main_process if self.num_workers > 0 else None,
             **extra,
         )
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from typing import Optional
 
 import torch
 from torch import Tensor, nn
@@ -12,7 +14,13 @@ from .step import LOSS_NAMES
 
 
 class TrainingDiverged(UserError):
-    """A loss or a weight became NaN or infinite; nothing of that state was saved."""
+    """A loss or a weight became NaN or infinite; nothing of that state was saved. `checkpoint` is the
+    last good one (None: none yet), `lr` the learning rate the run diverged with."""
+
+    def __init__(self, message: str, checkpoint: Optional[Path] = None, lr: Optional[float] = None):
+        super().__init__(message)
+        self.checkpoint = checkpoint
+        self.lr = lr
 
 
 def loss_values(losses: dict[str, Tensor]) -> tuple[dict[str, float], list[str]]:

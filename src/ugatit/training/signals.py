@@ -29,8 +29,9 @@ class StopRequest:
 
     def _handle(self, signum: int, frame: Any) -> None:
         if os.getpid() != self._pid:
-            # A forked data worker inherits this handler; Ctrl-C reaches it too (the whole process
-            # group gets it). It keeps working: the main process stops it when it stops.
+            # A forked child inherits this handler (data workers replace it with SIG_IGN once they
+            # start, see data/unpaired.py); a group signal that reaches it before must not stop it:
+            # the main process stops its children when it stops.
             return
         if self.reason is not None:
             self._restore()

@@ -227,6 +227,12 @@ class TrainingStep:
     def load_state_dict(self, state: dict) -> None:
         self.G_optim.load_state_dict(state["G_optim"])
         self.D_optim.load_state_dict(state["D_optim"])
+        # Adam's settings are this step's config, not the saved ones: they are the same unless a resume
+        # overrides them (the lr is set at every step anyway).
+        opt = self.optim_cfg
+        for optim in (self.G_optim, self.D_optim):
+            for group in optim.param_groups:
+                group.update(betas=(opt.beta1, opt.beta2), weight_decay=opt.weight_decay)
 
 
 def prepare_model(model: UGATIT, *, channels_last: bool = False, compile: bool = False) -> UGATIT:

@@ -7,9 +7,11 @@ latest checkpoint in `run_dir`) to `config.optim.iterations`, writing the run fo
 Resuming is exact: networks, optimisers, step, RNG states and the data position are restored, so a run
 stopped at step k and resumed reaches step n with the weights an uninterrupted run has (bit-identical
 on CPU). The checkpoint's config wins, except how long and how the run is executed
-(`RESUME_OVERRIDES`). SIGINT and SIGTERM finish the current iteration, save and return; a second
-signal aborts at once. A non-finite loss (or weight) stops the run with `TrainingDiverged` before
-anything of the broken state is written.
+(`RESUME_OVERRIDES`) and what `overrides` changes explicitly. SIGINT and SIGTERM finish the current
+iteration, save and return; a second signal aborts at once. A non-finite loss (or weight) stops the run
+with `TrainingDiverged` before anything of the broken state is written; a run folder that cannot be
+written (a full disk) stops it with `RunWriteError`. One trainer at a time holds a run folder
+(`RunLock`); a checkpoint that cannot be read is passed over for the one before it.
 """
 
 from __future__ import annotations
@@ -17,17 +19,15 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import torch
 
 from ..config import Config, check_config
-from ..data.loader import sized_batches
+from ..data.scan import ScanResult, scan_sources
 from ..data.sources import Source, SourceLike, as_source
 from ..data.unpaired import UnpairedLoader
-from ..domains import DIRECTIONS, source_and_target
 from ..errors import UserError
 from ..nn.model import UGATIT
 from ..nn.sizes import check_model_config
@@ -36,55 +36,33 @@ from ..utils.device import resolve_device
 from ..utils.rng import preserved_rng, restore_rng_state, seed_everything
 from ..weights import checkpoints
 from ..weights.export import export_generators
-from .resume import resume_config
+from .lock import RunLock
+from .resume import apply_overrides, resume_config
+from .result import TrainResult
 from .run_dir import (
-    BEST_FILE, BEST_METRIC, CONFIG_FILE, EXPORT_FILE, LOG_FILE, SAMPLES_DIR, TENSORBOARD_DIR,
-    JsonlLog, TensorBoard, rho_statistics, sample_grid, save_png, tensorboard_available,
+    BEST_FILE, BEST_METRIC, CONFIG_FILE, EXPORT_FILE, LOG_FILE, SAMPLES_DIR, TENSORBOARD_DIR, JsonlLog,
+    TensorBoard, announce, remove_unfinished_writes, rho_statistics, sample_grid, sample_images, save_png,
 )  # fmt: skip
 from .divergence import TrainingDiverged, loss_values, nonfinite_parameters
-from .signals import SIGNAL_EXIT, MessageHook, StopRequest
+from .signals import MessageHook, StopRequest
 from .step import TrainingStep, learning_rate, prepare_model
+from .storage import WriteFailed, run_write_error, writing
 
 __all__ = ["TrainResult", "Trainer", "TrainingDiverged", "train"]
 
 LogHook = Callable[[int, dict[str, float]], None]
 SampleHook = Callable[[int, dict[str, Path]], None]
 EvaluateHook = Callable[[UGATIT, int], dict[str, float]]
-
-
-@dataclass
-class TrainResult:
-    """What a call to `train` did. `interrupted` names the signal that stopped it early, if any."""
-
-    run_dir: Path
-    step: int
-    iterations: int
-    losses: dict[str, float]
-    config: Config
-    checkpoint: Optional[Path] = None
-    export: Optional[Path] = None
-    best: Optional[Path] = None
-    interrupted: Optional[str] = None
-    log: Optional[Path] = None
-    samples: Optional[Path] = None
-    tensorboard: Optional[Path] = None
-
-    @property
-    def completed(self) -> bool:
-        return self.step >= self.iterations
-
-    @property
-    def exit_code(self) -> int:
-        """0 when completed, else the shell's code for the signal (130 SIGINT, 143 SIGTERM)."""
-        return SIGNAL_EXIT.get(self.interrupted, 1) if self.interrupted else 0
+#: Unreadable images named one by one at the start (all of them go to log.jsonl).
+SHOWN_BAD_IMAGES = 10
 
 
 def train(config: Config, data_a: SourceLike, data_b: SourceLike, run_dir: str | Path, **options: Any) -> TrainResult:
     """Train to `config.optim.iterations` and return a `TrainResult` (see the module docstring).
 
     data_a / data_b are folders or sequences of PIL images; `options` are `Trainer`'s keyword
-    arguments: test_a, test_b, resume, progress, on_log, on_sample, evaluate, on_message, tensorboard,
-    sample_rows, init_weights.
+    arguments: test_a, test_b, resume, overrides, progress, on_log, on_sample, evaluate, on_message,
+    tensorboard, sample_rows, init_weights.
     """
     return Trainer(config, data_a, data_b, run_dir, **options).run()
 
@@ -102,8 +80,9 @@ class Trainer:
     checkpoints/best.pt); `on_message(text)` receives notices (default: stderr, above the progress
     bar). A hook raising KeyboardInterrupt stops the run as Ctrl-C does. `tensorboard=False` skips
     TensorBoard even where it is installed; `sample_rows` is the number of images in a grid.
-    `init_weights` (official-layout state dicts, e.g. `weights.loading.read_weights(path).networks`)
-    starts a new run from imported networks instead of the init.
+    `overrides` ({"optim.lr": 5e-5}; with `resume` only) changes the optimiser or loss settings of the
+    resumed run, on the record (see `resume.OVERRIDABLE_SECTIONS`). `init_weights` (official-layout state
+    dicts, e.g. `weights.loading.read_weights(path).networks`) starts a new run from imported networks.
     """
 
     def __init__(
@@ -116,6 +95,7 @@ class Trainer:
         test_a: Optional[SourceLike] = None,
         test_b: Optional[SourceLike] = None,
         resume: bool = False,
+        overrides: Optional[Mapping[str, Any]] = None,
         progress: bool = True,
         on_log: Optional[LogHook] = None,
         on_sample: Optional[SampleHook] = None,
@@ -130,6 +110,7 @@ class Trainer:
         self.test_data = {"A": test_a, "B": test_b}
         self.run_dir = Path(run_dir)
         self.resume = resume
+        self.overrides = dict(overrides or {})
         self.progress = progress
         self.on_log, self.on_sample, self.evaluate = on_log, on_sample, evaluate
         self.notify = on_message or notify
@@ -141,6 +122,8 @@ class Trainer:
         self.losses: dict[str, float] = {}
         self.best: Optional[dict[str, Any]] = None
         self.last_checkpoint: Optional[Path] = None
+        self._saved_step: Optional[int] = None  # the step of last_checkpoint
+        self._overridden: list[dict[str, Any]] = []
         self._elapsed_before = 0.0  # training time of earlier sessions of this run
         self._reported_images: set[str] = set()
 
@@ -152,32 +135,63 @@ class Trainer:
         check_config(self.requested)
         check_model_config(self.requested.model)
         resolve_device(self.requested.train.device)
+        if self.overrides and not self.resume:
+            raise UserError("`overrides` change a run only when resuming (`resume=True`); a new run takes "
+                            "every setting from its config")  # fmt: skip
         sources = [as_source(data, label=f"domain {d}") for data, d in zip(self.data, "AB")]
-        saved = self._load_checkpoint() if self._check_run_dir() else None
-        self.config = self._resolve_config(saved)
-        self.device = resolve_device(self.config.train.device)
-        self._make_run_dir()
-
-        seed_everything(self.config.train.seed)
-        self._build(sources)
-        if saved is not None:
-            self._restore(saved)  # last: building the networks drew from the RNG
-        elif self.init_weights is not None:  # networks the file lacks keep their fresh init
-            self.model.load_official_state_dict(self.model.official_state_dict() | self.init_weights)
-        self._clock = time.monotonic()
-        self.config.save(self.run_dir / CONFIG_FILE)
-        self._announce(sources, saved)
-
+        scan = scan_sources(sources)
         with contextlib.ExitStack() as cleanup:
+            lock = cleanup.enter_context(RunLock(self.run_dir, self.notify))  # before reading the folder
+            removed = remove_unfinished_writes(self.run_dir)  # safe with the lock held
+            if removed:
+                self.notify(removed)
+            saved = self._load_checkpoint() if self._check_run_dir() else None
+            self.config = self._resolve_config(saved)
+            self.device = resolve_device(self.config.train.device)
+            self._make_run_dir()
+            lock.acquire()  # a folder made just now
+
+            seed_everything(self.config.train.seed)
+            self._build(sources)
             cleanup.callback(self.loader.close)
-            self.log = JsonlLog(self.run_dir / LOG_FILE, keep_until=self.step)
-            cleanup.callback(self.log.close)
-            self.tb = TensorBoard(self.run_dir / TENSORBOARD_DIR, self.use_tensorboard, first_step=self.step + 1)
-            cleanup.callback(self.tb.close)
-            self.stop = cleanup.enter_context(StopRequest(self.notify))
-            self.samples = self._sample_images()
-            self._loop()
-            return self._finish()
+            if saved is not None:
+                self._restore(saved)  # last: building the networks drew from the RNG
+            elif self.init_weights is not None:  # networks the file lacks keep their fresh init
+                self.model.load_official_state_dict(self.model.official_state_dict() | self.init_weights)
+            self._clock = time.monotonic()
+            try:
+                with contextlib.ExitStack() as session:
+                    self._start(session, sources, saved, scan)
+                    self._loop()
+                    result = self._finish()
+                return result
+            except WriteFailed as failure:
+                raise self._write_failed(failure) from None
+
+    def _start(self, session: contextlib.ExitStack, sources: list[Source], saved: Optional[dict[str, Any]],
+               scan: ScanResult) -> None:  # fmt: skip
+        """The session's outputs, opened in `session`, and what it reports before the first iteration."""
+        with writing(self.run_dir / CONFIG_FILE):
+            self.config.save(self.run_dir / CONFIG_FILE)
+        announce(self.notify, self.model.config, self.device, self.config.optim.iterations, sources, self.run_dir,
+                 resumed=saved["path"] if saved else None, step=self.step, tensorboard=self.use_tensorboard)  # fmt: skip
+        self.log = JsonlLog(self.run_dir / LOG_FILE, keep_until=self.step)
+        session.callback(self.log.close)
+        tb = TensorBoard(self.run_dir / TENSORBOARD_DIR, self.use_tensorboard, first_step=self.step + 1)
+        self.tb = session.enter_context(tb)
+        self.stop = session.enter_context(StopRequest(self.notify))
+        for change in self._overridden:
+            self.log.write({"step": self.step, "event": "override", **change})
+            self.notify(f"resuming with `{change['key']}` changed from {change['from']} to {change['to']} "
+                        f"(recorded in {LOG_FILE} and {CONFIG_FILE})")  # fmt: skip
+        if scan.unreadable:
+            self.notify(f"{scan.summary()}: they are skipped whenever drawn")
+            for i, (name, reason) in enumerate(scan.unreadable):
+                self._bad_image(name, reason, announce=i < SHOWN_BAD_IMAGES)
+            if len(scan.unreadable) > SHOWN_BAD_IMAGES:
+                self.notify(f"... and {len(scan.unreadable) - SHOWN_BAD_IMAGES} more, every one recorded in {LOG_FILE}")
+        self.samples = sample_images(self.loader, self.test_data, self.config.model.img_size, self.sample_rows,
+                                     self.device, on_bad_image=self._bad_image, notify=self.notify)  # fmt: skip
 
     def _check_run_dir(self) -> bool:
         """Whether there is a run to resume; an error when that is not what was asked for."""
@@ -204,11 +218,13 @@ class Trainer:
             raise UserError(f"cannot write to the run directory {self.run_dir}: {exc.strerror or exc}") from None
 
     def _load_checkpoint(self) -> dict[str, Any]:
-        path = checkpoints.latest_checkpoint(self.run_dir)
-        state = checkpoints.load_training_checkpoint(path)
-        missing = [key for key in ("step", "config", "networks", "optimizers", "rng", "data") if key not in state]
-        if missing:
-            raise UserError(f"checkpoint {path} is incomplete (no '{missing[0]}')")
+        path, state, skipped = checkpoints.newest_readable_checkpoint(self.run_dir)
+        for error in skipped:
+            # Renamed out of the way of listing, pruning and the save that will reach its step; kept for a look.
+            aside = error.path.with_name(error.path.name + ".unreadable")
+            error.path.replace(aside)
+            self.notify(f"skipped checkpoint {error.path.name}: {error.reason}; kept it as {aside.name}, "
+                        f"resuming from {path.name}")  # fmt: skip
         state["path"] = path
         return state
 
@@ -216,9 +232,11 @@ class Trainer:
         if saved is None:
             return self.requested
         config, ignored = resume_config(Config.from_dict(saved["config"]), self.requested)
+        config, self._overridden = apply_overrides(config, self.overrides)
+        ignored = [key for key in ignored if key not in self.overrides]
         if ignored:
-            self.notify(f"resuming keeps the checkpoint's {', '.join(ignored)} (only the length and "
-                        "execution settings of a run change on resume)")  # fmt: skip
+            self.notify(f"resuming keeps the checkpoint's {', '.join(f'`{k}`' for k in ignored)} (only the "
+                        "length and execution settings of a run change on resume, others through `overrides`)")  # fmt: skip
         check_config(config)
         if config.optim.iterations < saved["step"]:
             raise UserError(
@@ -252,46 +270,8 @@ class Trainer:
         self.best = extra.get("best")
         self._elapsed_before = float(extra.get("elapsed", 0.0))
         self.last_checkpoint = saved["path"]
+        self._saved_step = self.step
         restore_rng_state(saved["rng"])
-
-    def _announce(self, sources: list[Source], saved: Optional[dict[str, Any]]) -> None:
-        m = self.model.config
-        kind = "light" if m.light else "full"
-        self.notify(
-            f"training U-GAT-IT ({kind}, ch={m.ch}, n_res={m.n_res}, {m.img_size}px) on {self.device} "
-            f"for {self.config.optim.iterations} iterations: {len(sources[0])} images in domain A, "
-            f"{len(sources[1])} in domain B"
-        )
-        if saved is not None:
-            self.notify(f"resuming at step {self.step} from {saved['path']}")
-        tensorboard = self.use_tensorboard and tensorboard_available()
-        self.notify(
-            f"writing to {self.run_dir}/: {CONFIG_FILE}, {LOG_FILE}, {SAMPLES_DIR}/, "
-            f"{checkpoints.CHECKPOINT_DIR}/, {EXPORT_FILE.parent}/" + (f", {TENSORBOARD_DIR}/" if tensorboard else "")
-        )
-        if self.use_tensorboard and not tensorboard:
-            self.notify(f"no {TENSORBOARD_DIR}/: tensorboard is not installed (pip install tensorboard, or "
-                        "ugatit[tensorboard]); the same scalars are in " + LOG_FILE)  # fmt: skip
-
-    def _sample_images(self) -> dict[str, torch.Tensor]:
-        """The fixed images of every sample grid, with the test transform: {'train_a2b': ..., ...}."""
-        found: dict[str, torch.Tensor] = {}
-        train_sources = {"A": self.loader.source_a, "B": self.loader.source_b}
-        for split, sources in (("train", train_sources), ("test", self.test_data)):
-            for direction in DIRECTIONS:  # a direction's grid shows images of its source domain
-                source = sources[source_and_target(direction)[0]]
-                if source is None:
-                    continue
-                batches = sized_batches(source, self.config.model.img_size, batch_size=self.sample_rows,
-                                        on_bad_image=self._bad_image)  # fmt: skip
-                try:
-                    batch = next((b for b in batches if len(b)), None)
-                except UserError as exc:  # an empty test folder: train without its samples
-                    self.notify(f"no {split} samples for {direction}: {exc}")
-                    continue
-                if batch is not None:
-                    found[f"{split}_{direction}"] = batch.stacked().to(self.device)
-        return found
 
     # --- The loop -------------------------------------------------------------------------------------
 
@@ -342,12 +322,13 @@ class Trainer:
 
     def _diverged(self, step: int, what: str) -> None:
         self.log.write({"step": step, "event": "diverged", "detail": what})
-        kept = (
-            f"the last good checkpoint is {self.last_checkpoint}"
-            if self.last_checkpoint is not None
-            else "no checkpoint had been written yet"
-        )
-        raise TrainingDiverged(f"training diverged at step {step}: {what}; nothing of it was saved, {kept}")
+        if self.last_checkpoint is None:
+            kept = "no checkpoint had been written yet: start again with a smaller `optim.lr`"
+        else:
+            kept = (f"the last good checkpoint is {self.last_checkpoint}: continue from it with a smaller "
+                    "learning rate through `overrides`")  # fmt: skip
+        message = f"training diverged at step {step}: {what}; nothing of it was saved, {kept}"
+        raise TrainingDiverged(message, checkpoint=self.last_checkpoint, lr=self.config.optim.lr)
 
     # --- What happens between iterations --------------------------------------------------------------
 
@@ -399,12 +380,12 @@ class Trainer:
     def _save(self, step: int) -> None:
         path = checkpoints.checkpoint_path(self.run_dir, step)
         self._write_checkpoint(path, step)
-        self.last_checkpoint = path
+        self.last_checkpoint, self._saved_step = path, step
         checkpoints.prune_checkpoints(self.run_dir, self.config.train.keep_last)
 
     def _write_checkpoint(self, path: Path, step: int) -> None:
         self._require_finite_weights(step)
-        try:
+        with writing(path, checkpoint=True):
             checkpoints.save_training_checkpoint(
                 path,
                 model=self.model,
@@ -414,8 +395,18 @@ class Trainer:
                 data_state=self.loader.state_dict(),
                 extra={"best": self.best, "elapsed": self._elapsed()},
             )
-        except OSError as exc:
-            raise UserError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
+
+    def _write_failed(self, failure: WriteFailed) -> UserError:
+        """The error for a failed write, after keeping the current state if that can still be written:
+        between iterations the state is whole, so a checkpoint of it resumes exactly."""
+        saved_now = False
+        if not failure.checkpoint and self.step > (self._saved_step or 0):
+            try:
+                self._save(self.step)
+                saved_now = True
+            except WriteFailed:
+                pass  # the same full disk: the last good checkpoint stays the last
+        return run_write_error(failure, self.run_dir, self.last_checkpoint, self._saved_step, saved_now)
 
     def _hook(self, hook: Callable[..., Any], *args: Any) -> Any:
         """Run a user hook; a KeyboardInterrupt from it (a notebook's stop button, a test) is a request
@@ -426,10 +417,11 @@ class Trainer:
             self.stop.request("SIGINT")
             return None
 
-    def _bad_image(self, name: str, reason: str) -> None:
+    def _bad_image(self, name: str, reason: str, announce: bool = True) -> None:
         if name not in self._reported_images:
             self._reported_images.add(name)
-            self.notify(f"skipping unreadable image {name}: {reason}")
+            if announce:
+                self.notify(f"skipping unreadable image {name}: {reason}")
             self.log.write({"step": self.step, "event": "bad_image", "name": name, "reason": reason})
 
     def _elapsed(self) -> float:
@@ -439,11 +431,12 @@ class Trainer:
 
     def _finish(self) -> TrainResult:
         # A signal that came after the step's save decision still gets its checkpoint.
-        if self.stop.reason is not None and self.step > 0 and not self._saved_at(self.step):
+        if self.stop.reason is not None and self.step > 0 and self._saved_step != self.step:
             self._save(self.step)
         export = None
         if self.step >= self.config.optim.iterations:
-            export = export_generators(self.model, self.config, self.run_dir / EXPORT_FILE)
+            with writing(self.run_dir / EXPORT_FILE):
+                export = export_generators(self.model, self.config, self.run_dir / EXPORT_FILE)
         best = self.run_dir / BEST_FILE
         samples = self.run_dir / SAMPLES_DIR
         return TrainResult(
@@ -460,6 +453,3 @@ class Trainer:
             samples=samples if samples.is_dir() else None,
             tensorboard=self.tb.folder,
         )
-
-    def _saved_at(self, step: int) -> bool:
-        return checkpoints.checkpoint_path(self.run_dir, step).is_file()

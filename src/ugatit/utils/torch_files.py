@@ -7,6 +7,8 @@ text file). `load_torch_file` turns every failure into one line that says what t
 
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,15 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _PICKLE_PROTOCOL = 0x80
 
 
+class UnreadableFile(UserError):
+    """A PyTorch file that cannot be loaded; `reason` says what it is, without the path."""
+
+    def __init__(self, path: Path, reason: str, what: str = "file"):
+        super().__init__(f"cannot read {what} {path}: {reason}")
+        self.path = Path(path)
+        self.reason = reason
+
+
 def load_torch_file(path: Path, what: str = "checkpoint") -> Any:
     """The contents of a PyTorch file, loaded on the CPU without running pickled code; `what` names the
     kind of file in the error ("checkpoint", "Inception weights")."""
@@ -23,11 +34,13 @@ def load_torch_file(path: Path, what: str = "checkpoint") -> Any:
 
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{what} not found: {path}")
+        raise UnreadableFile(path, "file not found", what)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch, pickle and zip readers raise a zoo of types on a bad file
-        raise UserError(f"cannot read {what} {path}: {describe_unreadable(path, exc)}") from None
+        with warnings.catch_warnings():  # torch warns about pickle protocols on crafted files: noise here
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch, pickle and zip readers raise a zoo of types on a bad file
+        raise UnreadableFile(path, describe_unreadable(path, exc), what) from None
 
 
 def describe_unreadable(path: Path, exc: BaseException) -> str:
@@ -41,17 +54,19 @@ def describe_unreadable(path: Path, exc: BaseException) -> str:
     if not head:
         return "the file is empty"
     if head.startswith(_ZIP_MAGIC):
-        if "unsupported global" in text.lower():
-            return ("it holds Python objects other than tensors and plain data, which are never unpickled here "
-                    "(it was saved from objects, not from state dicts)")  # fmt: skip
-        if "central directory" in text or "PytorchStreamReader" in text:
-            return "truncated or corrupted: an incomplete PyTorch zip file (was it copied or saved completely?)"
-        return f"a PyTorch zip file whose contents are corrupted or of another kind ({_first_line(text)})"
+        # torch names a refused global "Unsupported global" in some versions, "unsupported GLOBAL" in 2.13
+        refused = re.search(r"unsupported global:?\s*(?:global\s+)?([\w.]+)", text, re.IGNORECASE)
+        if refused:
+            return (f"it holds objects other than tensors and plain data ({refused.group(1)}), which are never "
+                    "unpickled here")  # fmt: skip
+        # miniz's "failed finding central directory", an errno from a record cut short, ...: all mean the
+        # zip archive is not whole
+        return "corrupted, truncated or incomplete: a PyTorch zip file that cannot be read whole (was it copied or saved completely?)"
     if head[0] == _PICKLE_PROTOCOL:
         return "a raw pickle stream, not a PyTorch file of tensors; pickles are never unpickled here"
     if _looks_like_text(head):
         return "a text file, not a PyTorch file"
-    return "not a PyTorch file: its contents are corrupted, or of another format"
+    return "corrupted, truncated or not a PyTorch file"
 
 
 def _looks_like_text(head: bytes) -> bool:
@@ -60,8 +75,3 @@ def _looks_like_text(head: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return all(ch.isprintable() or ch in "\n\r\t" for ch in decoded)
-
-
-def _first_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    return lines[0][:120] if lines else "no details"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable, Optional
 
 import torch
 from torch import Tensor
@@ -23,8 +24,11 @@ from torch import Tensor
 from ..config import Config
 from ..errors import UserError
 from ..nn.model import DISCRIMINATORS, GENERATORS, UGATIT
+from ..utils.console import notify
 from ..utils.files import path_exists
-from .checkpoints import CHECKPOINT_DIR, TRAIN_FORMAT, latest_checkpoint, torch_load
+from .checkpoints import (
+    CHECKPOINT_DIR, TRAIN_FORMAT, list_checkpoints, newest_readable_checkpoint, torch_load, training_state,
+)  # fmt: skip
 from .export import load_export
 from .official import infer_model_config
 from .tf_checkpoint import find_prefix
@@ -45,15 +49,22 @@ class Weights:
         return all(name in self.networks for name in DISCRIMINATORS)
 
 
-def read_weights(path: str | Path) -> Weights:
-    """The networks and config stored in `path`, whatever its kind (see the module docstring)."""
+def read_weights(path: str | Path, on_message: Optional[Callable[[str], None]] = None) -> Weights:
+    """The networks and config stored in `path`, whatever its kind (see the module docstring). A run
+    folder whose newest checkpoint cannot be read falls back to the newest one that can, and says so
+    through `on_message` (default: stderr)."""
     path = Path(path)
     if not path_exists(path):
         raise UserError(f"checkpoint not found: {path}")
+    state: Any = None
     if path.is_dir():
-        latest, exports = latest_checkpoint(path), sorted(path.glob("*.safetensors"))
-        if latest is not None or exports:
-            path = latest if latest is not None else exports[0]
+        exports = sorted(path.glob("*.safetensors"))
+        if list_checkpoints(path):
+            path, state, skipped = newest_readable_checkpoint(path)
+            for error in skipped:
+                (on_message or notify)(f"skipped checkpoint {error.path}: {error.reason}; using {path.name}")
+        elif exports:
+            path = exports[0]
         else:
             prefix = find_prefix(path)
             if prefix is None:
@@ -69,11 +80,12 @@ def read_weights(path: str | Path) -> Weights:
 
         networks = read_pdparams(path)
         return Weights(networks, Config(model=infer_model_config(networks)), "PaddleGAN weights", path)
-    prefix = find_prefix(path)
+    prefix = find_prefix(path) if state is None else None
     if prefix is not None:
         return _tf(prefix)
-    state = torch_load(path)
+    state = torch_load(path) if state is None else state
     if isinstance(state, dict) and state.get("format") == TRAIN_FORMAT:
+        state = training_state(path, state)
         return Weights(state["networks"], Config.from_dict(state["config"]), "training checkpoint", path)
     if isinstance(state, dict) and all(name in state for name in GENERATORS):
         return Weights(state, Config(model=infer_model_config(state)), "official PyTorch checkpoint", path)
@@ -96,8 +108,10 @@ def build_model(weights: Weights, *, discriminators: bool = False, device: str |
     return model.to(device).eval()
 
 
-def load_model(path: str | Path, *, discriminators: bool = False, device: str | torch.device = "cpu") -> tuple[UGATIT, Config]:
+def load_model(path: str | Path, *, discriminators: bool = False, device: str | torch.device = "cpu",
+               on_message: Optional[Callable[[str], None]] = None) -> tuple[UGATIT, Config]:  # fmt: skip
     """A model ready for translation from any kind of weights (see the module docstring). Returns (model
-    in eval mode, config); discriminators are built only on request (and only where the file has them)."""
-    weights = read_weights(path)
+    in eval mode, config); discriminators are built only on request (and only where the file has them).
+    `on_message` hears of checkpoints a run folder's fallback passed over (see `read_weights`)."""
+    weights = read_weights(path, on_message=on_message)
     return build_model(weights, discriminators=discriminators, device=device), weights.config
