@@ -14,7 +14,7 @@ from pathlib import Path
 import gradio as gr
 
 from ..domains import source_and_target
-from .translator import MAX_FILE_MB, MAX_IMAGES, MAX_LIGHT_SIZE, WebTranslator
+from .translator import KEEP_SECONDS, MAX_FILE_MB, MAX_IMAGES, WebTranslator
 
 API_NAME = "translate"
 CSS = "#status p, #verdict p { margin: 0.2em 0; }"
@@ -28,7 +28,9 @@ def _direction_label(direction: str) -> str:
 def build_app(translator: WebTranslator) -> gr.Blocks:
     """The Blocks app around `translator`. Requests queue and run one at a time: a forward pass
     already uses every core, and one model serves them all."""
-    with gr.Blocks(title="ugatit: U-GAT-IT translation", analytics_enabled=False) as demo:
+    # delete_cache: Gradio's copies of uploads and results go after an hour, like the request folders.
+    with gr.Blocks(title="ugatit: U-GAT-IT translation", analytics_enabled=False,
+                   delete_cache=(600, KEEP_SECONDS)) as demo:  # fmt: skip
         gr.Markdown(
             "## U-GAT-IT image-to-image translation\n"
             f"{translator.describe()} Upload up to {MAX_IMAGES} images ({MAX_FILE_MB} MB each), choose the "
@@ -49,7 +51,7 @@ def build_app(translator: WebTranslator) -> gr.Blocks:
                           "selfie2anime data is framed)", value=False, elem_id="face-crop",
                 )  # fmt: skip
                 size = gr.Slider(
-                    32, max(MAX_LIGHT_SIZE, translator.trained_size), value=translator.trained_size, step=4,
+                    32, translator.max_size, value=translator.trained_size, step=4,
                     label="Model size (px): the square a light model runs at", visible=translator.light,
                     elem_id="size",
                 )  # fmt: skip

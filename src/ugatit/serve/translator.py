@@ -78,6 +78,11 @@ class WebTranslator:
     def trained_size(self) -> int:
         return int(self.model.config.img_size)
 
+    @property
+    def max_size(self) -> int:
+        """The largest square a light model may be asked for here (never below its trained size)."""
+        return max(MAX_LIGHT_SIZE, self.trained_size)
+
     def describe(self) -> str:
         cfg = self.model.config
         kind = "a light model (it runs at any size)" if cfg.light else f"a full model (it runs at {cfg.img_size} px only)"
@@ -113,12 +118,15 @@ class WebTranslator:
         if direction not in self.directions:
             raise UserError(f"`direction` must be one of {', '.join(self.directions)}, got {direction!r}")
         side = resolve_size(self.model, _whole(size) if self.light else None)
-        if side > MAX_LIGHT_SIZE:
-            raise UserError(f"`size` {side} is above this app's limit of {MAX_LIGHT_SIZE} px")
+        if side > self.max_size:
+            raise UserError(f"`size` {side} is above this app's limit of {self.max_size} px")
         problems, accepted = [], []
         for path in files:
             reason = _refusal(path)
-            (problems.append(f"{path.name}: {reason}") if reason else accepted.append(path))
+            if reason:
+                problems.append(f"{path.name}: {reason}")
+            else:
+                accepted.append(path)
         request_dir = self._new_request_dir()
         started = time.perf_counter()
         results = translate_paths(
