@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from ..errors import UserError
 
 #: The subcommands, in the order `ugatit --help` lists them; each is the module cli/<name>.py.
-SUBCOMMANDS = ("demo", "train", "translate", "eval", "convert", "export", "make-dataset", "check-data")
+SUBCOMMANDS = ("demo", "train", "translate", "serve", "eval", "convert", "export", "make-dataset", "check-data")
 
 _TERM = re.compile(r"`([A-Za-z_][\w.]*)(?:=([^`]*))?`")
 

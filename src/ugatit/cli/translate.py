@@ -11,6 +11,11 @@ folder (its latest checkpoint), a training checkpoint (.pt), an export (.safeten
 U-GAT-IT checkpoint (.pt), PaddleGAN weights (.pdparams) or the authors' TensorFlow checkpoint (its
 folder or prefix); see docs/weights.md. A light model from PaddleGAN or TF runs at 256 px unless --size
 says otherwise (those files do not record the size).
+
+--face-crop (needs the faces extra, OpenCV): each image is cut to a square around its largest face
+(OpenCV's bundled Haar cascade; the square is twice the face box, so hair and chin are in), and that square
+is translated; the index shows the face box and the square on each input. Images without a face are
+translated whole, and named on stderr.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from pathlib import Path
 
 from ..domains import DIRECTIONS
 from ..errors import UserError
-from ._types import device_argument, positive_int
+from ._types import checkpoint_argument, device_argument, positive_int
 
 #: How library errors' terms read on this command line (see `ugatit.cli.reword`).
 FLAGS = {"device": "--device", "size": "--size", "direction": "--direction", "batch_size": "--batch-size"}
@@ -29,11 +34,7 @@ HELP = "translate images or folders with a trained model (any size; optional att
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--checkpoint", required=True, metavar="PATH",
-        help="run folder, training checkpoint (.pt), export (.safetensors), official checkpoint (.pt), "
-        "PaddleGAN weights (.pdparams) or TF checkpoint (folder or prefix)",
-    )  # fmt: skip
+    checkpoint_argument(parser)
     parser.add_argument(
         "--input", required=True, metavar="FILE_OR_DIR", help="an image, or a folder searched recursively"
     )
@@ -55,6 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--size", type=positive_int, metavar="N",
         help="light models only: run at N x N px (a multiple of 4, at least 32) instead of the trained size",
     )  # fmt: skip
+    parser.add_argument(
+        "--face-crop", action="store_true",
+        help="translate a square around each image's largest face (as selfie2anime data is framed); "
+             "whole images where no face is found",
+    )  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
@@ -74,6 +80,10 @@ def run(args: argparse.Namespace) -> int:
     from ..translate import INDEX_NAME, check_output_dir, translate_folder
 
     check_output_dir(output_dir, input_path)
+    if args.face_crop:
+        from ..translate.faces import check_face_detector
+
+        check_face_detector()  # before the model: a missing OpenCV should not cost a long load
     device = resolve_device(args.device)
     model, _ = load_model(args.checkpoint, device=device)
 
@@ -85,8 +95,12 @@ def run(args: argparse.Namespace) -> int:
         model, input_path, output_dir, args.direction, attention=args.attention,
         batch_size=args.batch_size, size=args.size, progress=not args.no_progress,
         on_skip=report_skip if input_path.is_dir() else None, notes=[f"Checkpoint: {args.checkpoint}."],
+        face_crop=args.face_crop,
     )  # fmt: skip
     done = [r for r in results if r.ok]
+    for r in done:
+        if args.face_crop and r.face is None:
+            notify(f"no face found in {r.source}: translated the whole image")
     skipped = [r for r in results if not r.ok]
     if not done:
         if not input_path.is_dir():

@@ -13,6 +13,10 @@ Output layout of `translate_paths` / `translate_folder` in the output folder OUT
 - ``OUT/index.html``: input, output and attention side by side, by relative links; skipped files with
   the reason.
 
+With ``face_crop=True`` each input is first cut to the square around its largest face (see `faces`);
+the translation and overlay are then of that square, and the thumbnail shows the whole input with the
+face box and the square drawn on it. An input without a face is translated whole, and its `Result` says so.
+
 Inputs are never overwritten: the output folder may not be the input folder or inside it, and no output
 may land on an input file.
 """
@@ -29,10 +33,12 @@ from PIL import Image
 
 from ..data.images import find_images
 from ..data.loader import sized_batches
+from ..data.sources import FileSource
 from ..domains import Direction
 from ..errors import UserError
 from ..nn.model import UGATIT
 from ..utils.console import progress_bar
+from .faces import Box, FaceCrop, FaceCropSource, check_face_detector
 from .images import TranslatedImage, _check_batch_size, resolve_size, translate_batch
 from .page import write_index_html
 
@@ -54,8 +60,11 @@ class Result:
     output: Path | None = None
     attention: Path | None = None
     thumbnail: Path | None = None
-    size: tuple[int, int] | None = None  # (width, height) of the input, upright
+    size: tuple[int, int] | None = None  # (width, height) of what was translated: the input, upright, or its face crop
     error: str | None = None
+    cam_logit: tuple[float, float] | None = None  # the generator's auxiliary classifier (gap, gmp)
+    face: Box | None = None  # with face_crop: the largest face found in the input
+    face_note: str | None = None  # with face_crop: what was found and cut out, or that nothing was
 
     @property
     def ok(self) -> bool:
@@ -86,6 +95,7 @@ def translate_paths(
     size: int | None = None,
     progress: bool = False,
     on_skip: SkipCallback | None = None,
+    face_crop: bool = False,
 ) -> list[Result]:
     """Translate image files into `output_dir` (layout: see the module docstring); one `Result` each.
 
@@ -93,18 +103,23 @@ def translate_paths(
     when `root` is None. `thumbnails` also writes the small input copies that `write_index_html` shows
     (without them, the page links to the input files themselves). Files that cannot be decoded are skipped, reported through `on_skip(path,
     reason)` and returned with their `error`; a file that cannot be written raises `UserError`, as does
-    an output that would land on an input. `progress` shows a tqdm bar on stderr.
+    an output that would land on an input. `progress` shows a tqdm bar on stderr. `face_crop` translates
+    the square around each input's largest face (see the module docstring).
     """
     _check_batch_size(batch_size)
     side = resolve_size(model, size)
+    if face_crop:
+        check_face_detector()
     output_dir = Path(output_dir)
     plans = _plan_outputs([Path(p) for p in paths], output_dir, root, attention, thumbnails)
+    source = FileSource([p.source for p in plans], label="input files")
+    faces = FaceCropSource(source) if face_crop else None
     check_output_dir(output_dir)  # made just before the first output: translating nothing leaves no folder
     # Filled by input position: a skipped file is known before the rest of its batch is translated.
     results: list[Result | None] = [None] * len(plans)
     made = False
-    batches = sized_batches([p.source for p in plans], side, batch_size=batch_size, keep_images=True,
-                            on_bad_image=lambda name, reason: None, label="input files")  # fmt: skip
+    batches = sized_batches(faces or source, side, batch_size=batch_size, keep_images=True,
+                            on_bad_image=lambda name, reason: None)  # fmt: skip
     with progress_bar(len(plans), "translating", "img", enabled=progress and len(plans) > 1, leave=False) as bar:
         for batch in batches:
             for i, _, reason in batch.skipped:
@@ -116,7 +131,7 @@ def translate_paths(
                     _make_output_dir(output_dir)
                     made = True
                 for i, item in zip(batch.indices, translate_batch(model, batch, direction)):
-                    results[i] = _write_outputs(plans[i], item)
+                    results[i] = _write_outputs(plans[i], item, faces.take(i) if faces else None)
             bar.update(len(batch) + len(batch.skipped))
     return [r for r in results if r is not None]
 
@@ -132,6 +147,7 @@ def translate_folder(
     size: int | None = None,
     progress: bool = False,
     on_skip: SkipCallback | None = None,
+    face_crop: bool = False,
     index: bool = True,
     title: str | None = None,
     notes: Sequence[str] = (),
@@ -153,13 +169,15 @@ def translate_folder(
         paths, root = [input_path], None
     results = translate_paths(
         model, paths, output_dir, direction, root=root, attention=attention, thumbnails=index,
-        batch_size=batch_size, size=size, progress=progress, on_skip=on_skip,
+        batch_size=batch_size, size=size, progress=progress, on_skip=on_skip, face_crop=face_crop,
     )  # fmt: skip
     if index and any(r.ok for r in results):
         side = resolve_size(model, size)
         about = [
             f"Input: {input_path}. Direction: {direction}. Each image was resized to {side}x{side} px "
             "(bilinear), translated, and resized back to its own size (bicubic).",
+            *(["Face crop: each input was cut to a square around its largest face (boxes drawn on the "
+               "inputs), or translated whole where no face was found."] if face_crop else []),
             *notes,
         ]
         write_index_html(results, output_dir, title=title or f"ugatit translate ({direction})", notes=about)
@@ -278,13 +296,17 @@ def _refuse_overwriting_inputs(plans: list[_Plan]) -> None:
                 raise UserError(f"writing {target} would overwrite the input {source}: choose another output folder")
 
 
-def _write_outputs(plan: _Plan, item: TranslatedImage) -> Result:
+def _write_outputs(plan: _Plan, item: TranslatedImage, crop: FaceCrop | None = None) -> Result:
     result = Result(plan.source, plan.name.as_posix(), size=item.source.size)
+    result.cam_logit = (float(item.cam_logit[0]), float(item.cam_logit[1]))
+    if crop is not None:
+        result.face, result.face_note = crop.face, crop.describe()
     result.output = _save(item.image, plan.output)
     if plan.attention is not None:
         result.attention = _save(item.attention_overlay(), plan.attention)
     if plan.thumbnail is not None:
-        thumb = item.source.copy()
+        # With a face crop, the whole input with its boxes: the crop itself is what the output shows.
+        thumb = crop.marked() if crop is not None else item.source.copy()
         thumb.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.BICUBIC)
         result.thumbnail = _save(thumb, plan.thumbnail, quality=90)
     return result
