@@ -68,7 +68,10 @@ class OptimConfig:
 
 @dataclass
 class DataConfig:
-    batch_size: int = 1
+    batch_size: int = 1  # per process: the global batch is world_size x batch_size
+    # Processes that train together (torchrun ranks), each drawing its own batch_size images; set by
+    # the launch, not by hand, and recorded so a run says what global batch it trained with.
+    world_size: int = 1
     num_workers: int = 2
     resize_margin: int = 30  # train images are resized to img_size + margin, then randomly cropped
     flip: bool = True
@@ -169,6 +172,7 @@ def check_config(config: Config) -> None:
         "optim.lr": (config.optim.lr, 0),
         "data.batch_size": (config.data.batch_size, 1),
         "data.num_workers": (config.data.num_workers, 0),
+        "data.world_size": (config.data.world_size, 1),
         "train.log_every": (config.train.log_every, 1),
         "train.sample_every": (config.train.sample_every, 0),  # 0: no samples
         "train.save_every": (config.train.save_every, 0),  # 0: only when stopping and at the end

@@ -510,6 +510,26 @@ def test_loader_argument_validation() -> None:
             UnpairedLoader(images, images, **{"img_size": 4, **bad})
 
 
+def test_ranks_deal_out_the_stream_of_one_process() -> None:
+    """2 ranks x batch 1 see what one process x batch 2 sees, batch for batch, and share its position."""
+    a, b = [noise_image(k) for k in range(5)], [noise_image(50 + k) for k in range(3)]
+    whole = UnpairedLoader(a, b, img_size=8, batch_size=2, seed=3)
+    ranks = [UnpairedLoader(a, b, img_size=8, batch_size=1, seed=3, rank=r, world_size=2) for r in range(2)]
+    for _ in range(5):  # across epoch boundaries of both domains
+        real_a, real_b = next(whole)
+        parts = [next(loader) for loader in ranks]
+        assert torch.equal(real_a, torch.cat([p[0] for p in parts])) and torch.equal(real_b, torch.cat([p[1] for p in parts]))
+    positions = [{k: v for k, v in loader.state_dict().items() if k in "AB"} for loader in (whole, *ranks)]
+    assert positions[0] == positions[1] == positions[2]
+    resumed = UnpairedLoader(a, b, img_size=8, batch_size=1, seed=3, rank=1, world_size=2)
+    resumed.load_state_dict(ranks[1].state_dict())
+    assert torch.equal(next(resumed)[0], next(ranks[1])[0])
+    with pytest.warns(UserWarning, match="dealt out as 2 processes x batch 1 and now as 1 x 1"):
+        UnpairedLoader(a, b, img_size=8, batch_size=1, seed=3).load_state_dict(ranks[0].state_dict())
+    with pytest.raises(UserError, match="rank must be in"):
+        UnpairedLoader(a, b, img_size=8, rank=2, world_size=2)
+
+
 def test_loader_from_config() -> None:
     config = Config()
     config.model.img_size = 8

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import re
 import sys
 from collections.abc import Mapping
@@ -76,14 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args._argv = argv  # what a command that relaunches itself (train --nproc) passes on
+    # Under torchrun every rank runs this: rank 0 speaks for the job, the others name themselves.
+    rank = os.environ.get("RANK") if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
+    name = f"ugatit {args.command}" + (f" [rank {rank}]" if rank not in (None, "0") else "")
     try:
         return int(args._run(args) or 0)
     except UserError as exc:
-        print(f"ugatit {args.command}: error: {reword(str(exc), args._flags)}", file=sys.stderr)
+        print(f"{name}: error: {reword(str(exc), args._flags)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"ugatit {args.command}: interrupted", file=sys.stderr)
+        print(f"{name}: interrupted", file=sys.stderr)
         return 130
 
 

@@ -87,6 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--init-from", default=unset, metavar="SRC", help="start a new run from these weights (official "
                      "PyTorch, PaddleGAN .pdparams, ours); the architecture comes from SRC")  # fmt: skip
     run.add_argument("--iters", type=positive_int, default=unset, metavar="N", help="total iterations (paper: 1000000)")
+    run.add_argument("--nproc", type=positive_int, default=unset, metavar="N", help="train on N processes of this "
+                     "machine (torchrun --standalone; N GPUs, or N CPU processes), each with --batch-size images: "
+                     "the global batch is N x --batch-size; see docs/distributed.md")  # fmt: skip
     device_argument(run, default=unset)
     run.add_argument("--precision", choices=["fp32", "bf16"], default=unset, help="compute precision (default fp32)")
     run.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=unset, help="channels-last memory layout")
@@ -117,6 +120,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import training
+    from ..training.distributed import Distributed, launch_local
     from ..utils.console import notify
     from . import reword
 
@@ -124,6 +128,10 @@ def run(args: argparse.Namespace) -> int:
         notify(reword(text, FLAGS))
 
     given = vars(args)  # only the options the user typed (see add_arguments)
+    dist = Distributed.from_environment()
+    if given.get("nproc", 1) > 1 and not dist.enabled:  # relaunch on N processes; inside them, train
+        _data_folders(given)  # a mistyped folder fails here, once, not in every rank
+        return launch_local(given["nproc"], ["train", *_without_nproc(args._argv[1:])])
     folders = _data_folders(given)
     out = Path(given["out"]) if "out" in given else Path("runs") / folders["name"]
     resume = given.get("resume", False)
@@ -134,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         config = config.replace(model=_imported_model(config.model, init))
         others = "from the file" if init.has_discriminators else "from the paper's init (the file has none)"
         on_message(f"starting from {init.kind} {given['init_from']}; discriminators {others}")
-    evaluate = _kid_evaluator(given, folders, config) if config.train.eval_every else None
+    evaluate = _kid_evaluator(given, folders, config) if config.train.eval_every and dist.is_main else None
     try:
         result = training.train(
             config,
@@ -151,10 +159,24 @@ def run(args: argparse.Namespace) -> int:
             init_weights=init.networks if init is not None else None,
         )
     except UserError as exc:
-        _print_way_on(exc, given, out)
+        if dist.is_main:
+            _print_way_on(exc, given, out)
         raise
-    _print_summary(result, given)
+    if dist.is_main:
+        _print_summary(result, given)
     return result.exit_code
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            kept.append(arg)
+    return kept
 
 
 def _overrides(texts: list[str]) -> dict[str, Any]:

@@ -151,6 +151,11 @@ class UnpairedLoader:
     `on_bad_image(name, reason)` (default: a `BadImageWarning`) and replaced by the next file.
     `state_dict()` is the position of the next batch to be handed out; loading it into a new
     loader with the same sources and seed continues bit-identically, whatever `num_workers`.
+
+    With `world_size` > 1 (distributed training) the stream is dealt out in turns: a global batch is
+    `world_size` consecutive batches of `batch_size`, and rank r takes the r-th. So N ranks with batch
+    B see exactly the images (and augmentations) that one process with batch N x B sees, and the
+    position, shared by all ranks, stays that of the whole stream.
     """
 
     def __init__(
@@ -166,7 +171,12 @@ class UnpairedLoader:
         on_bad_image: Optional[BadImageCallback] = None,
         pin_memory: bool = False,
         prefetch_factor: int = 2,
+        rank: int = 0,
+        world_size: int = 1,
     ):
+        require_int("world_size", world_size, minimum=1)
+        if not 0 <= rank < world_size:
+            raise UserError(f"rank must be in [0, {world_size}), got {rank}")
         require_int("img_size", img_size, minimum=1)
         require_int("batch_size", batch_size, minimum=1)
         require_int("num_workers", num_workers, minimum=0)
@@ -180,13 +190,14 @@ class UnpairedLoader:
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.prefetch_factor = prefetch_factor
+        self.rank, self.world_size = rank, world_size
         self.on_bad_image = on_bad_image or warn_bad_image
         streams = [
             _DomainStream(source, domain, self.seed, img_size, margin, flip)
             for domain, source in (("A", self.source_a), ("B", self.source_b))
         ]
         self._dataset = _UnpairedBatches(*streams, batch_size=batch_size)
-        self._position = {"A": 0, "B": 0}  # stream position of the next batch handed out
+        self._position = {"A": 0, "B": 0}  # stream position of the next global batch
         self._iterator: Optional[Iterator[dict[str, Any]]] = None
         self._reported: dict[str, str] = {}
 
@@ -227,15 +238,21 @@ class UnpairedLoader:
         if batch["exhausted"] is not None:
             self.close()
             raise UserError(f"{batch['exhausted']}: none of its images could be decoded")
-        expected = (self._position["A"], self._position["B"])
+        expected = (self._position["A"] + self._offset, self._position["B"] + self._offset)
         if tuple(batch["key"]) != expected:  # would mean the DataLoader reordered batches
             raise RuntimeError(f"data loader out of order: got batch {batch['key']}, expected {expected}")
-        self._position["A"] += self.batch_size
-        self._position["B"] += self.batch_size
+        self._position["A"] += self.batch_size * self.world_size
+        self._position["B"] += self.batch_size * self.world_size
         return batch["A"], batch["B"]
 
+    @property
+    def _offset(self) -> int:
+        """Where this rank's batch starts within a global batch."""
+        return self.rank * self.batch_size
+
     def _make_dataloader(self) -> DataLoader:
-        sampler = _EndlessKeys(self._position["A"], self._position["B"], self.batch_size)
+        sampler = _EndlessKeys(self._position["A"] + self._offset, self._position["B"] + self._offset,
+                               self.batch_size * self.world_size)  # fmt: skip
         extra: dict[str, Any] = {}
         if self.num_workers > 0:
             extra["prefetch_factor"] = self.prefetch_factor
@@ -264,7 +281,7 @@ class UnpairedLoader:
 
         Counts only batches already returned by `__next__`, never those prefetched by workers.
         """
-        state: dict[str, Any] = {"seed": self.seed}
+        state: dict[str, Any] = {"seed": self.seed, "world_size": self.world_size, "batch_size": self.batch_size}
         for domain, size in zip("AB", self.sizes):
             epoch, index = divmod(self._position[domain], size)
             state[domain] = {"epoch": epoch, "index": index, "size": size}
@@ -288,6 +305,14 @@ class UnpairedLoader:
             if index >= size:  # the domain shrank: start its next epoch
                 epoch, index = epoch + 1, 0
             positions[domain] = epoch * size + index
+        saved_split = (state.get("world_size"), state.get("batch_size"))
+        if saved_split[0] is not None and saved_split != (self.world_size, self.batch_size):
+            warnings.warn(
+                f"the data was dealt out as {saved_split[0]} processes x batch {saved_split[1]} and now as "
+                f"{self.world_size} x {self.batch_size}: each process sees other images than an uninterrupted "
+                "run would (the stream itself goes on where it stopped)",
+                stacklevel=2,
+            )
         saved_seed = state.get("seed")
         if saved_seed is not None and int(saved_seed) != self.seed:
             warnings.warn(

@@ -16,7 +16,7 @@ from .run_dir import CONFIG_FILE
 #: the checkpoint's, since changing it midway would be a different experiment under the same name.
 RESUME_OVERRIDES: dict[str, tuple[str, ...]] = {
     "optim": ("iterations",),
-    "data": ("num_workers",),
+    "data": ("num_workers", "world_size"),
     "train": ("device", "precision", "channels_last", "compile",
               "log_every", "sample_every", "save_every", "keep_last", "eval_every"),
 }  # fmt: skip

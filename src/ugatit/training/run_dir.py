@@ -146,6 +146,18 @@ def tensorboard_available() -> bool:
     return importlib.util.find_spec("tensorboard") is not None
 
 
+class NullLog:
+    """The log of a process that writes nothing (the ranks other than 0 of a distributed run)."""
+
+    path = None
+
+    def write(self, record: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class TensorBoard:
     """A SummaryWriter when tensorboard is installed; otherwise every call does nothing.
 

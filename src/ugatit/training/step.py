@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from itertools import chain
-from typing import Iterator
+from typing import Callable, Iterable, Iterator, Optional
 
 import torch
 from torch import Tensor, nn
@@ -84,6 +84,7 @@ class TrainingStep:
         precision: str = "fp32",
         channels_last: bool = False,
         official: bool = False,
+        average_gradients: Optional[Callable[[Iterable[nn.Parameter]], None]] = None,
     ):
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
@@ -93,6 +94,8 @@ class TrainingStep:
         self.precision = precision
         self.channels_last = channels_last
         self.official = official
+        # Distributed training: replaces each gradient by its mean over the processes before a step.
+        self.average_gradients = average_gradients
         opt = self.optim_cfg
         adam = dict(lr=opt.lr, betas=(opt.beta1, opt.beta2), weight_decay=opt.weight_decay)
         self.G_optim = torch.optim.Adam(chain(model.genA2B.parameters(), model.genB2A.parameters()), **adam)
@@ -151,6 +154,7 @@ class TrainingStep:
 
         self.D_optim.zero_grad(set_to_none=True)
         L["Discriminator_loss"].backward()
+        self._average(self.D_optim)
         self.D_optim.step()
         return {k: v.detach() for k, v in L.items()}
 
@@ -201,10 +205,15 @@ class TrainingStep:
 
         self.G_optim.zero_grad(set_to_none=True)
         L["Generator_loss"].backward()
+        self._average(self.G_optim)
         self.G_optim.step()
         return {k: v.detach() for k, v in L.items()}
 
     # --- Plumbing -------------------------------------------------------------------------------------
+
+    def _average(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.average_gradients is not None:
+            self.average_gradients(p for group in optimizer.param_groups for p in group["params"])
 
     def set_learning_rate(self, step: int) -> float:
         lr = learning_rate(step, self.optim_cfg)

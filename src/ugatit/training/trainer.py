@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
@@ -40,9 +41,10 @@ from .lock import RunLock
 from .resume import apply_overrides, resume_config
 from .result import TrainResult
 from .run_dir import (
-    BEST_FILE, BEST_METRIC, CONFIG_FILE, EXPORT_FILE, LOG_FILE, SAMPLES_DIR, TENSORBOARD_DIR, JsonlLog,
+    BEST_FILE, BEST_METRIC, CONFIG_FILE, EXPORT_FILE, LOG_FILE, SAMPLES_DIR, TENSORBOARD_DIR, JsonlLog, NullLog,
     TensorBoard, announce, remove_unfinished_writes, rho_statistics, sample_grid, sample_images, save_png,
 )  # fmt: skip
+from .distributed import Distributed, describe
 from .divergence import TrainingDiverged, loss_values, nonfinite_parameters
 from .signals import MessageHook, StopRequest
 from .step import TrainingStep, learning_rate, prepare_model
@@ -104,6 +106,7 @@ class Trainer:
         tensorboard: bool = True,
         sample_rows: int = 4,
         init_weights: Optional[dict[str, dict[str, torch.Tensor]]] = None,
+        distributed: Optional[Distributed] = None,
     ):
         self.requested = config
         self.data = (data_a, data_b)
@@ -117,6 +120,10 @@ class Trainer:
         self.use_tensorboard = tensorboard
         self.sample_rows = sample_rows
         self.init_weights = init_weights
+        # Under torchrun every rank trains; rank 0 alone writes the folder and speaks.
+        self.dist = distributed or Distributed.from_environment()
+        if not self.dist.is_main:
+            self.notify, self.progress, self.on_log, self.on_sample, self.evaluate = _quiet, False, None, None, None
 
         self.step = 0
         self.losses: dict[str, float] = {}
@@ -139,17 +146,24 @@ class Trainer:
             raise UserError("`overrides` change a run only when resuming (`resume=True`); a new run takes "
                             "every setting from its config")  # fmt: skip
         sources = [as_source(data, label=f"domain {d}") for data, d in zip(self.data, "AB")]
-        scan = scan_sources(sources)
+        scan = scan_sources(sources) if self.dist.is_main else None
         with contextlib.ExitStack() as cleanup:
-            lock = cleanup.enter_context(RunLock(self.run_dir, self.notify))  # before reading the folder
-            removed = remove_unfinished_writes(self.run_dir)  # safe with the lock held
-            if removed:
-                self.notify(removed)
-            saved = self._load_checkpoint() if self._check_run_dir() else None
-            self.config = self._resolve_config(saved)
-            self.device = resolve_device(self.config.train.device)
-            self._make_run_dir()
-            lock.acquire()  # a folder made just now
+            self.device = resolve_device(self.dist.device(self.requested.train.device))
+            self.dist.start(self.device)
+            cleanup.callback(self.dist.stop)
+            if self.dist.is_main:  # the one process that writes the folder holds it and tidies it first
+                lock = cleanup.enter_context(RunLock(self.run_dir, self.notify))  # before reading the folder
+                removed = remove_unfinished_writes(self.run_dir)  # safe with the lock held
+                if removed:
+                    self.notify(removed)
+                saved = self._load_checkpoint() if self._check_run_dir() else None
+                self.config = self._resolve_config(saved)
+                self._make_run_dir()
+                lock.acquire()  # a folder made just now
+            self.dist.barrier()  # the other ranks read the folder once rank 0 has tidied it
+            if not self.dist.is_main:
+                saved = self._load_checkpoint() if self._check_run_dir() else None
+                self.config = self._resolve_config(saved)
 
             seed_everything(self.config.train.seed)
             self._build(sources)
@@ -159,6 +173,7 @@ class Trainer:
             elif self.init_weights is not None:  # networks the file lacks keep their fresh init
                 self.model.load_official_state_dict(self.model.official_state_dict() | self.init_weights)
             self._clock = time.monotonic()
+            self.dist.check_in_sync(self.model, self.device)
             try:
                 with contextlib.ExitStack() as session:
                     self._start(session, sources, saved, scan)
@@ -171,6 +186,10 @@ class Trainer:
     def _start(self, session: contextlib.ExitStack, sources: list[Source], saved: Optional[dict[str, Any]],
                scan: ScanResult) -> None:  # fmt: skip
         """The session's outputs, opened in `session`, and what it reports before the first iteration."""
+        self.stop = session.enter_context(StopRequest(self.notify))
+        if not self.dist.is_main:  # writes nothing: rank 0 keeps the log, the grids and the checkpoints
+            self.log, self.tb, self.samples = NullLog(), TensorBoard(self.run_dir, False, 0), {}
+            return
         with writing(self.run_dir / CONFIG_FILE):
             self.config.save(self.run_dir / CONFIG_FILE)
         announce(self.notify, self.model.config, self.device, self.config.optim.iterations, sources, self.run_dir,
@@ -179,7 +198,9 @@ class Trainer:
         session.callback(self.log.close)
         tb = TensorBoard(self.run_dir / TENSORBOARD_DIR, self.use_tensorboard, first_step=self.step + 1)
         self.tb = session.enter_context(tb)
-        self.stop = session.enter_context(StopRequest(self.notify))
+        if self.dist.enabled:
+            self.notify(f"distributed: {describe(self.dist, self.config.data.batch_size)} (the paper trains one "
+                        "process with batch 1); rank 0 writes the log, sample grids and checkpoints")  # fmt: skip
         for change in self._overridden:
             self.log.write({"step": self.step, "event": "override", **change})
             self.notify(f"resuming with `{change['key']}` changed from {change['from']} to {change['to']} "
@@ -229,9 +250,14 @@ class Trainer:
         return state
 
     def _resolve_config(self, saved: Optional[dict[str, Any]]) -> Config:
+        requested = self.requested.replace(data=replace(self.requested.data, world_size=self.dist.world_size))
         if saved is None:
-            return self.requested
-        config, ignored = resume_config(Config.from_dict(saved["config"]), self.requested)
+            return requested
+        before = Config.from_dict(saved["config"]).data.world_size
+        if before != self.dist.world_size:
+            self.notify(f"resuming on {self.dist.world_size} processes, saved on {before}: the global batch and "
+                        "which images each process draws change from here on")  # fmt: skip
+        config, ignored = resume_config(Config.from_dict(saved["config"]), requested)
         config, self._overridden = apply_overrides(config, self.overrides)
         ignored = [key for key in ignored if key not in self.overrides]
         if ignored:
@@ -253,10 +279,12 @@ class Trainer:
         self.train_step = TrainingStep(
             self.model, cfg.loss, cfg.optim,
             precision=cfg.train.precision, channels_last=cfg.train.channels_last,
+            average_gradients=self.dist.average_gradients if self.dist.enabled else None,
         )  # fmt: skip
         self.loader = UnpairedLoader.from_config(
-            cfg, *sources, on_bad_image=self._bad_image, pin_memory=self.device.type == "cuda"
-        )
+            cfg, *sources, on_bad_image=self._bad_image, pin_memory=self.device.type == "cuda",
+            rank=self.dist.rank, world_size=self.dist.world_size,
+        )  # fmt: skip
 
     def _restore(self, saved: dict[str, Any]) -> None:
         self.model.load_official_state_dict(saved["networks"])
@@ -292,7 +320,14 @@ class Trainer:
         step = self.step + 1
         real_A, real_B = (t.to(self.device, non_blocking=True) for t in next(self.loader))
         losses = self.train_step(real_A, real_B, step)
-        self.losses = self._finite_losses(step, losses)
+        values, bad = loss_values(losses)
+        # Every rank stops at the same iteration: when any of them was signalled or saw a NaN.
+        stop, diverged = self.dist.agree([self.stop.reason is not None, bool(bad)], self.device)
+        if diverged:
+            self._diverged(step, f"non-finite loss ({', '.join(bad) or 'on another rank'})")
+        if stop:
+            self.stop.request(self.stop.reason or "SIGTERM")  # a signal that reached another rank
+        self.losses = values
         self.step = step
 
     def _after_step(self, last: bool) -> None:
@@ -307,13 +342,9 @@ class Trainer:
         if t.eval_every and self.evaluate is not None and step % t.eval_every == 0:
             self._evaluate(step)
         if (t.save_every and step % t.save_every == 0) or last or self.stop.reason is not None:
-            self._save(step)
-
-    def _finite_losses(self, step: int, losses: dict[str, torch.Tensor]) -> dict[str, float]:
-        values, bad = loss_values(losses)
-        if bad:
-            self._diverged(step, f"non-finite loss ({', '.join(bad)})")
-        return values
+            self.dist.check_in_sync(self.model, self.device)  # every rank, at the same steps
+            if self.dist.is_main:
+                self._save(step)
 
     def _require_finite_weights(self, step: int) -> None:
         bad = nonfinite_parameters(self.model)
@@ -431,10 +462,10 @@ class Trainer:
 
     def _finish(self) -> TrainResult:
         # A signal that came after the step's save decision still gets its checkpoint.
-        if self.stop.reason is not None and self.step > 0 and self._saved_step != self.step:
+        if self.dist.is_main and self.stop.reason is not None and self.step > 0 and self._saved_step != self.step:
             self._save(self.step)
         export = None
-        if self.step >= self.config.optim.iterations:
+        if self.dist.is_main and self.step >= self.config.optim.iterations:
             with writing(self.run_dir / EXPORT_FILE):
                 export = export_generators(self.model, self.config, self.run_dir / EXPORT_FILE)
         best = self.run_dir / BEST_FILE
@@ -453,3 +484,7 @@ class Trainer:
             samples=samples if samples.is_dir() else None,
             tensorboard=self.tb.folder,
         )
+
+
+def _quiet(message: str) -> None:
+    """The notices of ranks other than 0: rank 0 says everything once."""

@@ -3,7 +3,11 @@
 UGATIT_TEST_ENOSPC=FRAGMENT:BYTES  files whose path contains FRAGMENT, opened for writing with open() or
                                    os.open(), take BYTES more bytes and then fail as a full disk does: a
                                    short write, then OSError(ENOSPC)
-UGATIT_TEST_NAN_AT=STEP            iteration STEP reports a NaN loss, as a blown-up generator would
+UGATIT_TEST_NAN_AT=STEP[:RANK]     iteration STEP reports a NaN loss, as a blown-up generator would (on
+                                   distributed rank RANK only, when given)
+UGATIT_TEST_CRASH_AT=STEP:RANK     distributed rank RANK dies (exit 3, no clean-up) in iteration STEP
+UGATIT_TEST_DESYNC_AT=STEP:RANK    rank RANK's disGA weights are nudged after iteration STEP, as a
+                                   silent corruption of one process would
 UGATIT_TEST_NO_TENSORBOARD=1       as if tensorboard were not installed (a faster start)
 """
 
@@ -83,18 +87,36 @@ if _ENOSPC:
 
     os.open, os.write, os.close = _patched_os_open, _patched_os_write, _patched_os_close
 
-_NAN_AT = os.environ.get("UGATIT_TEST_NAN_AT")
-if _NAN_AT:
+def _at(variable):
+    """(step, rank or None) of a fault variable STEP[:RANK], or None when unset."""
+    text = os.environ.get(variable)
+    if not text:
+        return None
+    step, _, rank = text.partition(":")
+    return int(step), (int(rank) if rank else None)
+
+
+def _here(step, rank):
+    return rank is None or int(os.environ.get("RANK", "0")) == rank
+
+
+_NAN_AT, _CRASH_AT, _DESYNC_AT = _at("UGATIT_TEST_NAN_AT"), _at("UGATIT_TEST_CRASH_AT"), _at("UGATIT_TEST_DESYNC_AT")
+if _NAN_AT or _CRASH_AT or _DESYNC_AT:
     import torch
 
     from ugatit.training.step import TrainingStep
 
     _call = TrainingStep.__call__
 
-    def _poisoned(self, real_A, real_B, step):
+    def _faulty(self, real_A, real_B, step):
+        if _CRASH_AT and step == _CRASH_AT[0] and _here(*_CRASH_AT):
+            os._exit(3)
         losses = _call(self, real_A, real_B, step)
-        if step == int(_NAN_AT):
+        if _NAN_AT and step == _NAN_AT[0] and _here(*_NAN_AT):
             losses["G_recon_loss_A"] = torch.tensor(float("nan"))
+        if _DESYNC_AT and step == _DESYNC_AT[0] and _here(*_DESYNC_AT):
+            with torch.no_grad():
+                self.model.disGA.model[1].bias.add_(1e-3)
         return losses
 
-    TrainingStep.__call__ = _poisoned
+    TrainingStep.__call__ = _faulty
