@@ -9,7 +9,11 @@ update stays the same:
 - the discriminators are frozen in the G step: the official code computes their weight gradients and
   throws them away at the next D step's zero_grad;
 - the fakes of the D step are reused in the G step: the generator weights have not changed in between,
-  so the official second forward of genA2B(real_A) and genB2A(real_B) recomputes the same tensors.
+  so the official second forward of genA2B(real_A) and genB2A(real_B) recomputes the same tensors;
+- the identity terms genB2A(real_A), genA2B(real_B) join that first forward as one batch with it
+  (genA2B(real_A ++ real_B), genB2A(real_A ++ real_B)): the generator weights are the same and every
+  normalisation is per sample, so each half of the batch is what a call on it alone computes. Six
+  generator calls become four.
 
 `official=True` keeps all of it, for the benchmark's naive baseline and for tests that prove both paths
 equal the official golden step.
@@ -48,13 +52,30 @@ def learning_rate(step: int, cfg: OptimConfig) -> float:
     return max(cfg.lr * (1.0 - (step - half) / half), 0.0)
 
 
-def clamp_rho(model: nn.Module) -> None:
-    """The official RhoClipper: every AdaLIN/ILN rho back into [0, 1] after a generator update."""
-    with torch.no_grad():
-        for module in model.modules():
-            rho = getattr(module, "rho", None)
-            if isinstance(rho, nn.Parameter):
-                rho.clamp_(0.0, 1.0)
+def rho_parameters(*models: nn.Module) -> list[nn.Parameter]:
+    """Every AdaLIN/ILN rho of the given networks."""
+    found = (getattr(module, "rho", None) for model in models for module in model.modules())
+    return [rho for rho in found if isinstance(rho, nn.Parameter)]
+
+
+@torch.no_grad()
+def clamp_rho(*models: nn.Module) -> None:
+    """The official RhoClipper: every AdaLIN/ILN rho back into [0, 1] after a generator update (two
+    foreach ops for all of them)."""
+    rhos = rho_parameters(*models)
+    if rhos:
+        torch._foreach_clamp_min_(rhos, 0.0)
+        torch._foreach_clamp_max_(rhos, 1.0)
+
+
+def adam(params, cfg: OptimConfig) -> torch.optim.Adam:
+    """Adam with coupled L2 weight decay, as the official code; the fused kernel (one op for every
+    parameter) where torch has one for the parameters' device, else the foreach one. The same update
+    as the official per-parameter loop, to rounding."""
+    params = list(params)
+    device = params[0].device.type if params else "cpu"
+    kind = {"fused": True} if device in ("cpu", "cuda") else {"foreach": True}
+    return torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay, **kind)
 
 
 @contextlib.contextmanager
@@ -93,12 +114,8 @@ class TrainingStep:
         self.precision = precision
         self.channels_last = channels_last
         self.official = official
-        opt = self.optim_cfg
-        adam = dict(lr=opt.lr, betas=(opt.beta1, opt.beta2), weight_decay=opt.weight_decay)
-        self.G_optim = torch.optim.Adam(chain(model.genA2B.parameters(), model.genB2A.parameters()), **adam)
-        self.D_optim = torch.optim.Adam(
-            chain(*(getattr(model, n).parameters() for n in DISCRIMINATORS)), **adam
-        )
+        self.G_optim = adam(chain(model.genA2B.parameters(), model.genB2A.parameters()), self.optim_cfg)
+        self.D_optim = adam(chain(*(getattr(model, n).parameters() for n in DISCRIMINATORS)), self.optim_cfg)
 
     # --- The iteration --------------------------------------------------------------------------------
 
@@ -107,23 +124,29 @@ class TrainingStep:
         real_A, real_B = self._layout(real_A), self._layout(real_B)
         m = self.model
 
-        with self._autocast(real_A):
-            fake_A2B, cam_A2B, _ = m.genA2B(real_A)
-            fake_B2A, cam_B2A, _ = m.genB2A(real_B)
-
         if self.official:
+            with self._autocast(real_A):
+                fake_A2B, cam_A2B, _ = m.genA2B(real_A)
+                fake_B2A, cam_B2A, _ = m.genB2A(real_B)
             d_losses = self.update_discriminators(real_A, real_B, fake_A2B, fake_B2A)
             with self._autocast(real_A):  # the official second forward, identical values
                 fake_A2B, cam_A2B, _ = m.genA2B(real_A)
                 fake_B2A, cam_B2A, _ = m.genB2A(real_B)
             g_losses = self.update_generators(real_A, real_B, fake_A2B, cam_A2B, fake_B2A, cam_B2A)
         else:
+            n = real_A.shape[0]
+            with self._autocast(real_A):  # translations and identities, one batch per generator
+                both = torch.cat([real_A, real_B])
+                images, cams, _ = m.genA2B(both)
+                (fake_A2B, fake_B2B), (cam_A2B, cam_B2B) = images.split(n), cams.split(n)
+                images, cams, _ = m.genB2A(both)
+                (fake_A2A, fake_B2A), (cam_A2A, cam_B2A) = images.split(n), cams.split(n)
             d_losses = self.update_discriminators(real_A, real_B, fake_A2B.detach(), fake_B2A.detach())
             with frozen(m.discriminators()):
-                g_losses = self.update_generators(real_A, real_B, fake_A2B, cam_A2B, fake_B2A, cam_B2A)
+                g_losses = self.update_generators(real_A, real_B, fake_A2B, cam_A2B, fake_B2A, cam_B2A,
+                                                  identity=(fake_A2A, cam_A2A, fake_B2B, cam_B2B))  # fmt: skip
 
-        clamp_rho(m.genA2B)
-        clamp_rho(m.genB2A)
+        clamp_rho(m.genA2B, m.genB2A)
         return {**d_losses, **g_losses}
 
     def update_discriminators(self, real_A: Tensor, real_B: Tensor, fake_A2B: Tensor, fake_B2A: Tensor) -> dict[str, Tensor]:
@@ -157,16 +180,22 @@ class TrainingStep:
     def update_generators(
         self, real_A: Tensor, real_B: Tensor,
         fake_A2B: Tensor, cam_A2B: Tensor, fake_B2A: Tensor, cam_B2A: Tensor,
+        identity: tuple[Tensor, Tensor, Tensor, Tensor] | None = None,
     ) -> dict[str, Tensor]:  # fmt: skip
         """Adversarial (against the just-updated discriminators), cycle, identity and CAM losses; one Adam
-        step. The fakes and their cam logits come from the generators' forward on the real batches."""
+        step. The fakes and their cam logits come from the generators' forward on the real batches;
+        `identity` is (genB2A(real_A), its cam logit, genA2B(real_B), its cam logit) when that forward
+        computed them too, else they are computed here (the official order)."""
         m, w = self.model, self.w
         L: dict[str, Tensor] = {}
         with self._autocast(real_A):
             fake_A2B2A, _, _ = m.genB2A(fake_A2B)
             fake_B2A2B, _, _ = m.genA2B(fake_B2A)
-            fake_A2A, cam_A2A, _ = m.genB2A(real_A)
-            fake_B2B, cam_B2B, _ = m.genA2B(real_B)
+            if identity is None:
+                fake_A2A, cam_A2A, _ = m.genB2A(real_A)
+                fake_B2B, cam_B2B, _ = m.genA2B(real_B)
+            else:
+                fake_A2A, cam_A2A, fake_B2B, cam_B2B = identity
 
             for tag, disc, fake in (
                 ("GA", m.disGA, fake_B2A),
