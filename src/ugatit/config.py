@@ -77,6 +77,9 @@ class TrainConfig:
     precision: Literal["fp32", "bf16"] = "fp32"
     channels_last: bool = False
     compile: bool = False
+    # CUDA only: plain eager iterations instead of the fast path (cuDNN autotuning, the iteration as one
+    # CUDA graph, losses checked on the device and read at log/save time). The same updates either way.
+    eager: bool = False
     log_every: int = 10
     sample_every: int = 1000
     save_every: int = 10_000

@@ -9,7 +9,7 @@ samples/, checkpoints/ (the newest --keep-last) and, when the run completes, exp
 for `ugatit translate`). Ctrl-C or SIGTERM finishes the current iteration, saves a checkpoint and exits
 (130 / 143); a second Ctrl-C aborts at once. --resume continues the latest checkpoint exactly: the
 checkpoint's settings are kept, except --iters and how the run executes (device, precision, workers,
-frequencies, --keep-last, --channels-last, --compile).
+frequencies, --keep-last, --channels-last, --compile, --eager).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ CONFIG_FLAGS = {
     "--seed": "train.seed",
     "--channels-last": "train.channels_last",
     "--compile": "train.compile",
+    "--eager": "train.eager",
     "--log-every": "train.log_every",
     "--sample-every": "train.sample_every",
     "--save-every": "train.save_every",
@@ -77,6 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--precision", choices=["fp32", "bf16"], default=unset, help="compute precision (default fp32)")
     run.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=unset, help="channels-last memory layout")
     run.add_argument("--compile", action=argparse.BooleanOptionalAction, default=unset, help="torch.compile the networks")
+    run.add_argument("--eager", action=argparse.BooleanOptionalAction, default=unset,
+                     help="CUDA: plain eager iterations, without the fast path (cuDNN autotuning, one CUDA graph "
+                     "per iteration, losses read at log/save time); the same updates either way")
     run.add_argument("--seed", type=int, default=unset, help="seed of the weights and the data order (default 0)")
     run.add_argument("--log-every", type=positive_int, default=unset, metavar="N", help="log.jsonl/TensorBoard period (default 10)")
     run.add_argument("--sample-every", type=non_negative_int, default=unset, metavar="N", help="sample grid period, 0: none (default 1000)")

@@ -114,6 +114,7 @@ class TrainingStep:
         self.precision = precision
         self.channels_last = channels_last
         self.official = official
+        self.autocast_cache = True
         self.G_optim = adam(chain(model.genA2B.parameters(), model.genB2A.parameters()), self.optim_cfg)
         self.D_optim = adam(chain(*(getattr(model, n).parameters() for n in DISCRIMINATORS)), self.optim_cfg)
 
@@ -121,7 +122,12 @@ class TrainingStep:
 
     def __call__(self, real_A: Tensor, real_B: Tensor, step: int) -> dict[str, Tensor]:
         self.set_learning_rate(step)
-        real_A, real_B = self._layout(real_A), self._layout(real_B)
+        return self.iterate(self._layout(real_A), self._layout(real_B))
+
+    def iterate(self, real_A: Tensor, real_B: Tensor) -> dict[str, Tensor]:
+        """The iteration at the learning rate already set: D update, G update, rho clamp. It reads and
+        writes no Python state that changes between iterations and never waits for the device, so
+        that it can be captured once as a CUDA graph and replayed (training/fast.py)."""
         m = self.model
 
         if self.official:
@@ -235,27 +241,48 @@ class TrainingStep:
 
     # --- Plumbing -------------------------------------------------------------------------------------
 
+    def optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+        return self.G_optim, self.D_optim
+
     def set_learning_rate(self, step: int) -> float:
+        """The scheduled rate on both optimisers; a tensor rate (a captured graph reads it) is written in
+        place, without waiting for the device."""
         lr = learning_rate(step, self.optim_cfg)
-        for optim in (self.G_optim, self.D_optim):
+        for optim in self.optimizers():
             for group in optim.param_groups:
-                group["lr"] = lr
+                if isinstance(group["lr"], Tensor):
+                    group["lr"].fill_(lr)
+                else:
+                    group["lr"] = lr
         return lr
 
     def _autocast(self, like: Tensor):
         if self.precision == "fp32":
             return contextlib.nullcontext()
-        return torch.autocast(like.device.type, dtype=torch.bfloat16)
+        # No cast cache under a CUDA graph capture: cached casts would outlive the graph's memory.
+        return torch.autocast(like.device.type, dtype=torch.bfloat16, cache_enabled=self.autocast_cache)
 
     def _layout(self, x: Tensor) -> Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def state_dict(self) -> dict:
-        return {"G_optim": self.G_optim.state_dict(), "D_optim": self.D_optim.state_dict()}
+        """Both optimisers' states; a tensor learning rate is saved as a number, as an eager run saves it."""
+        state = {"G_optim": self.G_optim.state_dict(), "D_optim": self.D_optim.state_dict()}
+        for optim_state in state.values():
+            for group in optim_state["param_groups"]:
+                if isinstance(group["lr"], Tensor):
+                    group["lr"] = group["lr"].item()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
-        self.G_optim.load_state_dict(state["G_optim"])
-        self.D_optim.load_state_dict(state["D_optim"])
+        """Restore both optimisers; a tensor learning rate stays the same tensor (a captured graph reads it)."""
+        for name, optim in zip(("G_optim", "D_optim"), self.optimizers()):
+            rates = [group["lr"] for group in optim.param_groups]
+            optim.load_state_dict(state[name])
+            for group, rate in zip(optim.param_groups, rates):
+                if isinstance(rate, Tensor):
+                    rate.fill_(float(group["lr"]))
+                    group["lr"] = rate
 
 
 def prepare_model(model: UGATIT, *, channels_last: bool = False, compile: bool = False) -> UGATIT:

@@ -41,7 +41,8 @@ from .run_dir import (
     BEST_FILE, BEST_METRIC, CONFIG_FILE, EXPORT_FILE, LOG_FILE, SAMPLES_DIR, TENSORBOARD_DIR,
     JsonlLog, TensorBoard, rho_statistics, sample_grid, save_png, tensorboard_available,
 )  # fmt: skip
-from .divergence import TrainingDiverged, loss_values, nonfinite_parameters
+from .divergence import LossGuard, TrainingDiverged, nonfinite_parameters
+from .fast import checks_losses_every_step, fast_step
 from .signals import SIGNAL_EXIT, MessageHook, StopRequest
 from .step import TrainingStep, learning_rate, prepare_model
 
@@ -226,10 +227,13 @@ class Trainer:
         self.model = prepare_model(model, channels_last=cfg.train.channels_last, compile=cfg.train.compile)
         self.model.train()
         self.config = cfg.replace(model=self.model.config)  # with the discriminator depths it resolved
-        self.train_step = TrainingStep(
+        step = TrainingStep(
             self.model, cfg.loss, cfg.optim,
             precision=cfg.train.precision, channels_last=cfg.train.channels_last,
         )  # fmt: skip
+        # CUDA: a captured graph and losses read at log/save time, unless `train.eager`.
+        self.train_step = fast_step(step, self.device, eager=cfg.train.eager, notify=self.notify)
+        self.guard = LossGuard(every_step=checks_losses_every_step(self.device, cfg.train.eager))
         self.loader = UnpairedLoader.from_config(
             cfg, *sources, on_bad_image=self._bad_image, pin_memory=self.device.type == "cuda"
         )
@@ -296,8 +300,9 @@ class Trainer:
             while self.step < iterations and self.stop.reason is None:
                 self._iterate()
                 bar.update(1)
-                bar.set_postfix(D=f"{self.losses['Discriminator_loss']:.3f}",
-                                G=f"{self.losses['Generator_loss']:.3f}", refresh=False)  # fmt: skip
+                if self.losses:  # the last losses read (every step, or at each log on the fast path)
+                    bar.set_postfix(D=f"{self.losses['Discriminator_loss']:.3f}",
+                                    G=f"{self.losses['Generator_loss']:.3f}", refresh=False)  # fmt: skip
                 self._after_step(self.step == iterations)
         finally:
             bar.close()
@@ -305,9 +310,10 @@ class Trainer:
     def _iterate(self) -> None:
         step = self.step + 1
         real_A, real_B = (t.to(self.device, non_blocking=True) for t in next(self.loader))
-        losses = self.train_step(real_A, real_B, step)
-        self.losses = self._finite_losses(step, losses)
+        self.guard.observe(step, self.train_step(real_A, real_B, step))
         self.step = step
+        if self.guard.every_step:
+            self._check_losses()
 
     def _after_step(self, last: bool) -> None:
         """Logging, samples, evaluation and saving, each at its own frequency. None of them changes the
@@ -323,11 +329,13 @@ class Trainer:
         if (t.save_every and step % t.save_every == 0) or last or self.stop.reason is not None:
             self._save(step)
 
-    def _finite_losses(self, step: int, losses: dict[str, torch.Tensor]) -> dict[str, float]:
-        values, bad = loss_values(losses)
-        if bad:
-            self._diverged(step, f"non-finite loss ({', '.join(bad)})")
-        return values
+    def _check_losses(self) -> None:
+        """Read the losses from the device; stop at the first step that had a non-finite one."""
+        if self.guard.pending:
+            values, bad_step, bad = self.guard.read()
+            if bad_step is not None:
+                self._diverged(bad_step, f"non-finite loss ({', '.join(bad)})")
+            self.losses = values
 
     def _require_finite_weights(self, step: int) -> None:
         bad = nonfinite_parameters(self.model)
@@ -346,6 +354,7 @@ class Trainer:
     # --- What happens between iterations --------------------------------------------------------------
 
     def _log(self, step: int) -> None:
+        self._check_losses()
         record = {
             "step": step,
             "lr": learning_rate(step, self.config.optim),
@@ -397,6 +406,7 @@ class Trainer:
         checkpoints.prune_checkpoints(self.run_dir, self.config.train.keep_last)
 
     def _write_checkpoint(self, path: Path, step: int) -> None:
+        self._check_losses()
         self._require_finite_weights(step)
         try:
             checkpoints.save_training_checkpoint(
