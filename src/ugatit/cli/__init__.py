@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from ..errors import UserError
 
 #: The subcommands, in the order `ugatit --help` lists them; each is the module cli/<name>.py.
-SUBCOMMANDS = ("demo", "train", "translate", "eval", "make-dataset")
+SUBCOMMANDS = ("demo", "train", "translate", "eval", "make-dataset", "bench")
 
 _TERM = re.compile(r"`([A-Za-z_][\w.]*)(?:=([^`]*))?`")
 

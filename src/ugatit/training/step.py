@@ -115,6 +115,8 @@ class TrainingStep:
         self.channels_last = channels_last
         self.official = official
         self.autocast_cache = True
+        # ugatit.utils.profiling.PhaseClock for `ugatit bench`'s time per phase (it waits for the device).
+        self.phase_clock = None
         self.G_optim = adam(chain(model.genA2B.parameters(), model.genB2A.parameters()), self.optim_cfg)
         self.D_optim = adam(chain(*(getattr(model, n).parameters() for n in DISCRIMINATORS)), self.optim_cfg)
 
@@ -131,28 +133,32 @@ class TrainingStep:
         m = self.model
 
         if self.official:
-            with self._autocast(real_A):
+            with self._phase("G forward"), self._autocast(real_A):
                 fake_A2B, cam_A2B, _ = m.genA2B(real_A)
                 fake_B2A, cam_B2A, _ = m.genB2A(real_B)
-            d_losses = self.update_discriminators(real_A, real_B, fake_A2B, fake_B2A)
-            with self._autocast(real_A):  # the official second forward, identical values
+            with self._phase("D step"):
+                d_losses = self.update_discriminators(real_A, real_B, fake_A2B, fake_B2A)
+            with self._phase("G forward"), self._autocast(real_A):  # the official second forward, identical values
                 fake_A2B, cam_A2B, _ = m.genA2B(real_A)
                 fake_B2A, cam_B2A, _ = m.genB2A(real_B)
-            g_losses = self.update_generators(real_A, real_B, fake_A2B, cam_A2B, fake_B2A, cam_B2A)
+            with self._phase("G step"):
+                g_losses = self.update_generators(real_A, real_B, fake_A2B, cam_A2B, fake_B2A, cam_B2A)
         else:
             n = real_A.shape[0]
-            with self._autocast(real_A):  # translations and identities, one batch per generator
+            with self._phase("G forward"), self._autocast(real_A):  # translations and identities, one batch each
                 both = torch.cat([real_A, real_B])
                 images, cams, _ = m.genA2B(both)
                 (fake_A2B, fake_B2B), (cam_A2B, cam_B2B) = images.split(n), cams.split(n)
                 images, cams, _ = m.genB2A(both)
                 (fake_A2A, fake_B2A), (cam_A2A, cam_B2A) = images.split(n), cams.split(n)
-            d_losses = self.update_discriminators(real_A, real_B, fake_A2B.detach(), fake_B2A.detach())
-            with frozen(m.discriminators()):
+            with self._phase("D step"):
+                d_losses = self.update_discriminators(real_A, real_B, fake_A2B.detach(), fake_B2A.detach())
+            with self._phase("G step"), frozen(m.discriminators()):
                 g_losses = self.update_generators(real_A, real_B, fake_A2B, cam_A2B, fake_B2A, cam_B2A,
                                                   identity=(fake_A2A, cam_A2A, fake_B2B, cam_B2B))  # fmt: skip
 
-        clamp_rho(m.genA2B, m.genB2A)
+        with self._phase("optimiser"):
+            clamp_rho(m.genA2B, m.genB2A)
         return {**d_losses, **g_losses}
 
     def update_discriminators(self, real_A: Tensor, real_B: Tensor, fake_A2B: Tensor, fake_B2A: Tensor) -> dict[str, Tensor]:
@@ -180,7 +186,8 @@ class TrainingStep:
 
         self.D_optim.zero_grad(set_to_none=True)
         L["Discriminator_loss"].backward()
-        self.D_optim.step()
+        with self._phase("optimiser"):
+            self.D_optim.step()
         return {k: v.detach() for k, v in L.items()}
 
     def update_generators(
@@ -236,7 +243,8 @@ class TrainingStep:
 
         self.G_optim.zero_grad(set_to_none=True)
         L["Generator_loss"].backward()
-        self.G_optim.step()
+        with self._phase("optimiser"):
+            self.G_optim.step()
         return {k: v.detach() for k, v in L.items()}
 
     # --- Plumbing -------------------------------------------------------------------------------------
@@ -261,6 +269,9 @@ class TrainingStep:
             return contextlib.nullcontext()
         # No cast cache under a CUDA graph capture: cached casts would outlive the graph's memory.
         return torch.autocast(like.device.type, dtype=torch.bfloat16, cache_enabled=self.autocast_cache)
+
+    def _phase(self, name: str):
+        return self.phase_clock(name) if self.phase_clock is not None else contextlib.nullcontext()
 
     def _layout(self, x: Tensor) -> Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x

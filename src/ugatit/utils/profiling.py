@@ -5,7 +5,9 @@ op count down.
 
 from __future__ import annotations
 
-from collections import Counter
+import contextlib
+import time
+from collections import Counter, defaultdict
 from typing import Any, Callable
 
 import torch
@@ -44,6 +46,31 @@ def count_ops(fn: Callable[[], Any]) -> tuple[Any, OpCounter]:
     with OpCounter() as counter:
         result = fn()
     return result, counter
+
+
+class PhaseClock:
+    """Wall time per named phase, waiting for the device at each boundary; a phase inside another is
+    counted in its own name only (exclusive times). Call it as a context manager: `with clock("D step")`."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.seconds: defaultdict[str, float] = defaultdict(float)
+        self._children: list[float] = []
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        synchronize(self.device)
+        start = time.perf_counter()
+        self._children.append(0.0)
+        try:
+            yield
+        finally:
+            synchronize(self.device)
+            elapsed = time.perf_counter() - start
+            inner = self._children.pop()
+            self.seconds[name] += elapsed - inner
+            if self._children:
+                self._children[-1] += elapsed
 
 
 def synchronize(device: torch.device) -> None:
