@@ -63,7 +63,7 @@ class OptimConfig:
 @dataclass
 class DataConfig:
     batch_size: int = 1
-    num_workers: int = 2
+    num_workers: Optional[int] = None  # None: automatic (ugatit.data.unpaired.default_workers)
     resize_margin: int = 30  # train images are resized to img_size + margin, then randomly cropped
     flip: bool = True
 
@@ -166,7 +166,7 @@ def check_config(config: Config) -> None:
         "train.eval_every": (config.train.eval_every, 0),
     }
     for key, (value, minimum) in minimums.items():
-        if value < minimum:
+        if value is not None and value < minimum:  # None: automatic
             raise UserError(f"config key `{key}` must be at least {minimum}, got {value}")
 
 

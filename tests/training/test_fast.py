@@ -78,9 +78,10 @@ def assert_same_state(model_a: UGATIT, model_b: UGATIT) -> None:
 
 
 def test_the_captured_step_trains_exactly_like_the_eager_one():
-    graph = StandInGraph()
-    plain_model, fast_model, fast = train_both(graph)
+    graph, messages = StandInGraph(), []
+    plain_model, fast_model, fast = train_both(graph, messages=messages)
     assert fast.captured and fast.given_up is None
+    assert len(messages) == 1 and "captured as a CUDA graph after 2 eager iterations" in messages[0]
     assert graph.replays == 2 + 4  # the two checked replays, then one per remaining step (3 to 6)
     assert_same_state(plain_model, fast_model)
     # The optimisers' state round-trips as an eager run writes it: a number, not the graph's tensor.

@@ -67,7 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("data", nargs="?", default=unset, metavar="DATA", help="dataset folder with trainA/ and trainB/ (+ testA/, testB/)")
     data.add_argument("--domain-a", default=unset, metavar="DIR", help="folder of domain A images (instead of DATA)")
     data.add_argument("--domain-b", default=unset, metavar="DIR", help="folder of domain B images (instead of DATA)")
-    data.add_argument("--workers", type=non_negative_int, default=unset, metavar="N", help="data loading processes (default 2)")
+    data.add_argument("--workers", type=non_negative_int, default=unset, metavar="N", help="data loading processes (default: 2, or up to 6 when training on CUDA: enough for 60 it/s)")
 
     run = parser.add_argument_group("run")
     run.add_argument("--out", default=unset, metavar="RUN_DIR", help="run directory (default: runs/<dataset name>)")
