@@ -9,6 +9,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ugatit.config import ModelConfig, OptimConfig
 from ugatit.nn.model import UGATIT
 from ugatit.training.step import TrainingStep, learning_rate
+from ugatit.utils.profiling import count_ops
 
 
 def tiny() -> UGATIT:
@@ -97,3 +98,15 @@ def test_the_step_sets_the_scheduled_rate_on_both_optimisers():
     for optim in (step.G_optim, step.D_optim):
         assert optim.param_groups[0]["lr"] == pytest.approx(2e-4 * (1 - 3 / 5))
         assert optim.param_groups[0]["betas"] == (0.5, 0.999) and optim.param_groups[0]["weight_decay"] == 1e-4
+
+
+def test_an_iteration_dispatches_few_ops():
+    """aten ops the default eager step dispatches per iteration (on a GPU each is at least one kernel launch,
+    views and detaches aside): 96 px, light, n_res 4, the paper's structure (the count does not depend on
+    ch). 12,568 before issue 9; where the 5,113 left are is in docs/benchmarks.md."""
+    torch.manual_seed(0)
+    step = TrainingStep(UGATIT(ModelConfig(img_size=96, ch=4, n_res=4, light=True)))
+    a, b = torch.rand(1, 3, 96, 96) * 2 - 1, torch.rand(1, 3, 96, 96) * 2 - 1
+    step(a, b, 1)  # Adam creates its state
+    _, ops = count_ops(lambda: step(a, b, 2))
+    assert ops.total <= 5113, ops.counts.most_common(10)

@@ -30,6 +30,58 @@ def _no_autocast(x: Tensor):
     return torch.autocast(device_type=x.device.type, enabled=False)
 
 
+class _LayerInstanceNorm(torch.autograd.Function):
+    """(rho * IN(x) + (1 - rho) * LN(x)) * gamma + beta with a hand-written backward (see
+    layer_instance_norm): one batch norm, one group norm and a multiply-add forward; their two native
+    backward kernels, one multiply, one reduction and a few (N, C) ops backward."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, rho: Tensor, gamma: Tensor, beta: Tensor, eps: float) -> Tensor:
+        n, c, h, w = x.shape
+        k_in, k_ln = (h * w - 1) / (h * w), (c * h * w - 1) / (c * h * w)
+        s_in, s_ln = math.sqrt(k_in), math.sqrt(k_ln)
+        r = rho.view(1, c)
+        gamma_rho = gamma * r
+        w_in, w_ln = gamma_rho * s_in, (gamma - gamma_rho) * s_ln
+        w_in_flat = _per_sample(w_in, n)
+        x_in, mean_in, invstd_in = torch.native_batch_norm(
+            x.reshape(1, n * c, h, w), w_in_flat, _per_sample(beta, n), None, None, True, 0.0, eps * k_in
+        )  # fmt: skip
+        x_ln, mean_ln, rstd_ln = torch.native_group_norm(x, None, None, n, c, h * w, 1, eps * k_ln)
+        w_ln = w_ln.view(-1, c, 1, 1)
+        ctx.save_for_backward(x, r, gamma, w_in_flat, w_ln, x_ln, mean_in, invstd_in, mean_ln, rstd_ln)
+        ctx.constants = (s_in, s_ln, eps * k_in)
+        return torch.addcmul(x_in.view(n, c, h, w), x_ln, w_ln)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, r, gamma, w_in_flat, w_ln, x_ln, mean_in, invstd_in, mean_ln, rstd_ln = ctx.saved_tensors
+        s_in, s_ln, eps_in = ctx.constants
+        n, c, h, w = x.shape
+        g = grad.to(x.dtype)
+        dx_in, dw_in, dbeta = torch.ops.aten.native_batch_norm_backward(
+            g.reshape(1, n * c, h, w), x.reshape(1, n * c, h, w), w_in_flat, None, None, mean_in, invstd_in,
+            True, eps_in, [True, True, True],
+        )  # fmt: skip
+        dx_ln, _, _ = torch.ops.aten.native_group_norm_backward(
+            g * w_ln.to(g.dtype), x, mean_ln, rstd_ln, None, n, c, h * w, 1, [True, False, False]
+        )  # fmt: skip
+        dw_ln = (grad * x_ln).sum((2, 3))
+        dw_in, dbeta = dw_in.view(n, c), dbeta.view(n, c)
+        if gamma.shape[0] != n:  # one gamma, beta for the whole batch (ILN)
+            dw_in, dbeta, dw_ln = dw_in.sum(0, keepdim=True), dbeta.sum(0, keepdim=True), dw_ln.sum(0, keepdim=True)
+        # w_in = gamma rho s_in, w_ln = gamma (1 - rho) s_ln
+        d_in, d_ln = dw_in * s_in, dw_ln * s_ln
+        dgamma = torch.lerp(d_ln, d_in, r)
+        drho = ((d_in - d_ln) * gamma).sum(0).view(1, c, 1, 1)
+        return dx_in.view(n, c, h, w) + dx_ln, drho, dgamma, dbeta, None
+
+
+def _per_sample(t: Tensor, n: int) -> Tensor:
+    """A (1 or N, C) per-channel tensor as N*C values, one per sample and channel."""
+    return t.reshape(-1) if t.shape[0] == n else t.expand(n, -1).reshape(-1)
+
+
 def layer_instance_norm(x: Tensor, rho: Tensor, gamma: Tensor, beta: Tensor, eps: float) -> Tensor:
     """(rho * IN(x) + (1 - rho) * LN(x)) * gamma + beta, the official formula with the UNBIASED variance
     (torch.var's default; the TF code uses the biased one). rho is (1, C, 1, 1); gamma and beta are
@@ -45,20 +97,7 @@ def layer_instance_norm(x: Tensor, rho: Tensor, gamma: Tensor, beta: Tensor, eps
     The kernels accumulate their statistics in fp32 whatever the input's dtype, so a bf16 input is
     read as it is (no full-tensor cast); the result is fp32, as the per-channel weights are.
     """
-    n, c, h, w = x.shape
-    k_in = (h * w - 1) / (h * w)
-    k_ln = (c * h * w - 1) / (c * h * w)
-    gamma_rho = gamma * rho.view(1, c)
-    w_in = gamma_rho * math.sqrt(k_in)
-    w_ln = (gamma - gamma_rho) * math.sqrt(k_ln)
-    if w_in.shape[0] != n:
-        w_in = w_in.expand(n, c)
-    if beta.shape[0] != n:
-        beta = beta.expand(n, c)
-    x_in = F.batch_norm(x.reshape(1, n * c, h, w), None, None, w_in.reshape(n * c), beta.reshape(n * c),
-                        True, 0.0, eps * k_in)  # fmt: skip
-    x_ln = F.group_norm(x, 1, eps=eps * k_ln)
-    return torch.addcmul(x_in.view(n, c, h, w), x_ln, w_ln.view(-1, c, 1, 1))
+    return _LayerInstanceNorm.apply(x, rho, gamma, beta, eps)
 
 
 class AdaLIN(nn.Module):
