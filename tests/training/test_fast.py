@@ -153,3 +153,35 @@ def test_deepcopy_of_a_model_keeps_working():
     model = tiny()
     other = copy.deepcopy(model)
     assert other.disGA.spectral_layers()[0] is other.disGA.model[1]
+
+
+def test_optimiser_state_moves_between_implementations():
+    """A state saved by the per-parameter Adam loop (older checkpoints) loads into the fused step, and a
+    CUDA graph's (tensor lr, capturable) is saved as an eager run saves it; the numbers carry over."""
+    import itertools
+
+    model = tiny()
+    old = TrainingStep(model)
+    loop = lambda params: torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999), weight_decay=1e-4, foreach=False)  # noqa: E731
+    old.G_optim = loop(itertools.chain(model.genA2B.parameters(), model.genB2A.parameters()))
+    old.D_optim = loop(itertools.chain(*(getattr(model, n).parameters() for n in ("disGA", "disGB", "disLA", "disLB"))))
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    old(x, x, 1)
+    fresh = TrainingStep(tiny())
+    fresh.load_state_dict(old.state_dict())
+    group = fresh.G_optim.param_groups[0]
+    assert group["fused"] is True and group["foreach"] is None
+    first = next(iter(fresh.G_optim.state.values()))
+    assert float(first["step"]) == 1.0 and first["exp_avg"].abs().sum() > 0
+
+    graph = StandInGraph()
+    captured = CapturedStep(TrainingStep(tiny()), graph, warmup=1)
+    captured.step.G_optim.param_groups[0]["capturable"] = True  # as CudaGraph.prepare sets it
+    graph.owner = captured
+    captured(x, x, 1)
+    saved = captured.state_dict()
+    assert saved["G_optim"]["param_groups"][0]["capturable"] is False
+    assert isinstance(saved["G_optim"]["param_groups"][0]["lr"], float)
+    captured.load_state_dict(saved)  # the graph's lr tensor stays the same object
+    assert captured.step.G_optim.param_groups[0]["lr"] is captured.lr
+    assert captured.step.G_optim.param_groups[0]["capturable"] is True

@@ -277,23 +277,34 @@ class TrainingStep:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def state_dict(self) -> dict:
-        """Both optimisers' states; a tensor learning rate is saved as a number, as an eager run saves it."""
+        """Both optimisers' states, as an eager run writes them: a tensor learning rate (a CUDA graph's)
+        is saved as a number, and no group says it was captured."""
         state = {"G_optim": self.G_optim.state_dict(), "D_optim": self.D_optim.state_dict()}
         for optim_state in state.values():
             for group in optim_state["param_groups"]:
                 if isinstance(group["lr"], Tensor):
                     group["lr"] = group["lr"].item()
+                group["capturable"] = False
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore both optimisers; a tensor learning rate stays the same tensor (a captured graph reads it)."""
+        """Restore both optimisers. How they run stays this step's (fused or foreach, capturable, a tensor
+        learning rate a captured graph reads): only the numbers come from `state`, whichever
+        implementation wrote it (Adam then puts each state on the device its implementation needs)."""
         for name, optim in zip(("G_optim", "D_optim"), self.optimizers()):
+            saved = {**state[name], "param_groups": [
+                {**group, **{k: current[k] for k in _IMPLEMENTATION if k in current}}
+                for group, current in zip(state[name]["param_groups"], optim.param_groups)
+            ]}  # fmt: skip
             rates = [group["lr"] for group in optim.param_groups]
-            optim.load_state_dict(state[name])
+            optim.load_state_dict(saved)
             for group, rate in zip(optim.param_groups, rates):
                 if isinstance(rate, Tensor):
                     rate.fill_(float(group["lr"]))
                     group["lr"] = rate
+
+
+_IMPLEMENTATION = ("fused", "foreach", "capturable")
 
 
 def prepare_model(model: UGATIT, *, channels_last: bool = False, compile: bool = False) -> UGATIT:
