@@ -560,7 +560,7 @@ def test_inference_loader_skips_and_reports_bad_files(tmp_path: Path, num_worker
 
 def test_loader_workers_default_to_enough_for_a_gpu(monkeypatch) -> None:
     """Unset `data.num_workers`: two on the CPU; on a GPU up to six (60 it/s needs ~120 crops a second,
-    30-45 per process: docs/benchmarks.md), leaving two cores to training."""
+    50-120 per process, fewer on shared cores: docs/benchmarks.md), leaving two cores to training."""
     from ugatit.data import unpaired
 
     assert Config().data.num_workers is None

@@ -27,10 +27,10 @@ from .transforms import train_transform
 
 def default_workers(gpu: bool) -> int:
     """Data loading processes when the config leaves it open. For a GPU: enough to feed 60 it/s where
-    the cores exist. One process turns 30-45 files of 512 px (PNG/JPEG) into 256 px training crops per
-    second on a server core (benchmarks/bench_loader.py, docs/benchmarks.md) and 60 it/s at batch 1
-    needs 120, so six, leaving two cores to the training process. On the CPU the step itself is the
-    bottleneck: two."""
+    the cores exist. One process turns 512 px files into 256 px training crops at ~50 (PNG) to ~120
+    (JPEG) per second on a server core, 30-45 when the cores are shared (benchmarks/bench_loader.py,
+    docs/benchmarks.md), and 60 it/s at batch 1 needs 120: up to six, leaving two cores to the training
+    process. On the CPU the step itself is the bottleneck: two."""
     if not gpu:
         return 2
     return max(2, min(6, (os.cpu_count() or 4) - 2))
