@@ -36,24 +36,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..bench import OPTIONS
 
     device_argument(parser)
-    parser.add_argument("--models", type=_choices(("light", "full")), default=["light", "full"], metavar="LIST",
-                        help="light,full")
-    parser.add_argument("--precisions", type=_choices(("fp32", "bf16")), default=["fp32", "bf16"], metavar="LIST",
-                        help="fp32,bf16")
-    parser.add_argument("--options", type=_choices(tuple(OPTIONS)), default=None, metavar="LIST",
+    parser.add_argument("--models", type=_choices(("light", "full")), default="light,full", metavar="LIST",
+                        help="models to measure")
+    parser.add_argument("--precisions", type=_choices(("fp32", "bf16")), default="fp32,bf16", metavar="LIST",
+                        help="precisions to measure")
+    parser.add_argument("--options", type=_choices(tuple(OPTIONS)), default=argparse.SUPPRESS, metavar="LIST",
                         help=f"speed options, of {','.join(OPTIONS)} (default: official,eager,graph on CUDA; "
                         "official,eager elsewhere)")
     parser.add_argument("--img-size", type=positive_int, default=256, metavar="N", help="image side in pixels")
     parser.add_argument("--ch", type=positive_int, default=64, metavar="N", help="base channels")
     parser.add_argument("--n-res", type=positive_int, default=4, metavar="N", help="residual blocks")
-    parser.add_argument("--batch-size", type=positive_int, default=1, metavar="N")
+    parser.add_argument("--batch-size", type=positive_int, default=1, metavar="N", help="images per domain and step")
     parser.add_argument("--iters", type=positive_int, default=20, metavar="N", help="timed iterations per case")
     parser.add_argument("--warmup", type=positive_int, default=5, metavar="N", help="untimed iterations first")
     parser.add_argument("--phase-iters", type=positive_int, default=3, metavar="N",
                         help="iterations timed phase by phase (waiting for the device at each boundary)")
     parser.add_argument("--timeout", type=positive_float, default=300.0, metavar="S", help="seconds a case may take")
-    parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the rows as JSON")
-    parser.add_argument("--markdown", type=Path, default=None, metavar="FILE", help="write the table as markdown")
+    parser.add_argument("--json", type=Path, default=argparse.SUPPRESS, metavar="FILE", help="write the rows as JSON")
+    parser.add_argument("--markdown", type=Path, default=argparse.SUPPRESS, metavar="FILE", help="write the table as markdown")
     parser.add_argument("--_case", default=None, help=argparse.SUPPRESS)
 
 
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
                               batch_size=args.batch_size, iters=args.iters, warmup=args.warmup,
                               phase_iters=args.phase_iters, timeout=args.timeout)  # fmt: skip
     machine = bench.machine(args.device)
-    options = args.options or (["official", "eager", "graph"] if _on_cuda(args.device) else ["official", "eager"])
+    options = getattr(args, "options", None) or (["official", "eager", "graph"] if _on_cuda(args.device) else ["official", "eager"])
     cases = [bench.Case(m, p, o) for m in args.models for p in args.precisions for o in options]
     header = (f"ugatit bench on {machine}: {args.img_size} px, ch {args.ch}, n_res {args.n_res}, batch {args.batch_size}, "
               f"{args.iters} timed iterations after {args.warmup}")  # fmt: skip
@@ -80,9 +80,9 @@ def run(args: argparse.Namespace) -> int:
     rows = bench.run_bench(cases, settings, on_row=progress)
     table = bench.markdown(rows)
     print(f"\n{header}\n\n{table}")
-    if args.json is not None:
+    if "json" in args:
         write_json({"machine": machine, "settings": asdict(settings), "rows": rows}, args.json)
-    if args.markdown is not None:
+    if "markdown" in args:
         args.markdown.write_text(f"{header}\n\n{table}\n")
     return 0
 
