@@ -72,7 +72,7 @@ class DataConfig:
     # Processes that train together (torchrun ranks), each drawing its own batch_size images; set by
     # the launch, not by hand, and recorded so a run says what global batch it trained with.
     world_size: int = 1
-    num_workers: int = 2
+    num_workers: Optional[int] = None  # None: automatic (ugatit.data.unpaired.default_workers)
     resize_margin: int = 30  # train images are resized to img_size + margin, then randomly cropped
     flip: bool = True
 
@@ -86,6 +86,9 @@ class TrainConfig:
     precision: Literal["fp32", "bf16"] = "fp32"
     channels_last: bool = False
     compile: bool = False
+    # CUDA only: plain eager iterations instead of the fast path (cuDNN autotuning, the iteration as one
+    # CUDA graph, losses checked on the device and read at log/save time). The same updates either way.
+    eager: bool = False
     log_every: int = 10
     sample_every: int = 1000
     save_every: int = 10_000
@@ -180,7 +183,7 @@ def check_config(config: Config) -> None:
         "train.eval_every": (config.train.eval_every, 0),
     }
     for key, (value, minimum) in minimums.items():
-        if value < minimum:
+        if value is not None and value < minimum:  # None: automatic
             raise UserError(f"config key `{key}` must be at least {minimum}, got {value}")
     if config.model.variant != "official":
         raise UserError(f"config key `model.variant` is {config.model.variant!r}: only the official networks "

@@ -576,3 +576,18 @@ def test_inference_loader_skips_and_reports_bad_files(tmp_path: Path, num_worker
     assert sorted(i for b in batches for i in [*b.indices, *(s[0] for s in b.skipped)]) == list(range(3 + len(bad)))
     with pytest.raises(BadImageError):
         next(sized_batches(list(bad.values()), img_size=4, strict=True))
+
+
+def test_loader_workers_default_to_enough_for_a_gpu(monkeypatch) -> None:
+    """Unset `data.num_workers`: two on the CPU; on a GPU up to six (60 it/s needs ~120 crops a second,
+    50-120 per process, fewer on shared cores: docs/benchmarks.md), leaving two cores to training."""
+    from ugatit.data import unpaired
+
+    assert Config().data.num_workers is None
+    assert unpaired.default_workers(gpu=False) == 2
+    for cores, expected in ((2, 2), (6, 4), (16, 6), (None, 2)):
+        monkeypatch.setattr(unpaired.os, "cpu_count", lambda cores=cores: cores)
+        assert unpaired.default_workers(gpu=True) == expected
+    loader = UnpairedLoader.from_config(Config(), [noise_image(0)], [noise_image(1)], pin_memory=False)
+    assert loader.num_workers == 2
+    loader.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import signal
 import warnings
 from typing import Any, Iterator, Optional
@@ -23,6 +24,17 @@ from .images import BadImageCallback, BadImageError, warn_bad_image
 from .sources import Source, SourceLike, as_source
 from .transforms import train_transform
 
+
+
+def default_workers(gpu: bool) -> int:
+    """Data loading processes when the config leaves it open. For a GPU: enough to feed 60 it/s where
+    the cores exist. One process turns 512 px files into 256 px training crops at ~50 (PNG) to ~120
+    (JPEG) per second on a server core, 30-45 when the cores are shared (benchmarks/bench_loader.py,
+    docs/benchmarks.md), and 60 it/s at batch 1 needs 120: up to six, leaving two cores to the training
+    process. On the CPU the step itself is the bottleneck: two."""
+    if not gpu:
+        return 2
+    return max(2, min(6, (os.cpu_count() or 4) - 2))
 
 
 def _derived_seed(*parts: object) -> int:
@@ -205,7 +217,8 @@ class UnpairedLoader:
     def from_config(
         cls, config: Any, domain_a: SourceLike, domain_b: SourceLike, **overrides: Any
     ) -> "UnpairedLoader":
-        """Build from a `ugatit.config.Config` (data section, model.img_size, train.seed)."""
+        """Build from a `ugatit.config.Config` (data section, model.img_size, train.seed). Without a
+        `data.num_workers`, `default_workers` decides, for a GPU where `pin_memory` is asked for."""
         options: dict[str, Any] = dict(
             img_size=config.model.img_size,
             batch_size=config.data.batch_size,
@@ -215,6 +228,8 @@ class UnpairedLoader:
             flip=config.data.flip,
         )
         options.update(overrides)
+        if options["num_workers"] is None:
+            options["num_workers"] = default_workers(gpu=bool(options.get("pin_memory")))
         return cls(domain_a, domain_b, **options)
 
     @property

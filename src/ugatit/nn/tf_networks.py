@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import ILN, SNConv2d, SNLinear, _fp32, _no_autocast, advance_power_iteration, spectral_normalized_weight
+from .layers import ILN, SNConv2d, SNLinear, _fp32, _no_autocast, spectral_weights
 from .networks import N_DOWNSAMPLING, class_activation, decode
 
 #: rho offset of AdaLIN with the authors' --smoothing (code since 2019-08-14).
@@ -182,7 +182,7 @@ class TFGenerator(nn.Module):
         x = self.DownBlock(x)
         weights = self.cam_fc.weight + self.cam_fc.bias[:, None]  # `tf.nn.bias_add(w, bias)`
         logit_fc = self.cam_logit_fc if self.cam_logit_fc is not None else self.cam_fc
-        x, cam_logit = class_activation(x, logit_fc, logit_fc, weights, weights)
+        x, cam_logit = class_activation(x, logit_fc.weight, logit_fc.weight, weights, weights, logit_bias=logit_fc.bias)
         image, heatmap = decode(self, x)
         return image, cam_logit, heatmap
 
@@ -212,12 +212,15 @@ class TFDiscriminator(nn.Module):
         self.model = nn.Sequential(*model)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        if self.training:
-            advance_power_iteration(self)
-        x = self.model(x)
-        kernel = self.cam_fc.weight_orig if self.raw_cam_weights else spectral_normalized_weight(self.cam_fc)
-        weights = kernel + self.cam_fc.bias[:, None]
-        x, cam_logit = class_activation(x, self.cam_fc, self.cam_fc, weights, weights)
+        # One power iteration per call in train mode, all layers at once (nn/layers.py: spectral_weights).
+        layers = [*(m for m in self.model if isinstance(m, SNConv2d)), self.cam_fc, self.conv]
+        *model_weights, cam_w, conv_w = spectral_weights(layers, self.training)
+        weights = iter(model_weights)
+        for layer in self.model:
+            x = layer(x, next(weights)) if isinstance(layer, SNConv2d) else layer(x)
+        kernel = self.cam_fc.weight_orig if self.raw_cam_weights else cam_w
+        reweight = kernel + self.cam_fc.bias[:, None]
+        x, cam_logit = class_activation(x, cam_w, cam_w, reweight, reweight, logit_bias=self.cam_fc.bias)
         x = self.leaky_relu(self.conv1x1(x))
         heatmap = torch.sum(x, dim=1, keepdim=True)
-        return self.conv(self.pad(x)), cam_logit, heatmap
+        return self.conv(self.pad(x), conv_w), cam_logit, heatmap

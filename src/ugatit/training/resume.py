@@ -17,7 +17,7 @@ from .run_dir import CONFIG_FILE
 RESUME_OVERRIDES: dict[str, tuple[str, ...]] = {
     "optim": ("iterations",),
     "data": ("num_workers", "world_size"),
-    "train": ("device", "precision", "channels_last", "compile",
+    "train": ("device", "precision", "channels_last", "compile", "eager",
               "log_every", "sample_every", "save_every", "keep_last", "eval_every"),
 }  # fmt: skip
 

@@ -33,8 +33,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from ..data.images import BadImageCallback
 from ..config import ModelConfig
+from ..data.images import BadImageCallback
 from ..data.loader import sized_batches
 from ..data.sources import Source
 from ..data.transforms import tensor_to_uint8
@@ -45,7 +45,7 @@ from ..nn.layers import ILN, AdaLIN
 from ..nn.model import UGATIT
 from ..utils.files import atomic_write, unfinished_writes
 from ..viz.images import heatmap_to_rgb, image_grid, overlay
-from ..weights.checkpoints import CHECKPOINT_DIR
+from ..weights.checkpoints import CHECKPOINT_DIR, latest_checkpoint, newest_readable_checkpoint
 from .storage import WriteFailed, writing
 
 CONFIG_FILE = "config.yaml"
@@ -258,3 +258,40 @@ def save_png(grid: np.ndarray, path: Path) -> None:
 
     with writing(path):
         atomic_write(path, lambda tmp: Image.fromarray(grid).save(tmp, format="PNG"))
+
+
+def run_to_resume(run_dir: Path, resume: bool) -> bool:
+    """Whether the folder holds a run to resume; an error when that is not what was asked for."""
+    latest = latest_checkpoint(run_dir)
+    if resume and latest is None:
+        raise UserError(f"nothing to resume: no checkpoint in {run_dir / CHECKPOINT_DIR} (a new run starts "
+                        "without `resume`)")  # fmt: skip
+    if not resume and latest is not None:
+        raise UserError(f"{run_dir} already holds a run ({latest.name}): continue it with `resume=True`, or "
+                        "choose another `run_dir`")  # fmt: skip
+    return latest is not None
+
+
+def make_run_dir(run_dir: Path) -> None:
+    """Create the folder and prove it writable (a probe file: os.access misses read-only mounts, ACLs)."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write to the run directory {run_dir}: {exc.strerror or exc}") from None
+
+
+def resumable_checkpoint(run_dir: Path, notify: Callable[[str], None]) -> dict[str, Any]:
+    """The newest readable checkpoint's state, with its "path"; the unreadable ones after it are renamed
+    *.unreadable (out of the way of listing, pruning and the save that will reach their step; kept for
+    a look) and named through `notify`. Only with the run's lock held."""
+    path, state, skipped = newest_readable_checkpoint(run_dir)
+    for error in skipped:
+        aside = error.path.with_name(error.path.name + ".unreadable")
+        error.path.replace(aside)
+        notify(f"skipped checkpoint {error.path.name}: {error.reason}; kept it as {aside.name}, resuming "
+               f"from {path.name}")  # fmt: skip
+    state["path"] = path
+    return state

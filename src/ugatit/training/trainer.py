@@ -42,10 +42,11 @@ from .resume import apply_overrides, resume_config
 from .result import TrainResult
 from .run_dir import (
     BEST_FILE, BEST_METRIC, CONFIG_FILE, EXPORT_FILE, LOG_FILE, SAMPLES_DIR, TENSORBOARD_DIR, JsonlLog, NullLog,
-    TensorBoard, announce, remove_unfinished_writes, rho_statistics, sample_grid, sample_images, save_png,
+    TensorBoard, announce, make_run_dir, remove_unfinished_writes, resumable_checkpoint, run_to_resume, rho_statistics, sample_grid, sample_images, save_png,
 )  # fmt: skip
 from .distributed import Distributed, describe
-from .divergence import TrainingDiverged, loss_values, nonfinite_parameters
+from .divergence import LossGuard, TrainingDiverged, nonfinite_parameters
+from .fast import checks_losses_every_step, fast_step
 from .signals import MessageHook, StopRequest
 from .step import TrainingStep, learning_rate, prepare_model
 from .storage import WriteFailed, run_write_error, writing
@@ -156,13 +157,13 @@ class Trainer:
                 removed = remove_unfinished_writes(self.run_dir)  # safe with the lock held
                 if removed:
                     self.notify(removed)
-                saved = self._load_checkpoint() if self._check_run_dir() else None
+                saved = resumable_checkpoint(self.run_dir, self.notify) if run_to_resume(self.run_dir, self.resume) else None
                 self.config = self._resolve_config(saved)
-                self._make_run_dir()
+                make_run_dir(self.run_dir)
                 lock.acquire()  # a folder made just now
             self.dist.barrier()  # the other ranks read the folder once rank 0 has tidied it
             if not self.dist.is_main:
-                saved = self._load_checkpoint() if self._check_run_dir() else None
+                saved = resumable_checkpoint(self.run_dir, self.notify) if run_to_resume(self.run_dir, self.resume) else None
                 self.config = self._resolve_config(saved)
 
             seed_everything(self.config.train.seed)
@@ -214,41 +215,6 @@ class Trainer:
         self.samples = sample_images(self.loader, self.test_data, self.config.model.img_size, self.sample_rows,
                                      self.device, on_bad_image=self._bad_image, notify=self.notify)  # fmt: skip
 
-    def _check_run_dir(self) -> bool:
-        """Whether there is a run to resume; an error when that is not what was asked for."""
-        latest = checkpoints.latest_checkpoint(self.run_dir)
-        if self.resume and latest is None:
-            raise UserError(
-                f"nothing to resume: no checkpoint in {self.run_dir / checkpoints.CHECKPOINT_DIR} "
-                "(a new run starts without `resume`)"
-            )
-        if not self.resume and latest is not None:
-            raise UserError(
-                f"{self.run_dir} already holds a run ({latest.name}): continue it with `resume=True`, "
-                "or choose another `run_dir`"
-            )
-        return latest is not None
-
-    def _make_run_dir(self) -> None:
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            probe = self.run_dir / ".write-test"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as exc:
-            raise UserError(f"cannot write to the run directory {self.run_dir}: {exc.strerror or exc}") from None
-
-    def _load_checkpoint(self) -> dict[str, Any]:
-        path, state, skipped = checkpoints.newest_readable_checkpoint(self.run_dir)
-        for error in skipped:
-            # Renamed out of the way of listing, pruning and the save that will reach its step; kept for a look.
-            aside = error.path.with_name(error.path.name + ".unreadable")
-            error.path.replace(aside)
-            self.notify(f"skipped checkpoint {error.path.name}: {error.reason}; kept it as {aside.name}, "
-                        f"resuming from {path.name}")  # fmt: skip
-        state["path"] = path
-        return state
-
     def _resolve_config(self, saved: Optional[dict[str, Any]]) -> Config:
         requested = self.requested.replace(data=replace(self.requested.data, world_size=self.dist.world_size))
         if saved is None:
@@ -276,11 +242,17 @@ class Trainer:
         self.model = prepare_model(model, channels_last=cfg.train.channels_last, compile=cfg.train.compile)
         self.model.train()
         self.config = cfg.replace(model=self.model.config)  # with the discriminator depths it resolved
-        self.train_step = TrainingStep(
+        step = TrainingStep(
             self.model, cfg.loss, cfg.optim,
             precision=cfg.train.precision, channels_last=cfg.train.channels_last,
             average_gradients=self.dist.average_gradients if self.dist.enabled else None,
         )  # fmt: skip
+        # CUDA: a captured graph and losses read at log/save time, unless `train.eager`. Distributed ranks
+        # run the eager step: they agree on stopping after every iteration, and the graph path has not
+        # been tried with collectives inside.
+        eager = cfg.train.eager or self.dist.enabled
+        self.train_step = fast_step(step, self.device, eager=eager, notify=self.notify)
+        self.guard = LossGuard(every_step=checks_losses_every_step(self.device, eager))
         self.loader = UnpairedLoader.from_config(
             cfg, *sources, on_bad_image=self._bad_image, pin_memory=self.device.type == "cuda",
             rank=self.dist.rank, world_size=self.dist.world_size,
@@ -310,8 +282,9 @@ class Trainer:
             while self.step < iterations and self.stop.reason is None:
                 self._iterate()
                 bar.update(1)
-                bar.set_postfix(D=f"{self.losses['Discriminator_loss']:.3f}",
-                                G=f"{self.losses['Generator_loss']:.3f}", refresh=False)  # fmt: skip
+                if self.losses:  # the last losses read (every step, or at each log on the fast path)
+                    bar.set_postfix(D=f"{self.losses['Discriminator_loss']:.3f}",
+                                    G=f"{self.losses['Generator_loss']:.3f}", refresh=False)  # fmt: skip
                 self._after_step(self.step == iterations)
         finally:
             bar.close()
@@ -319,16 +292,22 @@ class Trainer:
     def _iterate(self) -> None:
         step = self.step + 1
         real_A, real_B = (t.to(self.device, non_blocking=True) for t in next(self.loader))
-        losses = self.train_step(real_A, real_B, step)
-        values, bad = loss_values(losses)
-        # Every rank stops at the same iteration: when any of them was signalled or saw a NaN.
-        stop, diverged = self.dist.agree([self.stop.reason is not None, bool(bad)], self.device)
+        self.guard.observe(step, self.train_step(real_A, real_B, step))
+        self.step = step
+        if self.dist.enabled:
+            self._agree()
+        elif self.guard.every_step:
+            self._check_losses()
+
+    def _agree(self) -> None:
+        """Every rank stops at the same iteration: when any of them was signalled or saw a NaN."""
+        values, bad_step, bad = self.guard.read()
+        stop, diverged = self.dist.agree([self.stop.reason is not None, bad_step is not None], self.device)
         if diverged:
-            self._diverged(step, f"non-finite loss ({', '.join(bad) or 'on another rank'})")
+            self._diverged(self.step, f"non-finite loss ({', '.join(bad) or 'on another rank'})")
         if stop:
             self.stop.request(self.stop.reason or "SIGTERM")  # a signal that reached another rank
         self.losses = values
-        self.step = step
 
     def _after_step(self, last: bool) -> None:
         """Logging, samples, evaluation and saving, each at its own frequency. None of them changes the
@@ -346,6 +325,14 @@ class Trainer:
             if self.dist.is_main:
                 self._save(step)
 
+    def _check_losses(self) -> None:
+        """Read the losses from the device; stop at the first step that had a non-finite one."""
+        if self.guard.pending:
+            values, bad_step, bad = self.guard.read()
+            if bad_step is not None:
+                self._diverged(bad_step, f"non-finite loss ({', '.join(bad)})")
+            self.losses = values
+
     def _require_finite_weights(self, step: int) -> None:
         bad = nonfinite_parameters(self.model)
         if bad:
@@ -353,17 +340,12 @@ class Trainer:
 
     def _diverged(self, step: int, what: str) -> None:
         self.log.write({"step": step, "event": "diverged", "detail": what})
-        if self.last_checkpoint is None:
-            kept = "no checkpoint had been written yet: start again with a smaller `optim.lr`"
-        else:
-            kept = (f"the last good checkpoint is {self.last_checkpoint}: continue from it with a smaller "
-                    "learning rate through `overrides`")  # fmt: skip
-        message = f"training diverged at step {step}: {what}; nothing of it was saved, {kept}"
-        raise TrainingDiverged(message, checkpoint=self.last_checkpoint, lr=self.config.optim.lr)
+        raise TrainingDiverged.at(step, what, self.last_checkpoint, self.config.optim.lr)
 
     # --- What happens between iterations --------------------------------------------------------------
 
     def _log(self, step: int) -> None:
+        self._check_losses()
         record = {
             "step": step,
             "lr": learning_rate(step, self.config.optim),
@@ -415,6 +397,7 @@ class Trainer:
         checkpoints.prune_checkpoints(self.run_dir, self.config.train.keep_last)
 
     def _write_checkpoint(self, path: Path, step: int) -> None:
+        self._check_losses()
         self._require_finite_weights(step)
         with writing(path, checkpoint=True):
             checkpoints.save_training_checkpoint(
