@@ -143,10 +143,15 @@ def main() -> None:
     data = suite.out / "shapes"
     shutil.rmtree(data, ignore_errors=True)
     suite.run("dataset", [*ugatit, "make-dataset", "shapes", data, "--size", str(size), "--count", "200", "--test-count", "4"], 60)
-    for name, extra in (("train (default: fast path)", []), ("train --eager", ["--eager"])):
-        run_dir = suite.out / ("run-eager" if extra else "run-fast")
+    # The last one: one rank under torchrun, which joins an NCCL process group and averages its gradients
+    # (trivially, with itself) and agrees on stopping every iteration: what distributed training costs
+    # against the same eager step run plainly.
+    torchrun = [py, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "1", "-m", "ugatit"]
+    for name, launch, extra in (("train (default: fast path)", ugatit, []), ("train --eager", ugatit, ["--eager"]),
+                                ("train under torchrun, 1 rank (NCCL)", torchrun, ["--eager"])):  # fmt: skip
+        run_dir = suite.out / ("run-torchrun" if launch is torchrun else "run-eager" if extra else "run-fast")
         shutil.rmtree(run_dir, ignore_errors=True)
-        piece = suite.run(name, [*ugatit, "train", data, "--out", run_dir, "--light", "--img-size", str(size), *model,
+        piece = suite.run(name, [*launch, "train", data, "--out", run_dir, "--light", "--img-size", str(size), *model,
                                  "--iters", str(iters), "--device", args.device, "--no-progress", "--log-every", "10",
                                  "--sample-every", "0", "--save-every", "0", "--workers", "4", *extra], 120)  # fmt: skip
         piece["measured"] = train_rate(run_dir, skip=iters // 3)

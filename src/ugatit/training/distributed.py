@@ -43,12 +43,15 @@ class RankFailed(UserError):
 
 @dataclass
 class Distributed:
-    """This process's place in a torchrun job. `Distributed.single()` is the one-process case, where every
-    method does nothing, so the trainer calls them unconditionally."""
+    """This process's place in a torchrun job. `Distributed.single()` is a process on its own, where every
+    method does nothing, so the trainer calls them unconditionally. Under torchrun even one rank joins a
+    process group and runs the collectives (with itself): `torchrun --nproc-per-node 1` measures what
+    the distributed path costs."""
 
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    launched: bool = False  # by torchrun
 
     @classmethod
     def single(cls) -> "Distributed":
@@ -64,11 +67,11 @@ class Distributed:
             local = int(os.environ.get("LOCAL_RANK", rank))
         except ValueError:
             raise UserError("RANK, WORLD_SIZE and LOCAL_RANK must be integers (they are set by torchrun)") from None
-        return cls(rank=rank, world_size=world, local_rank=local)
+        return cls(rank=rank, world_size=world, local_rank=local, launched=True)
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        return self.launched
 
     @property
     def is_main(self) -> bool:
