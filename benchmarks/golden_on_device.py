@@ -2,7 +2,7 @@
 
     python benchmarks/golden_on_device.py --device cuda [--precision bf16]
 
-The tests check this on the CPU with SPEC.md's tolerances; this script reports how far another device
+The tests check this on the CPU with the tolerances of docs/faithfulness.md; this script reports how far another device
 (or precision) lands from the official CPU outputs, as a table, without asserting anything. TF32 is
 turned off so that fp32 means fp32 on Ampere and later GPUs.
 """
@@ -51,7 +51,7 @@ def main() -> None:
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
-    print(f"\ngolden iteration on {name} ({args.precision}, torch {torch.__version__}); SPEC.md tolerances: "
+    print(f"\ngolden iteration on {name} ({args.precision}, torch {torch.__version__}); tolerances (docs/faithfulness.md): "
           "loss rel 1e-6, params 2.1e-4, u/v 1e-6 (fp32)\n")  # fmt: skip
     print("| model | step | loss rel | params abs | u/v abs |")
     print("|---|---|---:|---:|---:|")

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Everything worth measuring on a borrowed GPU, in one short run (about 5 minutes on an H100):
-# golden parity on the device, then seconds / FLOPs / peak memory per iteration at 256 px for the
-# light and full models in fp32 and bf16, ours against the official dead work. Tables go to stdout
-# and JSON to ${OUT:-.}; copy the tables into docs/benchmarks.md with the card's name.
-set -euo pipefail
-out="${OUT:-.}"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-python benchmarks/golden_on_device.py --device cuda
-python benchmarks/golden_on_device.py --device cuda --precision bf16
-for model in --light ""; do
-  for precision in fp32 bf16; do
-    python benchmarks/bench_step.py --img-size 256 $model --precision "$precision" --device cuda \
-      --iters 20 --warmup 3 --json "$out/step_256${model}_${precision}.json"
-  done
-done
+# Everything worth measuring on a borrowed GPU, in one run of under 6 minutes on one H100 (340 s budget):
+#
+#     OUT=/some/folder bash benchmarks/gpu_suite.sh            # optional: UGATIT_OFFICIAL=/path/to/UGATIT-pytorch
+#
+# golden parity on the device (fp32, TF32 off; bf16), `ugatit bench` at 256 px (light and full; fp32:
+# official loop, eager, CUDA graph; bf16: eager, CUDA graph), `ugatit train` 300 iterations on 256 px shapes
+# with the default fast path and with --eager, and the official code on the same data when UGATIT_OFFICIAL
+# points at a clone. Each piece has its own time limit and may fail without stopping the others.
+# Results: $OUT/suite.md (tables), $OUT/suite.json (every piece: command, status, time, output, figures),
+# $OUT/bench *.json. Installs nothing; runs this checkout's src/ (the package need not be installed).
+# Extra arguments go to benchmarks/gpu_suite.py (e.g. --quick: toy sizes, to check the plumbing on a CPU).
+set -u
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PYTHONPATH="$here/src${PYTHONPATH:+:$PYTHONPATH}"
+exec "${PYTHON:-python}" "$here/benchmarks/gpu_suite.py" --out "${OUT:-gpu-suite-out}" "$@"

@@ -1,6 +1,6 @@
 """Numerical parity with the official PyTorch code: one training iteration from the golden init_params.
 
-Tolerances are SPEC.md's, which hold between two correct implementations.
+Tolerances hold between two correct implementations; docs/faithfulness.md says why each is what it is.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def test_one_training_iteration_equals_official(golden, official):
             tolerance = 1e-6 if key.endswith(("weight_u", "weight_v")) else 2.1e-4
             assert error <= tolerance, f"{name}.{key}: {error:.3g}"
 
-    # SPEC.md: eval outputs after our own step hold to 1e-3 for light models; for full ones sign flips
+    # docs/faithfulness.md: eval outputs after our own step hold to 1e-3 for light models; for full ones sign flips
     # in the large FC may move the generator by ~5e-3 of the max (measured here: ~1e-6 on CPU).
     assert max_rel_eval_error(model, golden) < (1e-3 if golden["config"]["light"] else 1e-2)
 

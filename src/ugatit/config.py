@@ -35,6 +35,12 @@ class ModelConfig:
     # "normal": N(0, 0.02) for conv/linear weights, zero biases (the paper, the TF code);
     # "pytorch": PyTorch's default init (what the official PyTorch code does).
     init: Literal["normal", "pytorch"] = "normal"
+    # Which networks compute: "official" (the official PyTorch code; the only one we train), "tf" (the
+    # authors' TensorFlow graph, for their checkpoints: see nn/tf_networks.py), "tf-2019-07" (their first
+    # public TF code, which the released selfie2anime checkpoints may come from). Imports set it.
+    variant: Literal["official", "tf", "tf-2019-07"] = "official"
+    # tf variant only: the authors' --smoothing (their default), AdaLIN then uses clip(rho - 0.1, 0, 1).
+    smoothing: bool = True
 
 
 @dataclass
@@ -62,8 +68,11 @@ class OptimConfig:
 
 @dataclass
 class DataConfig:
-    batch_size: int = 1
-    num_workers: int = 2
+    batch_size: int = 1  # per process: the global batch is world_size x batch_size
+    # Processes that train together (torchrun ranks), each drawing its own batch_size images; set by
+    # the launch, not by hand, and recorded so a run says what global batch it trained with.
+    world_size: int = 1
+    num_workers: Optional[int] = None  # None: automatic (ugatit.data.unpaired.default_workers)
     resize_margin: int = 30  # train images are resized to img_size + margin, then randomly cropped
     flip: bool = True
 
@@ -77,6 +86,9 @@ class TrainConfig:
     precision: Literal["fp32", "bf16"] = "fp32"
     channels_last: bool = False
     compile: bool = False
+    # CUDA only: plain eager iterations instead of the fast path (cuDNN autotuning, the iteration as one
+    # CUDA graph, losses checked on the device and read at log/save time). The same updates either way.
+    eager: bool = False
     log_every: int = 10
     sample_every: int = 1000
     save_every: int = 10_000
@@ -103,19 +115,24 @@ class Config:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)
 
     def save(self, path: str | Path) -> None:
-        """Write as YAML or JSON, chosen by the file extension."""
+        """Write as YAML or JSON, chosen by the file extension, atomically: a crash leaves the old file."""
+        from .utils.files import atomic_write
+
         path = Path(path)
         if path.suffix.lower() in (".yaml", ".yml"):
             import yaml
 
-            path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+            text = yaml.safe_dump(self.to_dict(), sort_keys=False)
         else:
-            path.write_text(self.to_json() + "\n")
+            text = self.to_json() + "\n"
+        atomic_write(path, lambda tmp: tmp.write_text(text))
 
     @classmethod
-    def load(cls, path: str | Path, base: "Config | None" = None) -> "Config":
+    def load(cls, path: str | Path, base: "Config | None" = None, *, complete: bool = False) -> "Config":
         """Read a YAML or JSON file; keys it leaves out keep their value in `base` (default: the
-        paper's), so a file holding only `optim: {iterations: N}` changes only that."""
+        paper's), so a file holding only `optim: {iterations: N}` changes only that. `complete=True`
+        is for files that `save` wrote (a run's config.yaml): a missing key means a damaged file, not
+        "the default"."""
         path = Path(path)
         if not path.is_file():
             raise UserError(f"config file not found: {path}")
@@ -132,6 +149,8 @@ class Config:
             data = {}
         if not isinstance(data, dict):
             raise UserError(f"config file {path} must hold a mapping of sections")
+        if complete:
+            _require_every_key(path, data)
         if base is not None:
             merged = base.to_dict()
             for section, values in data.items():
@@ -156,6 +175,7 @@ def check_config(config: Config) -> None:
         "optim.lr": (config.optim.lr, 0),
         "data.batch_size": (config.data.batch_size, 1),
         "data.num_workers": (config.data.num_workers, 0),
+        "data.world_size": (config.data.world_size, 1),
         "train.log_every": (config.train.log_every, 1),
         "train.sample_every": (config.train.sample_every, 0),  # 0: no samples
         "train.save_every": (config.train.save_every, 0),  # 0: only when stopping and at the end
@@ -163,8 +183,11 @@ def check_config(config: Config) -> None:
         "train.eval_every": (config.train.eval_every, 0),
     }
     for key, (value, minimum) in minimums.items():
-        if value < minimum:
+        if value is not None and value < minimum:  # None: automatic
             raise UserError(f"config key `{key}` must be at least {minimum}, got {value}")
+    if config.model.variant != "official":
+        raise UserError(f"config key `model.variant` is {config.model.variant!r}: only the official networks "
+                        "are trained here (imported TF weights are for translation and evaluation)")
 
 
 @dataclass
@@ -185,6 +208,16 @@ class DemoOptions:
     eval_every: int = 100
     progress: bool = True
     force: bool = False
+
+
+def _require_every_key(path: Path, data: dict[str, Any]) -> None:
+    if not data:
+        raise UserError(f"config file {path} is empty")
+    for section, keys in Config().to_dict().items():
+        values = data.get(section)
+        missing = [key for key in keys if not isinstance(values, dict) or key not in values]
+        if missing:
+            raise UserError(f"config file {path} is incomplete (no '{section}.{missing[0]}')")
 
 
 def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:

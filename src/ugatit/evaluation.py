@@ -23,7 +23,7 @@ from .data.images import find_images, load_rgb, to_rgb
 from .data.transforms import eval_transform
 from .domains import DIRECTIONS, reverse, source_and_target
 from .errors import UserError
-from .metrics.features import describe_extractor, extract_features, image_tensor
+from .metrics.features import kid_report, source_features
 from .metrics.groundtruth import GroundTruthMeter
 from .metrics.kid import evaluate_features
 from .nn.model import UGATIT
@@ -75,32 +75,6 @@ def _scene_truth(path: Path) -> Optional[ShapesTruth]:
         return ShapesTruth.from_info(info) if isinstance(info, dict) else None
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise UserError(f"{path} is not a ground-truth description this version can read ({exc!r})") from None
-
-
-# --- KID / FID on images in memory -------------------------------------------------------------------
-
-
-def image_features(images: Sequence[Image.Image], extractor: nn.Module, *, batch_size: int = 50,
-                   device: str | torch.device = "cpu", resize: str = "tf1") -> torch.Tensor:  # fmt: skip
-    size = getattr(extractor, "input_size", None)
-    tensors = (image_tensor(to_rgb(img), size, resize) for img in images)
-    return extract_features(tensors, extractor, batch_size=batch_size, device=device, total=len(images))
-
-
-def kid_report(real: Sequence[Image.Image], fake: Sequence[Image.Image], extractor: nn.Module, *,
-               source: Optional[Sequence[Image.Image]] = None, protocols: Sequence[str] = ("paper", "subsets"),
-               batch_size: int = 50, device: str | torch.device = "cpu", resize: str = "tf1",
-               seed: int = 0, extractor_name: Optional[str] = None) -> dict[str, Any]:  # fmt: skip
-    """KID (chosen protocols), FID and, with `source`, the authors' mean KID of fakes vs real images."""
-    features = {role: image_features(images, extractor, batch_size=batch_size, device=device, resize=resize)
-                for role, images in (("real", real), ("fake", fake), ("source", source)) if images is not None}  # fmt: skip
-    metrics = evaluate_features(features["real"], features["fake"], source=features.get("source"),
-                                protocols=tuple(protocols), seed=seed)  # fmt: skip
-    described = {**describe_extractor(extractor, extractor_name), "resize": resize}
-    for entry in metrics.values():
-        entry.update(feature_extractor=described["name"], weights_sha256=described["weights_sha256"])
-    sets = {role: {"n": len(images)} for role, images in (("real", real), ("fake", fake), ("source", source)) if images is not None}
-    return {"sets": sets, "feature_extractor": described, "metrics": metrics}
 
 
 # --- Ground truth ------------------------------------------------------------------------------------
@@ -188,7 +162,7 @@ def kid_evaluator(test_a: Sequence[Image.Image], test_b: Sequence[Image.Image], 
                   ) -> Callable[[UGATIT, int], dict[str, float]]:  # fmt: skip
     """The training loop's evaluate hook: KID x 100 of both directions on the test split, and their mean
     as `kid` (lower is better; the best checkpoint is kept by it). Real-image features are computed once."""
-    real = {"A": image_features(test_a, extractor, device=device), "B": image_features(test_b, extractor, device=device)}
+    real = {"A": source_features(test_a, extractor, device=device)[0], "B": source_features(test_b, extractor, device=device)[0]}
     images = {"A": list(test_a), "B": list(test_b)}
 
     def evaluate(model: UGATIT, step: int) -> dict[str, float]:
@@ -196,7 +170,7 @@ def kid_evaluator(test_a: Sequence[Image.Image], test_b: Sequence[Image.Image], 
         for direction in DIRECTIONS:
             src, tgt = source_and_target(direction)
             fakes = _translations(model, images[src], direction, batch_size=16)
-            metrics = evaluate_features(real[tgt], image_features(fakes, extractor, device=device),
+            metrics = evaluate_features(real[tgt], source_features(fakes, extractor, device=device)[0],
                                         protocols=(protocol,), fid=False)  # fmt: skip
             result[f"kid_{direction}"] = next(iter(metrics.values()))["value_x100"]
         result["kid"] = sum(result.values()) / len(DIRECTIONS)

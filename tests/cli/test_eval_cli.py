@@ -90,9 +90,9 @@ def test_eval_prints_table_and_writes_json(folders, tmp_path):
     assert report["feature_extractor"]["resize"] == "tf1"
 
     # The CLI reports exactly what the library computes.
-    from ugatit.metrics import evaluate_folders
+    from ugatit.metrics import kid_report
 
-    direct = evaluate_folders(
+    direct = kid_report(
         folders["real"], folders["fake"], load_standin(), source=folders["source"], subsets=10
     )["metrics"]
     for key in ("kid_paper", "kid_subsets", "mean_kid_paper", "fid"):
@@ -127,7 +127,22 @@ def test_offline_without_weights_is_one_line_exit_2(folders, tmp_path):
     assert len(lines) == 1
     expected_path = torch_home / "hub" / "checkpoints" / "pt_inception-2015-12-05-6726825d.pth"
     assert lines[0].startswith("ugatit eval: error: FID Inception weights not found")
-    assert str(expected_path) in lines[0]
+    assert str(expected_path) in lines[0] and "--inception-weights" in lines[0] and "`" not in lines[0]
+
+
+def test_a_feature_extractor_module_in_the_working_directory(folders, tmp_path):
+    """`ugatit eval --feature-extractor mymodule:make` with mymodule.py where the user stands, run through
+    the installed console script (whose import path does not hold the working directory)."""
+    import shutil
+
+    (tmp_path / "mymodule.py").write_text((HERE / "standin_extractor.py").read_text())
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    script = shutil.which("ugatit") or str(Path(sys.executable).with_name("ugatit"))
+    proc = subprocess.run([script, "eval", "--real", str(folders["real"]), "--fake", str(folders["fake"]),
+                           "--feature-extractor", "mymodule:make", "--protocol", "subsets", "--subsets", "5"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "KID" in proc.stdout
 
 
 @pytest.mark.parametrize(
@@ -150,6 +165,39 @@ def test_missing_folder_exit_2(folders, tmp_path):
         "--real", str(tmp_path / "nope"), "--fake", str(folders["fake"]), "--feature-extractor", "standin_extractor:make"
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("fake", ["empty", "one"])
+def test_folders_are_checked_before_the_weights(folders, tmp_path, fake):
+    """An empty or too small --fake folder is named, not the missing Inception weights."""
+    (tmp_path / fake).mkdir()
+    if fake == "one":
+        Image.new("RGB", (8, 8)).save(tmp_path / fake / "x.png")
+    proc = run_cli("--real", str(folders["real"]), "--fake", str(tmp_path / fake),
+                   env_extra={"TORCH_HOME": str(tmp_path / "no-weights")})  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "--fake" in proc.stderr and "Inception" not in proc.stderr
+    assert ("no images found" if fake == "empty" else "at least 2 images") in proc.stderr
+
+
+@pytest.mark.parametrize("content", ["text", "truncated", "objects"])
+def test_a_file_that_is_not_the_inception_weights_says_what_it_is(folders, tmp_path, content):
+    import torch
+
+    path = tmp_path / "w.pth"
+    if content == "text":
+        path.write_text("these are not weights\n")
+    else:
+        torch.save({"x": torch.zeros(100)} if content == "truncated" else {"x": Path("somewhere")}, path)
+        if content == "truncated":
+            path.write_bytes(path.read_bytes()[:300])
+    proc = run_cli("--real", str(folders["real"]), "--fake", str(folders["fake"]), "--inception-weights", str(path))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    line = proc.stderr.strip()
+    assert len(line.splitlines()) == 1 and str(path) in line and "not the FID Inception weights file" in line
+    assert "weights_only" not in line and "miniz" not in line and "file an issue" not in line
+    expected = {"text": "a text file", "truncated": "truncated", "objects": "never unpickled"}[content]
+    assert expected in line
 
 
 def test_a_missing_folder_is_reported_before_any_weights_are_looked_for(tmp_path):

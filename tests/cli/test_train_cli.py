@@ -218,13 +218,38 @@ def test_unwritable_output_directory(data, config_file, tmp_path):
     assert_one_line_error(result, "cannot write to the run directory")
 
 
+def test_a_refused_run_leaves_no_folder(data, config_file, tmp_path):
+    assert_one_line_error(ugatit(data, "--config", config_file, "--img-size", 17, "--out", tmp_path / "odd"),
+                          "multiple of 4", "--img-size")  # fmt: skip
+    assert_one_line_error(ugatit(data, "--out", tmp_path / "fresh", "--resume"), "nothing to resume")
+    assert not (tmp_path / "odd").exists() and not (tmp_path / "fresh").exists()
+
+
+def test_without_tensorboard_the_run_says_so(data, config_file, tmp_path):
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text("import sys\nsys.modules['tensorboard'] = None  # as if not installed\n")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(hide), os.environ.get("PYTHONPATH", "")]))
+    result = subprocess.run([sys.executable, "-m", "ugatit", "train", str(data), "--config", str(config_file),
+                             "--iters", "1", "--out", str(tmp_path / "run"), "--no-progress"],
+                            capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "no tensorboard/: tensorboard is not installed" in result.stderr and "pip install tensorboard" in result.stderr
+    assert "tensorboard/" not in result.stderr.split("writing to", 1)[1].splitlines()[0]
+    assert not (tmp_path / "run" / "tensorboard").exists()
+
+
 def test_resume_errors(trained_run, data, tmp_path):
     assert_one_line_error(ugatit(data, "--out", tmp_path / "fresh", "--resume"), "nothing to resume")
     damaged = tmp_path / "damaged"
     shutil.copytree(trained_run, damaged)
-    latest = damaged / "checkpoints" / "step_00000006.pt"
-    latest.write_bytes(latest.read_bytes()[:5000])
-    assert_one_line_error(ugatit(data, "--out", damaged, "--resume", "--no-progress"), "cannot read checkpoint", "step_00000006.pt")
+    # A damaged newest checkpoint is passed over for the one before it (tests/cli/test_faults_cli.py);
+    # with every one damaged there is nothing to resume from.
+    for step in (4, 6):
+        checkpoint = damaged / "checkpoints" / f"step_{step:08d}.pt"
+        checkpoint.write_bytes(checkpoint.read_bytes()[:5000])
+    assert_one_line_error(ugatit(data, "--out", damaged, "--resume", "--no-progress"), "none of the 2 checkpoints",
+                          "cannot read checkpoint", "step_00000006.pt")  # fmt: skip
 
 
 def test_library_terms_come_out_as_flags(trained_run, data, config_file, tmp_path):

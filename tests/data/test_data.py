@@ -17,15 +17,14 @@ from ugatit.data import (
     BadImageError,
     BadImageWarning,
     FileSource,
-    ImageFolderDataset,
     MemorySource,
     UnpairedLoader,
     as_source,
-    eval_batches,
     eval_transform,
     find_images,
     load_rgb,
     resolve_domains,
+    sized_batches,
     tensor_to_uint8,
     to_pil,
     to_rgb,
@@ -511,6 +510,26 @@ def test_loader_argument_validation() -> None:
             UnpairedLoader(images, images, **{"img_size": 4, **bad})
 
 
+def test_ranks_deal_out_the_stream_of_one_process() -> None:
+    """2 ranks x batch 1 see what one process x batch 2 sees, batch for batch, and share its position."""
+    a, b = [noise_image(k) for k in range(5)], [noise_image(50 + k) for k in range(3)]
+    whole = UnpairedLoader(a, b, img_size=8, batch_size=2, seed=3)
+    ranks = [UnpairedLoader(a, b, img_size=8, batch_size=1, seed=3, rank=r, world_size=2) for r in range(2)]
+    for _ in range(5):  # across epoch boundaries of both domains
+        real_a, real_b = next(whole)
+        parts = [next(loader) for loader in ranks]
+        assert torch.equal(real_a, torch.cat([p[0] for p in parts])) and torch.equal(real_b, torch.cat([p[1] for p in parts]))
+    positions = [{k: v for k, v in loader.state_dict().items() if k in "AB"} for loader in (whole, *ranks)]
+    assert positions[0] == positions[1] == positions[2]
+    resumed = UnpairedLoader(a, b, img_size=8, batch_size=1, seed=3, rank=1, world_size=2)
+    resumed.load_state_dict(ranks[1].state_dict())
+    assert torch.equal(next(resumed)[0], next(ranks[1])[0])
+    with pytest.warns(UserWarning, match="dealt out as 2 processes x batch 1 and now as 1 x 1"):
+        UnpairedLoader(a, b, img_size=8, batch_size=1, seed=3).load_state_dict(ranks[0].state_dict())
+    with pytest.raises(UserError, match="rank must be in"):
+        UnpairedLoader(a, b, img_size=8, rank=2, world_size=2)
+
+
 def test_loader_from_config() -> None:
     config = Config()
     config.model.img_size = 8
@@ -528,28 +547,47 @@ def test_loader_from_config() -> None:
 # ----------------------------------------------------------------------------------------------
 
 
-def test_image_folder_dataset_is_ordered(tmp_path: Path) -> None:
+def test_inference_loader_is_ordered(tmp_path: Path) -> None:
     for name in ("b.png", "a.jpg", "sub/c.PNG"):
         save_png(noise_image(len(name), (9, 13)), tmp_path / name)
-    dataset = ImageFolderDataset(tmp_path, img_size=6)
-    assert len(dataset) == 3
-    names = [dataset[i][1] for i in range(3)]
-    assert names == [str(tmp_path / n) for n in ("a.jpg", "b.png", "sub/c.PNG")]
-    assert dataset[0][0].shape == (3, 6, 6)
-    assert torch.equal(dataset[1][0], eval_transform(load_rgb(tmp_path / "b.png"), 6))
+    (batch,) = list(sized_batches(tmp_path, img_size=6, batch_size=8, keep_images=True))
+    assert len(batch) == 3 and batch.indices == [0, 1, 2]
+    assert batch.names == [str(tmp_path / n) for n in ("a.jpg", "b.png", "sub/c.PNG")]
+    assert batch.stacked().shape == (3, 3, 6, 6)
+    assert torch.equal(batch.tensors[1], eval_transform(load_rgb(tmp_path / "b.png"), 6))
+    # the decoded originals, unresized
+    assert [np.asarray(img).shape for img in batch.images] == [np.asarray(load_rgb(name)).shape for name in batch.names]
+    assert batch.images[0].size != (6, 6)
 
 
 @pytest.mark.parametrize("num_workers", [0, 2])
-def test_eval_batches_skip_and_report_bad_files(tmp_path: Path, num_workers: int) -> None:
+def test_inference_loader_skips_and_reports_bad_files(tmp_path: Path, num_workers: int) -> None:
     for k in range(3):
         save_png(noise_image(k), tmp_path / f"{k}.png")
     bad = make_bad_files(tmp_path / "zz")
     reports: list[str] = []
-    batches = list(eval_batches(tmp_path, img_size=4, batch_size=2, num_workers=num_workers,
-                                on_bad_image=lambda name, reason: reports.append(name)))
-    names = [name for _, batch_names in batches for name in batch_names]
+    batches = list(sized_batches(tmp_path, img_size=4, batch_size=2, num_workers=num_workers,
+                                 on_bad_image=lambda name, reason: reports.append(name)))
+    names = [name for batch in batches for name in batch.names]
     assert names == [str(tmp_path / f"{k}.png") for k in range(3)]
-    assert all(images.shape[1:] == (3, 4, 4) and images.shape[0] == len(n) for images, n in batches)
+    assert all(b.stacked().shape[1:] == (3, 4, 4) and b.stacked().shape[0] == len(b.names) for b in batches if len(b))
     assert sorted(reports) == sorted(str(p) for p in bad.values())
+    # every position is accounted for, translated or skipped
+    assert sorted(i for b in batches for i in [*b.indices, *(s[0] for s in b.skipped)]) == list(range(3 + len(bad)))
     with pytest.raises(BadImageError):
-        ImageFolderDataset(list(bad.values()), img_size=4)[0]
+        next(sized_batches(list(bad.values()), img_size=4, strict=True))
+
+
+def test_loader_workers_default_to_enough_for_a_gpu(monkeypatch) -> None:
+    """Unset `data.num_workers`: two on the CPU; on a GPU up to six (60 it/s needs ~120 crops a second,
+    50-120 per process, fewer on shared cores: docs/benchmarks.md), leaving two cores to training."""
+    from ugatit.data import unpaired
+
+    assert Config().data.num_workers is None
+    assert unpaired.default_workers(gpu=False) == 2
+    for cores, expected in ((2, 2), (6, 4), (16, 6), (None, 2)):
+        monkeypatch.setattr(unpaired.os, "cpu_count", lambda cores=cores: cores)
+        assert unpaired.default_workers(gpu=True) == expected
+    loader = UnpairedLoader.from_config(Config(), [noise_image(0)], [noise_image(1)], pin_memory=False)
+    assert loader.num_workers == 2
+    loader.close()

@@ -94,6 +94,17 @@ def test_loads_strict_and_returns_pool3_features(weights_file):
     assert not torch.allclose(feats[0], feats[1])
 
 
+def test_the_report_names_what_ran(weights_file):
+    """Only the network with the FID weights calls itself the FID Inception."""
+    from ugatit.metrics.features import describe_extractor
+
+    untrained = describe_extractor(FIDInceptionV3())
+    assert "untrained" in untrained["name"] and "FID Inception" not in untrained["name"]
+    assert untrained["weights_sha256"] is None
+    loaded = describe_extractor(load_fid_inception(weights_file)[0])
+    assert loaded["name"].startswith("FID Inception-v3 (TF 2015-12-05 graph)") and loaded["weights_sha256"]
+
+
 def test_input_conventions_agree(weights_file):
     model, _ = load_fid_inception(weights_file)
     pm1 = FIDInceptionV3(input_range="-1,1")
@@ -166,7 +177,7 @@ def test_offline_without_weights_says_where_to_put_the_file(tmp_path, monkeypatc
     assert "\n" not in message
     assert WEIGHTS_URL in message
     assert str(tmp_path / "hub" / "checkpoints" / WEIGHTS_FILENAME) in message
-    assert "--inception-weights" in message
+    assert "`weights`" in message  # the library's term; the CLI says --inception-weights (tests/cli)
 
 
 def test_image_tensor_resize_modes():

@@ -144,18 +144,7 @@ def test_in_memory_images_train_like_folders(tmp_path):
 
 def assert_same(a, b, where: str = "") -> None:
     """Recursive equality of checkpoint contents; tensors bit for bit."""
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for key in a:
-            assert_same(a[key], b[key], f"{where}.{key}")
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_same(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, where
+    assert checkpoints.state_differences({"x": a}, {"x": b}, keys=("x",)) == [], where
 
 
 def random_kid(model, step: int) -> dict:
@@ -356,3 +345,13 @@ def test_bad_images_are_reported_once_and_skipped(tmp_path):
     assert any("01.png" in m for m in bad) and any("zz_truncated.png" in m for m in bad)
     events = [r for r in log_records(tmp_path / "run") if r.get("event") == "bad_image"]
     assert sorted(Path(e["name"]).name for e in events) == ["01.png", "zz_truncated.png"]
+
+
+def test_losses_read_only_at_log_and_save_time_still_stop_before_a_bad_save(dataset, tmp_path, monkeypatch):
+    """The fast CUDA path reads the losses only when it logs or saves (no host sync per step); here on the
+    CPU: a NaN at step 3 is found at the step-4 save, which is not written, and the message names step 3."""
+    monkeypatch.setattr(training.trainer, "checks_losses_every_step", lambda device, eager: False)
+    poison_step(monkeypatch, at_step=3)
+    with pytest.raises(TrainingDiverged, match=r"step 3: non-finite loss \(G_recon_loss_A=nan, Generator_loss=inf\)"):
+        run(dataset, tmp_path / "run", tiny_config(save_every=2, keep_last=0, log_every=100))
+    assert [p.name for p in checkpoints.list_checkpoints(tmp_path / "run")] == ["step_00000002.pt"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import re
 import sys
 from collections.abc import Mapping
@@ -18,7 +19,8 @@ from collections.abc import Mapping
 from ..errors import UserError
 
 #: The subcommands, in the order `ugatit --help` lists them; each is the module cli/<name>.py.
-SUBCOMMANDS = ("demo", "train", "translate", "eval", "make-dataset")
+SUBCOMMANDS = ("demo", "train", "translate", "serve", "eval", "convert", "export", "make-dataset", "check-data",
+               "bench")
 
 _TERM = re.compile(r"`([A-Za-z_][\w.]*)(?:=([^`]*))?`")
 
@@ -42,6 +44,16 @@ def reword(message: str, flags: Mapping[str, str]) -> str:
     return _TERM.sub(replace, message)
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default where it says something: not for required options, flags that are
+    off unless given, or options without a default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.required or action.default in (None, False, argparse.SUPPRESS):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
@@ -57,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
             name,
             help=module.HELP,
             description=module.__doc__,
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+            formatter_class=HelpFormatter,
         )
         module.add_arguments(p)
         p.set_defaults(_run=module.run, _flags=getattr(module, "FLAGS", {}))
@@ -66,14 +78,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args._argv = argv  # what a command that relaunches itself (train --nproc) passes on
+    # Under torchrun every rank runs this: rank 0 speaks for the job, the others name themselves.
+    rank = os.environ.get("RANK") if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
+    name = f"ugatit {args.command}" + (f" [rank {rank}]" if rank not in (None, "0") else "")
     try:
         return int(args._run(args) or 0)
     except UserError as exc:
-        print(f"ugatit {args.command}: error: {reword(str(exc), args._flags)}", file=sys.stderr)
+        print(f"{name}: error: {reword(str(exc), args._flags)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"ugatit {args.command}: interrupted", file=sys.stderr)
+        print(f"{name}: interrupted", file=sys.stderr)
         return 130
 
 

@@ -21,6 +21,7 @@ import argparse
 import sys
 from typing import Any
 
+from ..domains import DIRECTIONS
 from ..errors import UserError
 from ._types import device_argument, positive_int
 
@@ -38,9 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--real", metavar="DIR", help="real images of the target domain")
     parser.add_argument("--fake", metavar="DIR", help="translated images (into the target domain)")
     parser.add_argument("--checkpoint", metavar="PATH", help="instead of --real/--fake: a model (run directory, "
-                        "checkpoint, export or official .pt) to translate the test split of --data with")
+                        "checkpoint, export, official .pt, PaddleGAN .pdparams or TF checkpoint) to translate the "
+                        "test split of --data with")
     parser.add_argument("--data", metavar="ROOT", help="with --checkpoint: a dataset root with testA and testB")
-    parser.add_argument("--direction", choices=["a2b", "b2a", "both"], default="both",
+    parser.add_argument("--direction", choices=[*DIRECTIONS, "both"], default="both",
                         help="with --checkpoint: which translations to measure")
     parser.add_argument("--save-translations", metavar="DIR",
                         help="with --checkpoint: also write the translations as PNG under DIR/<direction>/")
@@ -89,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..utils.files import write_json
-    from ..metrics.features import evaluate_folders
+    from ..metrics.features import kid_report
     from ..utils.device import resolve_device
 
     device = resolve_device(args.device)
@@ -97,12 +99,10 @@ def run(args: argparse.Namespace) -> int:
         return _run_checkpoint(args, device)
     if not (args.real and args.fake):
         raise UserError("give --real DIR and --fake DIR, or --checkpoint PATH and --data ROOT")
-    for flag, folder in (("--real", args.real), ("--fake", args.fake), ("--source", args.source)):
-        if folder is not None and not Path(folder).is_dir():  # before loading (or downloading) weights
-            raise UserError(f"{flag} folder not found: {folder}")
-    extractor, extractor_name = _extractor(args, device)
     protocols = ("paper", "subsets") if args.protocol == "both" else (args.protocol,)
-    report = evaluate_folders(
+    _check_folders(args, protocols)  # before loading (or downloading) weights
+    extractor, extractor_name = _extractor(args, device)
+    report = kid_report(
         args.real,
         args.fake,
         extractor,
@@ -123,6 +123,31 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(f"wrote {write_json(report, Path(args.json))}")
     return 0
+
+
+def _check_folders(args: argparse.Namespace, protocols: tuple[str, ...]) -> None:
+    """Each folder exists and holds images, in numbers the protocols can measure."""
+    from pathlib import Path
+
+    from ..data.images import find_images
+    from ..metrics.kid import check_set_sizes
+
+    counts = {}
+    for flag, folder in (("--real", args.real), ("--fake", args.fake), ("--source", args.source)):
+        if folder is None:
+            continue
+        if not Path(folder).is_dir():
+            raise UserError(f"{flag} folder not found: {folder}")
+        try:
+            counts[flag] = len(find_images(folder))
+        except UserError as exc:
+            raise UserError(f"{flag}: {exc}") from None
+    for compared in ("--real", "--source"):  # the fakes are measured against each
+        if compared in counts:
+            try:
+                check_set_sizes(counts[compared], counts["--fake"], protocols, args.block_size)
+            except UserError as exc:
+                raise UserError(f"{compared} and --fake: {exc}") from None
 
 
 def _extractor(args: argparse.Namespace, device: Any) -> tuple[Any, Any]:

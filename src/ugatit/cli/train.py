@@ -9,13 +9,21 @@ samples/, checkpoints/ (the newest --keep-last) and, when the run completes, exp
 for `ugatit translate`). Ctrl-C or SIGTERM finishes the current iteration, saves a checkpoint and exits
 (130 / 143); a second Ctrl-C aborts at once. --resume continues the latest checkpoint exactly: the
 checkpoint's settings are kept, except --iters and how the run executes (device, precision, workers,
-frequencies, --keep-last, --channels-last, --compile).
+frequencies, --keep-last, --channels-last, --compile, --eager). --override KEY=VALUE changes an optimiser or
+loss setting of a resumed run on the record (log.jsonl, config.yaml), e.g. `--resume --override
+lr=5e-5` to continue a run that diverged. --init-from starts a new run from imported weights of the
+official architecture (an official PyTorch checkpoint, PaddleGAN .pdparams, one of our checkpoints or
+exports) to fine-tune them on DATA: the model's architecture comes from that file (a light model may
+train at another --img-size); networks it lacks (the discriminators of a generator-only file) start from
+the paper's init. Image files are checked before training (see `ugatit check-data`); one trainer at a
+time may use a run directory; a full disk stops the run with the last good checkpoint named.
 """
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +48,7 @@ CONFIG_FLAGS = {
     "--seed": "train.seed",
     "--channels-last": "train.channels_last",
     "--compile": "train.compile",
+    "--eager": "train.eager",
     "--log-every": "train.log_every",
     "--sample-every": "train.sample_every",
     "--save-every": "train.save_every",
@@ -55,6 +64,7 @@ FLAGS = {
     "run_dir": "output folder (--out)",
     "weights": "--inception-weights",
     "feature_extractor": "--feature-extractor",
+    "overrides": "--override",
 }
 
 
@@ -66,17 +76,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("data", nargs="?", default=unset, metavar="DATA", help="dataset folder with trainA/ and trainB/ (+ testA/, testB/)")
     data.add_argument("--domain-a", default=unset, metavar="DIR", help="folder of domain A images (instead of DATA)")
     data.add_argument("--domain-b", default=unset, metavar="DIR", help="folder of domain B images (instead of DATA)")
-    data.add_argument("--workers", type=non_negative_int, default=unset, metavar="N", help="data loading processes (default 2)")
+    data.add_argument("--workers", type=non_negative_int, default=unset, metavar="N", help="data loading processes (default: 2, or up to 6 when training on CUDA: enough for 60 it/s)")
 
     run = parser.add_argument_group("run")
     run.add_argument("--out", default=unset, metavar="RUN_DIR", help="run directory (default: runs/<dataset name>)")
     run.add_argument("--config", default=unset, metavar="FILE", help="YAML or JSON config; flags given override it")
     run.add_argument("--resume", action="store_true", default=unset, help="continue the latest checkpoint in the run directory")
+    run.add_argument("--override", action="append", default=unset, metavar="KEY=VALUE",
+                     help="with --resume: change an optimiser or loss setting of the run, recorded in log.jsonl "
+                     "and config.yaml (KEY: a flag such as lr, or a config key such as optim.lr or loss.cam_weight)")
+    run.add_argument("--init-from", default=unset, metavar="SRC", help="start a new run from these weights (official "
+                     "PyTorch, PaddleGAN .pdparams, ours); the architecture comes from SRC")  # fmt: skip
     run.add_argument("--iters", type=positive_int, default=unset, metavar="N", help="total iterations (paper: 1000000)")
+    run.add_argument("--nproc", type=positive_int, default=unset, metavar="N", help="train on N processes of this "
+                     "machine (torchrun --standalone; N GPUs, or N CPU processes), each with --batch-size images: "
+                     "the global batch is N x --batch-size; see docs/distributed.md")  # fmt: skip
     device_argument(run, default=unset)
     run.add_argument("--precision", choices=["fp32", "bf16"], default=unset, help="compute precision (default fp32)")
     run.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=unset, help="channels-last memory layout")
     run.add_argument("--compile", action=argparse.BooleanOptionalAction, default=unset, help="torch.compile the networks")
+    run.add_argument("--eager", action=argparse.BooleanOptionalAction, default=unset,
+                     help="CUDA: plain eager iterations, without the fast path (cuDNN autotuning, one CUDA graph "
+                     "per iteration, losses read at log/save time); the same updates either way")
     run.add_argument("--seed", type=int, default=unset, help="seed of the weights and the data order (default 0)")
     run.add_argument("--log-every", type=positive_int, default=unset, metavar="N", help="log.jsonl/TensorBoard period (default 10)")
     run.add_argument("--sample-every", type=non_negative_int, default=unset, metavar="N", help="sample grid period, 0: none (default 1000)")
@@ -103,26 +124,117 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import training
+    from ..training.distributed import Distributed, launch_local
+    from ..utils.console import notify
+    from . import reword
+
+    def on_message(text: str) -> None:  # library notices in this command line's terms
+        notify(reword(text, FLAGS))
 
     given = vars(args)  # only the options the user typed (see add_arguments)
+    dist = Distributed.from_environment()
+    if given.get("nproc", 1) > 1 and not dist.enabled:  # relaunch on N processes; inside them, train
+        _data_folders(given)  # a mistyped folder fails here, once, not in every rank
+        return launch_local(given["nproc"], ["train", *_without_nproc(args._argv[1:])])
     folders = _data_folders(given)
     out = Path(given["out"]) if "out" in given else Path("runs") / folders["name"]
     resume = given.get("resume", False)
-    config = _build_config(given, out, resume)
-    evaluate = _kid_evaluator(given, folders, config) if config.train.eval_every else None
-    result = training.train(
-        config,
-        folders["trainA"],
-        folders["trainB"],
-        out,
-        test_a=folders.get("testA"),
-        test_b=folders.get("testB"),
-        resume=resume,
-        progress=not given.get("no_progress", False),
-        evaluate=evaluate,
-    )
-    _print_summary(result, given)
+    overrides = _overrides(given.get("override", []))
+    config = _build_config(given, out, resume, on_message)
+    init = _init_weights(given, resume)
+    if init is not None:
+        config = config.replace(model=_imported_model(config.model, init))
+        others = "from the file" if init.has_discriminators else "from the paper's init (the file has none)"
+        on_message(f"starting from {init.kind} {given['init_from']}; discriminators {others}")
+    evaluate = _kid_evaluator(given, folders, config) if config.train.eval_every and dist.is_main else None
+    try:
+        result = training.train(
+            config,
+            folders["trainA"],
+            folders["trainB"],
+            out,
+            test_a=folders.get("testA"),
+            test_b=folders.get("testB"),
+            resume=resume,
+            overrides=overrides,
+            progress=not given.get("no_progress", False),
+            evaluate=evaluate,
+            on_message=on_message,
+            init_weights=init.networks if init is not None else None,
+        )
+    except UserError as exc:
+        if dist.is_main:
+            _print_way_on(exc, given, out)
+        raise
+    if dist.is_main:
+        _print_summary(result, given)
     return result.exit_code
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            kept.append(arg)
+    return kept
+
+
+def _overrides(texts: list[str]) -> dict[str, Any]:
+    """--override KEY=VALUE, ... as {"optim.lr": value}: KEY is a config key or a flag's name (lr, --lr);
+    VALUE is read as YAML (numbers, true/false), the config checks its type."""
+    import yaml
+
+    found: dict[str, Any] = {}
+    for text in texts:
+        key, sep, value = text.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UserError(f"--override takes KEY=VALUE (e.g. lr=5e-5), got {text!r}")
+        flag = key if key.startswith("--") else f"--{key}"
+        key = CONFIG_FLAGS.get(flag, key)
+        try:
+            found[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            found[key] = value
+    return found
+
+
+def _init_weights(given: dict[str, Any], resume: bool):
+    if "init_from" not in given:
+        return None
+    if resume:
+        raise UserError("--init-from starts a new run and --resume continues one: give only one of them")
+    from ..weights.loading import read_weights
+
+    weights = read_weights(given["init_from"])
+    if weights.config.model.variant != "official":
+        raise UserError(f"--init-from {given['init_from']}: a {weights.kind} runs the authors' TF networks "
+                        f"(variant {weights.config.model.variant}), which are not trained here; official PyTorch "
+                        "or PaddleGAN weights can be")  # fmt: skip
+    return weights
+
+
+def _imported_model(model, weights):
+    """The run's model section: the imported architecture. Values set away from the paper's by a flag or
+    --config must agree with it, except the size of a light model, which trains at any size."""
+    from dataclasses import replace
+
+    from ..config import ModelConfig
+
+    imported, paper = weights.config.model, ModelConfig()
+    keys = ("light", "ch", "n_res") + (() if imported.light else ("img_size",))
+    for key in keys:
+        value = getattr(model, key)
+        if value != getattr(paper, key) and value != getattr(imported, key):
+            raise UserError(f"`model.{key}` is {value}, but --init-from {weights.path} holds a model with "
+                            f"{key}={getattr(imported, key)}")  # fmt: skip
+    img_size = model.img_size if imported.light else imported.img_size
+    depths = {} if weights.has_discriminators else {"n_layers_global": None, "n_layers_local": None}
+    return replace(imported, img_size=img_size, init=model.init, **depths)
 
 
 def _kid_evaluator(given: dict[str, Any], folders: dict[str, Any], config):
@@ -168,14 +280,14 @@ def _data_folders(given: dict[str, Any]) -> dict[str, Any]:
     return {"trainA": train_a, "trainB": train_b, "name": name}
 
 
-def _build_config(given: dict[str, Any], out: Path, resume: bool):
+def _build_config(given: dict[str, Any], out: Path, resume: bool, on_message):
     """The paper's config (a resumed run: the run's own), then the --config file's keys, then flags."""
     from dataclasses import replace
 
     from ..config import Config
     from ..training.resume import saved_run_config
 
-    config = (saved_run_config(out) if resume else None) or Config()
+    config = (saved_run_config(out, on_message) if resume else None) or Config()
     if "config" in given:
         config = Config.load(Path(given["config"]), base=config)
     sections = {name: getattr(config, name) for name in ("model", "loss", "optim", "data", "train")}
@@ -203,6 +315,22 @@ def _print_summary(result, given: dict[str, Any]) -> None:
     print(f"  log:        {result.log}")
     if result.tensorboard is not None:
         print(f"  tensorboard --logdir {result.tensorboard}")
+
+
+def _print_way_on(error: UserError, given: dict[str, Any], out: Path) -> None:
+    """After a run stopped by a divergence or a full disk: the command that continues it, on stdout (the
+    error itself is the one line on stderr)."""
+    from ..training import TrainingDiverged
+    from ..training.storage import RunWriteError
+
+    if not isinstance(error, (TrainingDiverged, RunWriteError)) or error.checkpoint is None:
+        return
+    command = f"ugatit train {_data_arguments(given)} --out {shlex.quote(str(out))} --resume"
+    if isinstance(error, TrainingDiverged):
+        lr = f"{error.lr / 2:g}" if error.lr else "X"
+        print(f"continue from {error.checkpoint} with a smaller learning rate: {command} --override lr={lr}")
+    else:
+        print(f"once there is space, continue from {error.checkpoint} with: {command}")
 
 
 def _data_arguments(given: dict[str, Any]) -> str:

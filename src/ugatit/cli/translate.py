@@ -7,8 +7,15 @@ trained size. Output folder: OUT/NAME.png for input NAME.ext (sub-folders kept; 
 OUT/NAME_attention.png with --attention (the generator's attention heatmap over the input),
 OUT/index.html showing input, output and attention side by side, and the input thumbnails it shows in
 OUT/.thumbnails/. Files that cannot be read are reported and skipped. The checkpoint may be a run
-folder (its latest checkpoint), a training checkpoint (.pt), an export (.safetensors) or an official
-U-GAT-IT checkpoint (.pt).
+folder (its latest checkpoint), a training checkpoint (.pt), an export (.safetensors), an official
+U-GAT-IT checkpoint (.pt), PaddleGAN weights (.pdparams) or the authors' TensorFlow checkpoint (its
+folder or prefix); see docs/weights.md. A light model from PaddleGAN or TF runs at 256 px unless --size
+says otherwise (those files do not record the size).
+
+--face-crop (needs the faces extra, OpenCV): each image is cut to a square around its largest face
+(OpenCV's bundled Haar cascade; the square is twice the face box, so hair and chin are in), and that square
+is translated; the index shows the face box and the square on each input. Images without a face are
+translated whole, and named on stderr.
 """
 
 from __future__ import annotations
@@ -16,8 +23,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..domains import DIRECTIONS
 from ..errors import UserError
-from ._types import device_argument, positive_int
+from ._types import checkpoint_argument, device_argument, positive_int
 
 #: How library errors' terms read on this command line (see `ugatit.cli.reword`).
 FLAGS = {"device": "--device", "size": "--size", "direction": "--direction", "batch_size": "--batch-size"}
@@ -26,10 +34,7 @@ HELP = "translate images or folders with a trained model (any size; optional att
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--checkpoint", required=True, metavar="PATH",
-        help="run folder, training checkpoint (.pt), export (.safetensors) or official checkpoint (.pt)",
-    )  # fmt: skip
+    checkpoint_argument(parser)
     parser.add_argument(
         "--input", required=True, metavar="FILE_OR_DIR", help="an image, or a folder searched recursively"
     )
@@ -38,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="output folder (created; must not be the input folder or inside it)",
     )  # fmt: skip
     parser.add_argument(
-        "--direction", choices=["a2b", "b2a"], default="a2b",
+        "--direction", choices=DIRECTIONS, default="a2b",
         help="a2b translates domain A images with genA2B, b2a domain B images with genB2A",
     )  # fmt: skip
     parser.add_argument(
@@ -51,48 +56,61 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--size", type=positive_int, metavar="N",
         help="light models only: run at N x N px (a multiple of 4, at least 32) instead of the trained size",
     )  # fmt: skip
+    parser.add_argument(
+        "--face-crop", action="store_true",
+        help="translate a square around each image's largest face (as selfie2anime data is framed); "
+             "whole images where no face is found",
+    )  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
 def run(args: argparse.Namespace) -> int:
     input_path, output_dir = Path(args.input), Path(args.output)
     # Mistyped paths fail before torch is imported and long before a large model is loaded.
-    if not Path(args.checkpoint).exists():
+    from ..utils.files import path_exists
+
+    if not path_exists(args.checkpoint):
         raise UserError(f"checkpoint not found: {args.checkpoint}")
     if not input_path.exists():
         raise UserError(f"input not found: {input_path}")
 
-    import sys
-
-    from tqdm import tqdm
-
+    from ..utils.console import notify
     from ..weights import load_model
     from ..utils.device import resolve_device
     from ..translate import INDEX_NAME, check_output_dir, translate_folder
 
     check_output_dir(output_dir, input_path)
+    if args.face_crop:
+        from ..translate.faces import check_face_detector
+
+        check_face_detector()  # before the model: a missing OpenCV should not cost a long load
     device = resolve_device(args.device)
     model, _ = load_model(args.checkpoint, device=device)
 
     def report_skip(path: Path, reason: str) -> None:
-        tqdm.write(f"skipped {path}: {reason}", file=sys.stderr)  # keeps the progress bar intact
+        notify(f"skipped {path}: {reason}")
 
+    # A folder's unreadable files are named as they are met; a single file's reason is the error itself.
     results = translate_folder(
         model, input_path, output_dir, args.direction, attention=args.attention,
-        batch_size=args.batch_size, size=args.size, progress=not args.no_progress, on_skip=report_skip,
-        notes=[f"Checkpoint: {args.checkpoint}."],
+        batch_size=args.batch_size, size=args.size, progress=not args.no_progress,
+        on_skip=report_skip if input_path.is_dir() else None, notes=[f"Checkpoint: {args.checkpoint}."],
+        face_crop=args.face_crop,
     )  # fmt: skip
     done = [r for r in results if r.ok]
+    for r in done:
+        if args.face_crop and r.face is None:
+            notify(f"no face found in {r.source}: translated the whole image")
     skipped = [r for r in results if not r.ok]
     if not done:
-        if len(skipped) == 1:
-            raise UserError(f"nothing translated: cannot read image {skipped[0].source}: {skipped[0].error}")
-        raise UserError(f"nothing translated: none of the {len(skipped)} input files could be read (see above)")
+        if not input_path.is_dir():
+            raise UserError(f"cannot read image {skipped[0].source}: {skipped[0].error}")
+        first = skipped[0]
+        raise UserError(f"nothing translated: none of the {len(skipped)} images in {input_path} could be read "
+                        f"(the first, {first.source}: {first.error})")
     line = f"translated {len(done)} image{'s' if len(done) != 1 else ''} ({args.direction}) into {output_dir}"
     if skipped:
-        line += f"; skipped {len(skipped)} unreadable file{'s' if len(skipped) != 1 else ''}:"
+        line += f"; skipped {len(skipped)} unreadable file{'s' if len(skipped) != 1 else ''} (listed above and in the index)"
     print(line)
-    for r in skipped:
-        print(f"  {r.source}: {r.error}")
     print(f"index: {output_dir / INDEX_NAME}")
     return 0

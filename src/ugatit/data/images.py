@@ -145,7 +145,7 @@ def load_rgb(path: PathLike) -> Image.Image:
     # Pillow's format plugins raise a zoo of types on malformed data (OSError, SyntaxError,
     # ValueError, struct.error, IndexError, DecompressionBombError...); all mean "unusable file".
     except Exception as exc:  # noqa: BLE001
-        raise BadImageError(path, _describe(exc)) from None
+        raise BadImageError(path, describe_failure(exc)) from None
     if rgb.width == 0 or rgb.height == 0:
         raise BadImageError(path, "image has no pixels")
     return rgb
@@ -160,7 +160,8 @@ def _exif_upright(img: Image.Image) -> Image.Image:
         return img.copy()
 
 
-def _describe(exc: BaseException) -> str:
+def describe_failure(exc: BaseException) -> str:
+    """Why Pillow could not read a file, in a few words."""
     if isinstance(exc, UnidentifiedImageError):
         return "not an image, or a format Pillow cannot read"
     if isinstance(exc, FileNotFoundError):
@@ -193,7 +194,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
     try:
         return img.convert("RGB")
     except (ValueError, OSError) as exc:
-        raise BadImageError("<image>", f"unsupported image mode {mode}: {_describe(exc)}") from None
+        raise BadImageError("<image>", f"unsupported image mode {mode}: {describe_failure(exc)}") from None
 
 
 def _composite_on_white(img: Image.Image) -> Image.Image:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
+import signal
 import warnings
 from typing import Any, Iterator, Optional
 
@@ -22,6 +24,17 @@ from .images import BadImageCallback, BadImageError, warn_bad_image
 from .sources import Source, SourceLike, as_source
 from .transforms import train_transform
 
+
+
+def default_workers(gpu: bool) -> int:
+    """Data loading processes when the config leaves it open. For a GPU: enough to feed 60 it/s where
+    the cores exist. One process turns 512 px files into 256 px training crops at ~50 (PNG) to ~120
+    (JPEG) per second on a server core, 30-45 when the cores are shared (benchmarks/bench_loader.py,
+    docs/benchmarks.md), and 60 it/s at batch 1 needs 120: up to six, leaving two cores to the training
+    process. On the CPU the step itself is the bottleneck: two."""
+    if not gpu:
+        return 2
+    return max(2, min(6, (os.cpu_count() or 4) - 2))
 
 
 def _derived_seed(*parts: object) -> int:
@@ -128,6 +141,19 @@ def _pass_through(batch: Any) -> Any:
     return batch
 
 
+def _leave_stop_signals_to_the_main_process(worker_id: int) -> None:
+    """worker_init_fn: SIGINT and SIGTERM are for the main process alone.
+
+    Ctrl-C, `timeout`, systemd and Slurm signal the whole process group. PyTorch's workers die of
+    SIGTERM from anyone but their parent, and the main process then raises "DataLoader worker ... is
+    killed by signal" wherever it is, before it can save. Ignoring both keeps the workers serving until
+    the main process has finished its iteration and saved; it shuts them down itself (and a worker
+    whose parent died exits on its own).
+    """
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 
 class UnpairedLoader:
     """Endless, seeded, resumable batches ``(real_A, real_B)`` of shape (B, 3, img_size, img_size).
@@ -137,6 +163,11 @@ class UnpairedLoader:
     `on_bad_image(name, reason)` (default: a `BadImageWarning`) and replaced by the next file.
     `state_dict()` is the position of the next batch to be handed out; loading it into a new
     loader with the same sources and seed continues bit-identically, whatever `num_workers`.
+
+    With `world_size` > 1 (distributed training) the stream is dealt out in turns: a global batch is
+    `world_size` consecutive batches of `batch_size`, and rank r takes the r-th. So N ranks with batch
+    B see exactly the images (and augmentations) that one process with batch N x B sees, and the
+    position, shared by all ranks, stays that of the whole stream.
     """
 
     def __init__(
@@ -152,7 +183,12 @@ class UnpairedLoader:
         on_bad_image: Optional[BadImageCallback] = None,
         pin_memory: bool = False,
         prefetch_factor: int = 2,
+        rank: int = 0,
+        world_size: int = 1,
     ):
+        require_int("world_size", world_size, minimum=1)
+        if not 0 <= rank < world_size:
+            raise UserError(f"rank must be in [0, {world_size}), got {rank}")
         require_int("img_size", img_size, minimum=1)
         require_int("batch_size", batch_size, minimum=1)
         require_int("num_workers", num_workers, minimum=0)
@@ -166,13 +202,14 @@ class UnpairedLoader:
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.prefetch_factor = prefetch_factor
+        self.rank, self.world_size = rank, world_size
         self.on_bad_image = on_bad_image or warn_bad_image
         streams = [
             _DomainStream(source, domain, self.seed, img_size, margin, flip)
             for domain, source in (("A", self.source_a), ("B", self.source_b))
         ]
         self._dataset = _UnpairedBatches(*streams, batch_size=batch_size)
-        self._position = {"A": 0, "B": 0}  # stream position of the next batch handed out
+        self._position = {"A": 0, "B": 0}  # stream position of the next global batch
         self._iterator: Optional[Iterator[dict[str, Any]]] = None
         self._reported: dict[str, str] = {}
 
@@ -180,7 +217,8 @@ class UnpairedLoader:
     def from_config(
         cls, config: Any, domain_a: SourceLike, domain_b: SourceLike, **overrides: Any
     ) -> "UnpairedLoader":
-        """Build from a `ugatit.config.Config` (data section, model.img_size, train.seed)."""
+        """Build from a `ugatit.config.Config` (data section, model.img_size, train.seed). Without a
+        `data.num_workers`, `default_workers` decides, for a GPU where `pin_memory` is asked for."""
         options: dict[str, Any] = dict(
             img_size=config.model.img_size,
             batch_size=config.data.batch_size,
@@ -190,6 +228,8 @@ class UnpairedLoader:
             flip=config.data.flip,
         )
         options.update(overrides)
+        if options["num_workers"] is None:
+            options["num_workers"] = default_workers(gpu=bool(options.get("pin_memory")))
         return cls(domain_a, domain_b, **options)
 
     @property
@@ -213,15 +253,21 @@ class UnpairedLoader:
         if batch["exhausted"] is not None:
             self.close()
             raise UserError(f"{batch['exhausted']}: none of its images could be decoded")
-        expected = (self._position["A"], self._position["B"])
+        expected = (self._position["A"] + self._offset, self._position["B"] + self._offset)
         if tuple(batch["key"]) != expected:  # would mean the DataLoader reordered batches
             raise RuntimeError(f"data loader out of order: got batch {batch['key']}, expected {expected}")
-        self._position["A"] += self.batch_size
-        self._position["B"] += self.batch_size
+        self._position["A"] += self.batch_size * self.world_size
+        self._position["B"] += self.batch_size * self.world_size
         return batch["A"], batch["B"]
 
+    @property
+    def _offset(self) -> int:
+        """Where this rank's batch starts within a global batch."""
+        return self.rank * self.batch_size
+
     def _make_dataloader(self) -> DataLoader:
-        sampler = _EndlessKeys(self._position["A"], self._position["B"], self.batch_size)
+        sampler = _EndlessKeys(self._position["A"] + self._offset, self._position["B"] + self._offset,
+                               self.batch_size * self.world_size)  # fmt: skip
         extra: dict[str, Any] = {}
         if self.num_workers > 0:
             extra["prefetch_factor"] = self.prefetch_factor
@@ -235,6 +281,7 @@ class UnpairedLoader:
             # A private generator: otherwise every new iterator draws its base seed from the global
             # torch RNG, and a resumed run's global RNG would drift from an uninterrupted one.
             generator=torch.Generator().manual_seed(self.seed),
+            worker_init_fn=_leave_stop_signals_to_the_main_process if self.num_workers > 0 else None,
             **extra,
         )
 
@@ -249,7 +296,7 @@ class UnpairedLoader:
 
         Counts only batches already returned by `__next__`, never those prefetched by workers.
         """
-        state: dict[str, Any] = {"seed": self.seed}
+        state: dict[str, Any] = {"seed": self.seed, "world_size": self.world_size, "batch_size": self.batch_size}
         for domain, size in zip("AB", self.sizes):
             epoch, index = divmod(self._position[domain], size)
             state[domain] = {"epoch": epoch, "index": index, "size": size}
@@ -273,6 +320,14 @@ class UnpairedLoader:
             if index >= size:  # the domain shrank: start its next epoch
                 epoch, index = epoch + 1, 0
             positions[domain] = epoch * size + index
+        saved_split = (state.get("world_size"), state.get("batch_size"))
+        if saved_split[0] is not None and saved_split != (self.world_size, self.batch_size):
+            warnings.warn(
+                f"the data was dealt out as {saved_split[0]} processes x batch {saved_split[1]} and now as "
+                f"{self.world_size} x {self.batch_size}: each process sees other images than an uninterrupted "
+                "run would (the stream itself goes on where it stopped)",
+                stacklevel=2,
+            )
         saved_seed = state.get("seed")
         if saved_seed is not None and int(saved_seed) != self.seed:
             warnings.warn(

@@ -71,7 +71,7 @@ def run_demo(opts: DemoOptions, notify: Callable[[str], None] = print) -> dict[s
     if out.exists() and any(out.iterdir()):
         ours = {p.name for p in out.iterdir()} <= DEMO_ENTRIES  # a finished or interrupted demo
         if not (opts.force and ours):
-            hint = "it holds more than a demo" if opts.force else "`force=True` replaces the demo in it"
+            hint = "it holds more than a demo" if opts.force else "pass `force=True` to replace the demo in it"
             raise UserError(f"{out} is not empty: choose another `out` ({hint})")
         shutil.rmtree(out)
     if opts.iters < 1 or opts.test_count < 1 or opts.train_count < 1:

@@ -4,7 +4,7 @@ See docs/metrics.md for which protocol reproduces which published table.
 
 - `ugatit.metrics.kid`: estimators on feature matrices (no images, no network).
 - `ugatit.metrics.inception`: the FID Inception-v3 in plain PyTorch and where its weights come from.
-- `ugatit.metrics.features`: image folders -> features -> a JSON-ready report.
+- `ugatit.metrics.features`: images (folders, files, PIL) -> features -> a JSON-ready KID/FID report.
 
 Names are re-exported lazily, so importing a sibling module such as ``ugatit.metrics.groundtruth``
 does not pull in image loading and the Inception code.
@@ -19,10 +19,10 @@ _EXPORTS = {
     "features": (
         "RESIZE_MODES",
         "describe_extractor",
-        "evaluate_folders",
         "extract_features",
-        "folder_features",
         "image_tensor",
+        "kid_report",
+        "source_features",
     ),
     "inception": (
         "FIDInceptionV3",

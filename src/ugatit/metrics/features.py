@@ -1,4 +1,4 @@
-"""Image folders -> feature matrices -> metrics.
+"""Images (folders, files or PIL images) -> feature matrices -> the KID / FID report.
 
 A feature extractor is any ``nn.Module`` that maps a float batch (N, 3, H, W) with values in [0, 1]
 to features (N, d). Optional attributes it may carry, all read with ``getattr``:
@@ -13,7 +13,10 @@ The FID Inception (`ugatit.metrics.inception.FIDInceptionV3`) has ``input_size =
 
 from __future__ import annotations
 
-from pathlib import Path
+import contextlib
+import os
+import sys
+from functools import partial
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
@@ -21,7 +24,8 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from ..data.images import find_images, load_rgb
+from ..data.loader import image_batches
+from ..data.sources import SourceLike, as_source
 from ..errors import UserError
 from .inception import resize_bilinear_tf1
 from .kid import DEFAULT_SUBSET_SIZE, DEFAULT_SUBSETS, PAPER_BLOCK_SIZE, evaluate_features
@@ -93,23 +97,32 @@ def extract_features(
     return torch.cat(chunks)
 
 
-def folder_features(
-    folder: Union[str, Path],
+def source_features(
+    images: SourceLike,
     extractor: nn.Module,
     *,
     batch_size: int = 50,
     device: Union[str, torch.device] = "cpu",
     resize: str = "tf1",
     progress: Optional[Progress] = None,
-) -> tuple[Tensor, list[Path]]:
-    """Features of every image under ``folder`` in sorted file order, and the files, in that order."""
-    paths = find_images(folder)
-    size = getattr(extractor, "input_size", None)
-    tensors = (image_tensor(load_rgb(p), size, resize) for p in paths)
-    feats = extract_features(
-        tensors, extractor, batch_size=batch_size, device=device, total=len(paths), progress=progress
-    )
-    return feats, paths
+) -> tuple[Tensor, list[str]]:
+    """Features of a set of images (a folder in sorted file order, file paths or PIL images), and their
+    names in that order. An image that cannot be decoded is an error: a metric must not silently
+    measure another set than the one it names."""
+    if resize not in RESIZE_MODES:
+        raise UserError(f"unknown resize mode {resize!r}: use one of {', '.join(RESIZE_MODES)}")
+    source = as_source(images)
+    transform = partial(image_tensor, size=getattr(extractor, "input_size", None), resize=resize)
+    names: list[str] = []
+
+    def tensors() -> Iterator[Tensor]:
+        for batch in image_batches(source, transform, batch_size=batch_size, strict=True):
+            names.extend(batch.names)
+            yield from batch.tensors
+
+    feats = extract_features(tensors(), extractor, batch_size=batch_size, device=device, total=len(source),
+                             progress=progress)  # fmt: skip
+    return feats, names
 
 
 def describe_extractor(extractor: nn.Module, fallback_name: Optional[str] = None) -> dict[str, Any]:
@@ -123,12 +136,12 @@ def describe_extractor(extractor: nn.Module, fallback_name: Optional[str] = None
     }
 
 
-def evaluate_folders(
-    real: Union[str, Path],
-    fake: Union[str, Path],
+def kid_report(
+    real: SourceLike,
+    fake: SourceLike,
     extractor: nn.Module,
     *,
-    source: Optional[Union[str, Path]] = None,
+    source: Optional[SourceLike] = None,
     protocols: Sequence[str] = ("paper", "subsets"),
     block_size: int = PAPER_BLOCK_SIZE,
     subsets: int = DEFAULT_SUBSETS,
@@ -140,27 +153,25 @@ def evaluate_folders(
     extractor_name: Optional[str] = None,
     progress: Optional[Callable[[str, int, int], None]] = None,
 ) -> dict[str, Any]:
-    """KID (chosen protocols), FID and, given ``source``, the authors' mean KID, for two folders.
+    """KID (chosen protocols), FID and, given ``source``, the authors' mean KID.
 
     ``real`` holds real images of the target domain, ``fake`` the translations into it, ``source``
-    the real source-domain images the translations were made from. Returns a JSON-ready dict:
-    ``sets`` (paths and counts), ``feature_extractor`` (name, weights file and sha256, resize),
-    ``metrics`` (see `ugatit.metrics.kid.evaluate_features`; each entry repeats the extractor
-    identity so that a single metric copied elsewhere still says what it was measured with).
+    the real source-domain images the translations were made from; each is a folder, a list of files
+    or a list of PIL images. Returns a JSON-ready dict: ``sets`` (counts, and paths for folders),
+    ``feature_extractor`` (name, weights file and sha256, resize), ``metrics`` (see
+    `ugatit.metrics.kid.evaluate_features`; each entry repeats the extractor identity so that a single
+    metric copied elsewhere still says what it was measured with).
     """
-    if resize not in RESIZE_MODES:
-        raise UserError(f"unknown resize mode {resize!r}: use one of {', '.join(RESIZE_MODES)}")
-    folders = {"real": real, "fake": fake}
-    if source is not None:
-        folders["source"] = source
+    sets_given = {"real": real, "fake": fake, "source": source}
     feats: dict[str, Tensor] = {}
     sets: dict[str, Any] = {}
-    for role, folder in folders.items():
+    for role, images in sets_given.items():
+        if images is None:
+            continue
         report = (lambda done, total, role=role: progress(role, done, total)) if progress else None
-        feats[role], paths = folder_features(
-            folder, extractor, batch_size=batch_size, device=device, resize=resize, progress=report
-        )
-        sets[role] = {"path": str(folder), "n": len(paths)}
+        feats[role], names = source_features(images, extractor, batch_size=batch_size, device=device,
+                                             resize=resize, progress=report)  # fmt: skip
+        sets[role] = {"path": str(images), "n": len(names)} if isinstance(images, (str, os.PathLike)) else {"n": len(names)}
     extractor_desc = {**describe_extractor(extractor, extractor_name), "resize": resize}
     metrics = evaluate_features(
         feats["real"],
@@ -182,21 +193,38 @@ def evaluate_folders(
 
 
 def custom_extractor(spec: str) -> nn.Module:
-    """The feature extractor a `--feature-extractor module:callable` names: any importable factory
-    returning an nn.Module that maps (N, 3, H, W) floats in [0, 1] to (N, d) features."""
+    """The feature extractor a `feature_extractor="module:callable"` names: a factory returning an
+    nn.Module that maps (N, 3, H, W) floats in [0, 1] to (N, d) features. The module is looked for in
+    the working directory first, then on the import path, as `python -m` would (the `ugatit` console
+    script alone would not see a mymodule.py beside the user)."""
     import importlib
 
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise UserError(f"`feature_extractor` must look like module:callable, got {spec!r}")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UserError(f"`feature_extractor`: cannot import {module_name!r}: {exc}") from None
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        raise UserError(f"`feature_extractor`: {module_name} has no callable {attr!r}")
-    extractor = factory()
+    with _working_directory_importable():
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise UserError(f"`feature_extractor`: cannot import {module_name!r} from the working directory "
+                            f"or the import path: {exc}") from None  # fmt: skip
+        factory = getattr(module, attr, None)
+        if not callable(factory):
+            raise UserError(f"`feature_extractor`: {module_name} has no callable {attr!r}")
+        extractor = factory()
     if not isinstance(extractor, nn.Module):
         raise UserError(f"`feature_extractor`: {spec}() returned {type(extractor).__name__}, not an nn.Module")
     return extractor
+
+
+@contextlib.contextmanager
+def _working_directory_importable() -> Iterator[None]:
+    cwd = os.getcwd()
+    added = cwd not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, cwd)
+    try:
+        yield
+    finally:
+        if added:
+            sys.path.remove(cwd)

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import UserError
+from ..utils.torch_files import load_torch_file
 
 WEIGHTS_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
 #: torch-fidelity's copy of the same conversion, under another name, in the same hub cache folder.
@@ -241,7 +242,15 @@ class FIDInceptionV3(nn.Module):
     #: torchmetrics (``num_features``).
     input_size = INPUT_SIZE
     num_features = FEATURE_DIM
-    name = "FID Inception-v3 (TF 2015-12-05 graph), pool3 2048-d"
+    #: set by `load_fid_inception` once the FID weights are loaded; None while the weights are untrained
+    weights_info: Optional["WeightsInfo"] = None
+
+    @property
+    def name(self) -> str:
+        """What a report says ran: the FID network only once its weights are the FID weights."""
+        if self.weights_info is None:
+            return "Inception-v3 architecture with untrained weights (not the FID network), pool3 2048-d"
+        return "FID Inception-v3 (TF 2015-12-05 graph), pool3 2048-d"
 
     def __init__(self, input_range: str = "0,1", resize: bool = True) -> None:
         super().__init__()
@@ -386,9 +395,9 @@ def load_fid_inception(
     """The FID Inception with pretrained weights (see `locate_weights`), in eval mode, on ``device``."""
     path = locate_weights(weights, download=download)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise UserError(f"cannot read Inception weights {path}: {type(exc).__name__}: {exc}") from None
+        state = load_torch_file(path, "Inception weights")
+    except UserError as exc:
+        raise UserError(f"{exc}; it is not the FID Inception weights file ({WEIGHTS_FILENAME})") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     model = FIDInceptionV3(input_range=input_range)

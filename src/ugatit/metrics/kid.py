@@ -21,6 +21,7 @@ turn it into a number with an error bar:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -128,6 +129,23 @@ def paper_block_sizes(n_real: int, n_fake: int, max_block_size: int = PAPER_BLOC
     return split(n_real), split(n_fake)
 
 
+def check_set_sizes(n_real: int, n_fake: int, protocols: Sequence[str] = ("paper", "subsets"),
+                    block_size: int = PAPER_BLOCK_SIZE) -> tuple[list[int], list[int]]:
+    """Refuse set sizes the protocols cannot measure, before any feature is computed: KID needs two
+    images a set, and the paper protocol two a block. Returns the paper protocol's block sizes."""
+    if min(n_real, n_fake) < 2:
+        raise UserError(f"KID needs at least 2 images in each set, got {n_real} real and {n_fake} fake")
+    sizes_r, sizes_f = paper_block_sizes(n_real, n_fake, block_size)
+    if "paper" in protocols and min(sizes_r + sizes_f) < 2:
+        raise UserError(
+            f"the paper protocol cuts both sets into {len(sizes_r)} blocks (set by the larger set, "
+            f"{max(n_real, n_fake)} images, blocks of at most {block_size}); the smaller set "
+            f"({min(n_real, n_fake)} images) then has blocks of fewer than 2 images. "
+            "Use sets of similar size or `protocol=subsets`"
+        )
+    return sizes_r, sizes_f
+
+
 def kid_paper(real: Tensor, fake: Tensor, block_size: int = PAPER_BLOCK_SIZE) -> KIDResult:
     """KID with the authors' block protocol: mean over blocks and its standard error.
 
@@ -137,16 +155,7 @@ def kid_paper(real: Tensor, fake: Tensor, block_size: int = PAPER_BLOCK_SIZE) ->
     """
     real, fake = _check_pair(real, fake)
     n_real, n_fake = real.shape[0], fake.shape[0]
-    if min(n_real, n_fake) < 2:
-        raise UserError(f"KID needs at least 2 images in each set, got {n_real} real and {n_fake} fake")
-    sizes_r, sizes_f = paper_block_sizes(n_real, n_fake, block_size)
-    if min(sizes_r + sizes_f) < 2:
-        raise UserError(
-            f"the paper protocol cuts both sets into {len(sizes_r)} blocks (set by the larger set, "
-            f"{max(n_real, n_fake)} images, blocks of at most {block_size}); the smaller set "
-            f"({min(n_real, n_fake)} images) then has blocks of fewer than 2 images. "
-            "Use sets of similar size or `protocol=subsets`"
-        )
+    sizes_r, sizes_f = check_set_sizes(n_real, n_fake, ("paper",), block_size)
     blocks_r = torch.split(real, sizes_r)
     blocks_f = torch.split(fake, sizes_f)
     estimates = torch.stack([mmd2_unbiased(r, f) for r, f in zip(blocks_r, blocks_f)])

@@ -43,16 +43,17 @@ class UGATIT(nn.Module):
         n_global, n_local = check_model_config(cfg)
         # Keep the resolved depths so a saved config rebuilds the same networks at any later version.
         self.config = replace(cfg, n_layers_global=n_global, n_layers_local=n_local)
+        make_generator, make_discriminator = _network_classes(cfg)
         gen = dict(ch=cfg.ch, n_res=cfg.n_res, img_size=cfg.img_size, light=cfg.light)
-        self.genA2B = Generator(**gen)
-        self.genB2A = Generator(**gen)
+        self.genA2B = make_generator(**gen)
+        self.genB2A = make_generator(**gen)
         # Inference needs only the generators; the four discriminators are most of the light model.
         self.has_discriminators = discriminators
         if discriminators:
-            self.disGA = Discriminator(cfg.ch, n_global)
-            self.disGB = Discriminator(cfg.ch, n_global)
-            self.disLA = Discriminator(cfg.ch, n_local)
-            self.disLB = Discriminator(cfg.ch, n_local)
+            self.disGA = make_discriminator(cfg.ch, n_global)
+            self.disGB = make_discriminator(cfg.ch, n_global)
+            self.disLA = make_discriminator(cfg.ch, n_local)
+            self.disLB = make_discriminator(cfg.ch, n_local)
         if cfg.init == "normal":
             init_paper_weights(self)
 
@@ -114,6 +115,23 @@ class UGATIT(nn.Module):
             gen.train(was_training)
 
 
+def _network_classes(cfg: ModelConfig):
+    """(generator, discriminator) constructors of the config's variant."""
+    if cfg.variant == "official":
+        return Generator, Discriminator
+    if cfg.variant not in ("tf", "tf-2019-07"):
+        raise UserError(f"config key `model.variant` must be official, tf or tf-2019-07, got {cfg.variant!r}")
+    from functools import partial
+
+    from .tf_networks import SMOOTHING_OFFSET, TFDiscriminator, TFGenerator
+
+    first = cfg.variant == "tf-2019-07"  # its rho was used as stored, whatever --smoothing said
+    offset = SMOOTHING_OFFSET if cfg.smoothing and not first else 0.0
+    return (partial(TFGenerator, rho_offset=offset, separate_cam_logit=first),
+            partial(TFDiscriminator, raw_cam_weights=first))  # fmt: skip
+
+
 def _describe(cfg: ModelConfig) -> str:
     kind = "light" if cfg.light else f"full at {cfg.img_size}px"
-    return f"{kind}, ch={cfg.ch}, n_res={cfg.n_res}"
+    variant = "" if cfg.variant == "official" else f", {cfg.variant} variant"
+    return f"{kind}, ch={cfg.ch}, n_res={cfg.n_res}{variant}"

@@ -1,4 +1,4 @@
-"""The U-GAT-IT generator and discriminator, to be read against the paper's Figure 1 and SPEC.md.
+"""The U-GAT-IT generator and discriminator, to be read against the paper's Figure 1 (mapped in docs/architecture.md).
 
 Module names and `nn.Sequential` indices are the official PyTorch ones, so official checkpoints load
 with strict=True. Layers are also *created* in the official order, so that with `init="pytorch"` and
@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import ILN, AdaLIN, InstanceNorm, SNConv2d, SNLinear, advance_power_iteration
+from .layers import ILN, AdaLIN, InstanceNorm, SNConv2d, SNLinear, spectral_weights
 
 N_DOWNSAMPLING = 2  # the bottleneck runs at H/4 x W/4 with 4 * ch channels
 
@@ -58,20 +58,23 @@ class ResnetAdaLINBlock(nn.Module):
 
 
 def class_activation(
-    x: Tensor, gap_fc: nn.Module, gmp_fc: nn.Module, gap_weight: Tensor, gmp_weight: Tensor
+    x: Tensor, gap_logit_weight: Tensor, gmp_logit_weight: Tensor, gap_weight: Tensor, gmp_weight: Tensor,
+    logit_bias: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The CAM block shared by generator and discriminators.
 
     An auxiliary classifier on global average- and max-pooled features says which domain x comes from
     (`cam_logit`, (B, 2)); its weights then re-weight the feature channels, so that the decoder (or the
     discriminator head) attends to what tells the domains apart. Returns (re-weighted features with
-    2C channels, cam_logit).
+    2C channels, cam_logit). The logits use `*_logit_weight` (the discriminator's are spectrally
+    normalised), the re-weighting `gap_weight`, `gmp_weight`; the official networks' logits have no bias,
+    the TF variant's one classifier has (`logit_bias`).
     """
-    batch = x.shape[0]
-    gap_logit = gap_fc(F.adaptive_avg_pool2d(x, 1).reshape(batch, -1))
-    gmp_logit = gmp_fc(F.adaptive_max_pool2d(x, 1).reshape(batch, -1))
-    gap = x * gap_weight[:, :, None, None].to(x.dtype)
-    gmp = x * gmp_weight[:, :, None, None].to(x.dtype)
+    batch, channels = x.shape[:2]
+    gap_logit = F.linear(F.adaptive_avg_pool2d(x, 1).reshape(batch, -1), gap_logit_weight, logit_bias)
+    gmp_logit = F.linear(F.adaptive_max_pool2d(x, 1).reshape(batch, -1), gmp_logit_weight, logit_bias)
+    gap = x * gap_weight.reshape(1, channels, 1, 1).to(x.dtype)
+    gmp = x * gmp_weight.reshape(1, channels, 1, 1).to(x.dtype)
     return torch.cat([gap, gmp], 1), torch.cat([gap_logit, gmp_logit], 1)
 
 
@@ -145,18 +148,27 @@ class Generator(nn.Module):
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         x = self.DownBlock(x)
 
-        x, cam_logit = class_activation(x, self.gap_fc, self.gmp_fc, self.gap_fc.weight, self.gmp_fc.weight)
-        x = self.relu(self.conv1x1(x))
-        heatmap = torch.sum(x, dim=1, keepdim=True)
+        gap_w, gmp_w = self.gap_fc.weight, self.gmp_fc.weight
+        x, cam_logit = class_activation(x, gap_w, gmp_w, gap_w, gmp_w)
+        image, heatmap = decode(self, x)
+        return image, cam_logit, heatmap
 
-        # reshape, not view: view fails on channels_last tensors. The full model flattens in C, H, W order.
-        features = F.adaptive_avg_pool2d(x, 1) if self.light else x
-        features = self.FC(features.reshape(x.shape[0], -1))
-        gamma, beta = self.gamma(features), self.beta(features)
 
-        for i in range(self.n_res):
-            x = getattr(self, f"UpBlock1_{i + 1}")(x, gamma, beta)
-        return self.UpBlock2(x), cam_logit, heatmap
+def decode(gen: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+    """The generator after the CAM: (image, heatmap) from the re-weighted features, through conv1x1, the
+    gamma/beta MLP, the AdaLIN blocks and the up-sampling path. Shared with the TF variant's generator,
+    whose modules carry the same names."""
+    x = gen.relu(gen.conv1x1(x))
+    heatmap = torch.sum(x, dim=1, keepdim=True)
+
+    # reshape, not view: view fails on channels_last tensors. The full model flattens in C, H, W order.
+    features = F.adaptive_avg_pool2d(x, 1) if gen.light else x
+    features = gen.FC(features.reshape(x.shape[0], -1))
+    gamma, beta = gen.gamma(features), gen.beta(features)
+
+    for i in range(gen.n_res):
+        x = getattr(gen, f"UpBlock1_{i + 1}")(x, gamma, beta)
+    return gen.UpBlock2(x), heatmap
 
 
 # --- Discriminator -------------------------------------------------------------------------------------
@@ -201,18 +213,22 @@ class Discriminator(nn.Module):
         self.conv = SNConv2d(dim, 1, kernel_size=4, stride=1, bias=False)
         self.model = model_block
 
+    def spectral_layers(self) -> list[nn.Module]:
+        """The spectrally normalised layers, in the order of `forward`."""
+        return [*(m for m in self.model if isinstance(m, SNConv2d)), self.gap_fc, self.gmp_fc, self.conv]
+
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        if self.training:  # one power iteration per call, as torch's spectral_norm in train mode
-            advance_power_iteration(self)
-        x = self.model(x)
+        # In train mode one power iteration per call, as torch's spectral_norm; all layers at once.
+        *model_weights, gap_w, gmp_w, conv_w = spectral_weights(self.spectral_layers(), self.training)
+        weights = iter(model_weights)
+        for layer in self.model:
+            x = layer(x, next(weights)) if isinstance(layer, SNConv2d) else layer(x)
         # The logits use the spectrally normalised FC weights, but the channel re-weighting uses the RAW
         # weights (`weight_orig`): an official quirk kept for parity.
-        x, cam_logit = class_activation(
-            x, self.gap_fc, self.gmp_fc, self.gap_fc.weight_orig, self.gmp_fc.weight_orig
-        )
+        x, cam_logit = class_activation(x, gap_w, gmp_w, self.gap_fc.weight_orig, self.gmp_fc.weight_orig)
         x = self.leaky_relu(self.conv1x1(x))
         heatmap = torch.sum(x, dim=1, keepdim=True)
-        return self.conv(self.pad(x)), cam_logit, heatmap
+        return self.conv(self.pad(x), conv_w), cam_logit, heatmap
 
 
 def init_paper_weights(module: nn.Module, std: float = 0.02) -> None:

@@ -58,7 +58,7 @@ def _deepest(img_size: int, limit: int) -> int | None:
 
 def check_model_config(cfg: ModelConfig) -> tuple[int, int]:
     """Validate a ModelConfig; return the (global, local) discriminator depths it resolves to."""
-    check_image_size(cfg.img_size, "image size (config key `model.img_size`)")
+    check_image_size(cfg.img_size, "the image size `model.img_size`")
     if cfg.ch < 1 or cfg.n_res < 1:
         raise UserError(f"ch and n_res must be positive, got ch={cfg.ch}, n_res={cfg.n_res}")
     if cfg.init not in ("normal", "pytorch"):

@@ -1,9 +1,11 @@
 """Training: one iteration (`step`), the loop around it (`trainer`), the run folder it writes (`run_dir`),
-what a resumed run keeps (`resume`) and how signals stop it (`signals`)."""
+what a resumed run keeps (`resume`), how signals stop it (`signals`) and the guard against
+NaN (`divergence`)."""
 
 from .resume import RESUME_OVERRIDES, resume_config, saved_run_config
 from .step import LOSS_NAMES, TrainingStep, learning_rate
-from .trainer import TrainResult, Trainer, TrainingDiverged, train
+from .divergence import TrainingDiverged
+from .trainer import TrainResult, Trainer, train
 
 __all__ = [
     "LOSS_NAMES", "RESUME_OVERRIDES", "TrainResult", "Trainer", "TrainingDiverged", "TrainingStep",

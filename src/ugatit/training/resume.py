@@ -1,11 +1,13 @@
-"""What a resumed run keeps from its checkpoint and what it takes from the settings it is given."""
+"""What a resumed run keeps from its checkpoint, what it takes from the settings it is given, and what an
+explicit override may change."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Mapping, Optional
 
 from ..config import Config
+from ..errors import UserError
 from ..weights import checkpoints
 from .run_dir import CONFIG_FILE
 
@@ -14,12 +16,16 @@ from .run_dir import CONFIG_FILE
 #: the checkpoint's, since changing it midway would be a different experiment under the same name.
 RESUME_OVERRIDES: dict[str, tuple[str, ...]] = {
     "optim": ("iterations",),
-    "data": ("num_workers",),
-    "train": ("device", "precision", "channels_last", "compile",
+    "data": ("num_workers", "world_size"),
+    "train": ("device", "precision", "channels_last", "compile", "eager",
               "log_every", "sample_every", "save_every", "keep_last", "eval_every"),
 }  # fmt: skip
 
-#: Exit status of a process stopped by each signal (128 + signal number), for the CLI.
+#: What `overrides` may change when resuming, explicitly and on the record (log.jsonl, config.yaml): the
+#: optimiser and the loss weights, e.g. a smaller learning rate to continue a run that diverged. The
+#: architecture (the weights would not fit), the data pipeline and the seed are the run's identity.
+OVERRIDABLE_SECTIONS = ("optim", "loss")
+
 
 def resume_config(saved: Config, given: Config) -> tuple[Config, list[str]]:
     """The config of a resumed run: `saved` with `RESUME_OVERRIDES` taken from `given`. Also returns
@@ -38,15 +44,49 @@ def resume_config(saved: Config, given: Config) -> tuple[Config, list[str]]:
     return Config.from_dict(merged), ignored
 
 
-def saved_run_config(run_dir: str | Path) -> Optional[Config]:
-    """The config a run directory was last trained with (its config.yaml, else its latest checkpoint's),
-    or None when it holds neither: the base a resumed run's settings are changed from."""
+def apply_overrides(config: Config, overrides: Mapping[str, Any]) -> tuple[Config, list[dict[str, Any]]]:
+    """`config` with `overrides` ({"optim.lr": 5e-5, ...}) applied, and the record of each change:
+    {"key", "from", "to"}. Keys outside `OVERRIDABLE_SECTIONS` are refused."""
+    merged = config.to_dict()
+    for key in overrides:
+        section, _, name = key.partition(".")
+        if section not in merged or name not in merged[section]:
+            raise UserError(f"`overrides` names an unknown config key '{key}'")
+        if section not in OVERRIDABLE_SECTIONS:
+            raise UserError(f"'{key}' cannot be changed on resume: `overrides` changes only "
+                            f"{' and '.join(s + '.*' for s in OVERRIDABLE_SECTIONS)}")  # fmt: skip
+        merged[section][name] = overrides[key]
+    new = Config.from_dict(merged)  # checks and converts the values' types
+    before, after = config.to_dict(), new.to_dict()
+    changes = []
+    for key in overrides:
+        section, _, name = key.partition(".")
+        if before[section][name] != after[section][name]:
+            changes.append({"key": key, "from": before[section][name], "to": after[section][name]})
+    return new, changes
+
+
+def saved_run_config(run_dir: str | Path, on_message: Optional[Callable[[str], None]] = None) -> Optional[Config]:
+    """The config a run directory was last trained with (its config.yaml, else its newest readable
+    checkpoint's), or None when it holds neither: the base a resumed run's settings are changed from.
+
+    config.yaml is only a copy for people to read: when it is damaged (empty or cut short by a crash,
+    edited into something that is not a config) the checkpoint's settings are used, and `on_message`
+    says so, rather than the defaults of a run the user never started.
+    """
     run_dir = Path(run_dir)
-    if (run_dir / CONFIG_FILE).is_file():
-        return Config.load(run_dir / CONFIG_FILE)
-    latest = checkpoints.latest_checkpoint(run_dir)
-    if latest is None:
+    path = run_dir / CONFIG_FILE
+    problem = None
+    if path.is_file():
+        try:
+            return Config.load(path, complete=True)
+        except UserError as exc:
+            problem = str(exc)
+    if not checkpoints.list_checkpoints(run_dir):
+        if problem is not None:
+            raise UserError(f"{problem}, and {run_dir} has no checkpoint to take the run's settings from")
         return None
-    return Config.from_dict(checkpoints.load_training_checkpoint(latest)["config"])
-
-
+    latest, state, _ = checkpoints.newest_readable_checkpoint(run_dir)
+    if problem is not None and on_message is not None:
+        on_message(f"{problem}: using the settings saved in {latest}")
+    return Config.from_dict(state["config"])

@@ -11,26 +11,42 @@
     checkpoints/step_{step:08d}.pt
                                 the full training state; the newest `keep_last` are kept
     checkpoints/best.pt         the state with the lowest `kid` returned by the `evaluate` hook
+    checkpoints/step_*.pt.unreadable
+                                a checkpoint that could not be read when resuming, set aside
     export/ugatit_generators.safetensors (+ .json)
                                 the two generators for inference, written when the run completes
+    .lock                       held by the trainer using the folder (see `lock`)
+
+Every file is written whole or not at all (a temporary file renamed into place; log.jsonl cut back to
+its last whole line), and a failed write raises `storage.WriteFailed`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 
+from ..config import ModelConfig
+from ..data.images import BadImageCallback
+from ..data.loader import sized_batches
+from ..data.sources import Source
 from ..data.transforms import tensor_to_uint8
-from ..domains import reverse
+from ..data.unpaired import UnpairedLoader
+from ..domains import DIRECTIONS, reverse, source_and_target
+from ..errors import UserError
 from ..nn.layers import ILN, AdaLIN
 from ..nn.model import UGATIT
+from ..utils.files import atomic_write, unfinished_writes
 from ..viz.images import heatmap_to_rgb, labelled_grid, overlay
-from ..weights.checkpoints import CHECKPOINT_DIR
+from ..weights.checkpoints import CHECKPOINT_DIR, latest_checkpoint, newest_readable_checkpoint
+from .storage import WriteFailed, writing
 
 CONFIG_FILE = "config.yaml"
 LOG_FILE = "log.jsonl"
@@ -40,6 +56,37 @@ EXPORT_FILE = Path("export") / "ugatit_generators.safetensors"
 BEST_FILE = Path(CHECKPOINT_DIR) / "best.pt"
 #: The evaluation metric that marks the best checkpoint; lower is better.
 BEST_METRIC = "kid"
+
+
+def announce(notify: Callable[[str], None], model: ModelConfig, device: torch.device, iterations: int,
+             sources: list[Source], run_dir: Path, *, resumed: Path | None, step: int, tensorboard: bool) -> None:  # fmt: skip
+    """What a session says before its first iteration: the model, the data, what it resumes, where it writes."""
+    kind = "light" if model.light else "full"
+    notify(f"training U-GAT-IT ({kind}, ch={model.ch}, n_res={model.n_res}, {model.img_size}px) on {device} for "
+           f"{iterations} iterations: {len(sources[0])} images in domain A, {len(sources[1])} in domain B")  # fmt: skip
+    if resumed is not None:
+        notify(f"resuming at step {step} from {resumed}")
+    available = tensorboard and tensorboard_available()
+    notify(f"writing to {run_dir}/: {CONFIG_FILE}, {LOG_FILE}, {SAMPLES_DIR}/, {CHECKPOINT_DIR}/, {EXPORT_FILE.parent}/"
+           + (f", {TENSORBOARD_DIR}/" if available else ""))  # fmt: skip
+    if tensorboard and not available:
+        notify(f"no {TENSORBOARD_DIR}/: tensorboard is not installed (pip install tensorboard, or "
+               f"ugatit[tensorboard]); the same scalars are in {LOG_FILE}")  # fmt: skip
+
+
+def remove_unfinished_writes(run_dir: Path) -> str | None:
+    """Delete the temporary files of writes that a killed process left in the run folder (a checkpoint
+    cut off by kill -9 stays as checkpoints/.step_*.pt.*.tmp), and say which; only with the run's lock
+    held, when no other process can be writing them."""
+    folders = [run_dir, run_dir / CHECKPOINT_DIR, run_dir / SAMPLES_DIR, run_dir / EXPORT_FILE.parent]
+    removed = [path for folder in folders for path in unfinished_writes(folder)]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    if not removed:
+        return None
+    names = ", ".join(str(p.relative_to(run_dir)) for p in removed[:3])
+    more = f" and {len(removed) - 3} more" if len(removed) > 3 else ""
+    return f"removed {len(removed)} unfinished file{'s' if len(removed) > 1 else ''} that an interrupted write left in {run_dir}: {names}{more}"
 
 
 def rho_statistics(model: UGATIT) -> dict[str, float]:
@@ -57,23 +104,33 @@ def rho_statistics(model: UGATIT) -> dict[str, float]:
 
 
 class JsonlLog:
-    """log.jsonl, one record a line, flushed as written. On resume the records after the checkpoint's
-    step (written by the session that was stopped) are dropped, so every step appears once."""
+    """log.jsonl, one record a line, each written to the file at once. On resume the records after the
+    checkpoint's step (written by the session that was stopped) are dropped, so every step appears once.
+    A write that fails (a full disk) is cut back off: the file always ends with a whole line."""
 
     def __init__(self, path: Path, keep_until: int):
         kept = []
         if keep_until > 0 and path.is_file():
             kept = [line for line in path.read_text().splitlines() if _record_step(line) <= keep_until]
-        path.write_text("".join(line + "\n" for line in kept))
         self.path = path
-        self._file = path.open("a")
+        with writing(path):
+            atomic_write(path, lambda tmp: tmp.write_text("".join(line + "\n" for line in kept)))
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
 
     def write(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
+        data = memoryview((json.dumps(record) + "\n").encode())
+        with writing(self.path):
+            end = os.lseek(self._fd, 0, os.SEEK_END)
+            try:
+                while data:
+                    data = data[os.write(self._fd, data):]
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, end)
+                raise
 
     def close(self) -> None:
-        self._file.close()
+        os.close(self._fd)
 
 
 def _record_step(line: str) -> float:
@@ -83,34 +140,101 @@ def _record_step(line: str) -> float:
         return math.inf  # a line cut short by a crash: drop it
 
 
+def tensorboard_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorboard") is not None
+
+
+class NullLog:
+    """The log of a process that writes nothing (the ranks other than 0 of a distributed run)."""
+
+    path = None
+
+    def write(self, record: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 class TensorBoard:
-    """A SummaryWriter when tensorboard is installed; otherwise every call does nothing."""
+    """A SummaryWriter when tensorboard is installed; otherwise every call does nothing.
+
+    The writer writes in a thread of its own and reports a failed write (a full disk) at the next call:
+    that call raises `WriteFailed`, and the writer is dropped, so closing it afterwards does not raise
+    the same error again over the one being reported.
+    """
 
     def __init__(self, folder: Path, enabled: bool, first_step: int):
         self.writer = None
         self.folder = None
-        if not enabled:
+        if not enabled or not tensorboard_available():
             return
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            return
-        # purge_step hides events of a stopped session logged after the step resumed from
-        self.writer = SummaryWriter(log_dir=str(folder), purge_step=first_step)
+        from torch.utils.tensorboard import SummaryWriter
+
         self.folder = folder
+        with self._writing():
+            # purge_step hides events of a stopped session logged after the step resumed from
+            self.writer = SummaryWriter(log_dir=str(folder), purge_step=first_step)
 
     def scalars(self, step: int, values: dict[str, float], prefix: str = "") -> None:
         if self.writer is not None:
-            for name, value in values.items():
-                self.writer.add_scalar(f"{prefix}{name}", value, step)
+            with self._writing():
+                for name, value in values.items():
+                    self.writer.add_scalar(f"{prefix}{name}", value, step)
 
     def image(self, tag: str, image: np.ndarray, step: int) -> None:
         if self.writer is not None:
-            self.writer.add_image(tag, image, step, dataformats="HWC")
+            with self._writing():
+                self.writer.add_image(tag, image, step, dataformats="HWC")
 
     def close(self) -> None:
         if self.writer is not None:
-            self.writer.close()
+            with self._writing():
+                self.writer.close()
+
+    def __enter__(self) -> "TensorBoard":
+        return self
+
+    def __exit__(self, exc_type: Any, *exc_info: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # the error on its way out says more than a second one from flushing
+            with contextlib.suppress(WriteFailed):
+                self.close()
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        try:
+            with writing(self.folder):
+                yield
+        except WriteFailed:
+            self.writer = None
+            raise
+
+
+def sample_images(loader: UnpairedLoader, test_data: dict[str, Any], img_size: int, rows: int,
+                  device: torch.device, on_bad_image: BadImageCallback, notify: Callable[[str], None],
+                  ) -> dict[str, torch.Tensor]:  # fmt: skip
+    """The fixed images of every sample grid, with the test transform: {'train_a2b': ..., ...}; the
+    train rows come from the loader's sources, the test rows from `test_data` ({"A": ..., "B": ...})."""
+    found: dict[str, torch.Tensor] = {}
+    train_sources = {"A": loader.source_a, "B": loader.source_b}
+    for split, sources in (("train", train_sources), ("test", test_data)):
+        for direction in DIRECTIONS:  # a direction's grid shows images of its source domain
+            source = sources[source_and_target(direction)[0]]
+            if source is None:
+                continue
+            batches = sized_batches(source, img_size, batch_size=rows, on_bad_image=on_bad_image)
+            try:
+                batch = next((b for b in batches if len(b)), None)
+            except UserError as exc:  # an empty test folder: train without its samples
+                notify(f"no {split} samples for {direction}: {exc}")
+                continue
+            if batch is not None:
+                found[f"{split}_{direction}"] = batch.stacked().to(device)
+    return found
 
 
 #: The columns of a sample grid, captioned on it.
@@ -137,4 +261,42 @@ def sample_grid(model: UGATIT, images: torch.Tensor, direction: str) -> np.ndarr
 def save_png(grid: np.ndarray, path: Path) -> None:
     from PIL import Image
 
-    Image.fromarray(grid).save(path)
+    with writing(path):
+        atomic_write(path, lambda tmp: Image.fromarray(grid).save(tmp, format="PNG"))
+
+
+def run_to_resume(run_dir: Path, resume: bool) -> bool:
+    """Whether the folder holds a run to resume; an error when that is not what was asked for."""
+    latest = latest_checkpoint(run_dir)
+    if resume and latest is None:
+        raise UserError(f"nothing to resume: no checkpoint in {run_dir / CHECKPOINT_DIR} (a new run starts "
+                        "without `resume`)")  # fmt: skip
+    if not resume and latest is not None:
+        raise UserError(f"{run_dir} already holds a run ({latest.name}): continue it with `resume=True`, or "
+                        "choose another `run_dir`")  # fmt: skip
+    return latest is not None
+
+
+def make_run_dir(run_dir: Path) -> None:
+    """Create the folder and prove it writable (a probe file: os.access misses read-only mounts, ACLs)."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write to the run directory {run_dir}: {exc.strerror or exc}") from None
+
+
+def resumable_checkpoint(run_dir: Path, notify: Callable[[str], None]) -> dict[str, Any]:
+    """The newest readable checkpoint's state, with its "path"; the unreadable ones after it are renamed
+    *.unreadable (out of the way of listing, pruning and the save that will reach their step; kept for
+    a look) and named through `notify`. Only with the run's lock held."""
+    path, state, skipped = newest_readable_checkpoint(run_dir)
+    for error in skipped:
+        aside = error.path.with_name(error.path.name + ".unreadable")
+        error.path.replace(aside)
+        notify(f"skipped checkpoint {error.path.name}: {error.reason}; kept it as {aside.name}, resuming "
+               f"from {path.name}")  # fmt: skip
+    state["path"] = path
+    return state

@@ -14,8 +14,10 @@ SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
 
 class StopRequest:
-    """Turns the first SIGINT/SIGTERM into a request to stop after the current iteration; a second one
-    aborts at once (KeyboardInterrupt). Handlers are installed only in the main thread, where Python
+    """Turns the first SIGINT/SIGTERM into a request to stop after the current iteration; a second
+    SIGINT (Ctrl-C twice) aborts at once (KeyboardInterrupt). A repeated SIGTERM does not: schedulers and
+    torchrun send more than one (torchrun forwards the one its whole process group got), and a stop
+    already under way is what they ask for. Handlers are installed only in the main thread, where Python
     delivers signals, and the previous ones are restored on exit."""
 
     def __init__(self, notify: MessageHook):
@@ -29,15 +31,18 @@ class StopRequest:
 
     def _handle(self, signum: int, frame: Any) -> None:
         if os.getpid() != self._pid:
-            # A forked data worker inherits this handler; Ctrl-C reaches it too (the whole process
-            # group gets it). It keeps working: the main process stops it when it stops.
+            # A forked child inherits this handler (data workers replace it with SIG_IGN once they
+            # start, see data/unpaired.py); a group signal that reaches it before must not stop it:
+            # the main process stops its children when it stops.
             return
         if self.reason is not None:
+            if signum != signal.SIGINT:
+                return
             self._restore()
             raise KeyboardInterrupt
         self.request(signal.Signals(signum).name)
-        self.notify(f"{self.reason}: finishing this iteration, then saving a checkpoint and stopping "
-                    "(repeat to abort at once)")  # fmt: skip
+        again = "press Ctrl-C again to abort at once" if signum == signal.SIGINT else "SIGINT aborts at once"
+        self.notify(f"{self.reason}: finishing this iteration, then saving a checkpoint and stopping ({again})")
 
     def __enter__(self) -> "StopRequest":
         self._pid = os.getpid()

@@ -9,7 +9,11 @@ update stays the same:
 - the discriminators are frozen in the G step: the official code computes their weight gradients and
   throws them away at the next D step's zero_grad;
 - the fakes of the D step are reused in the G step: the generator weights have not changed in between,
-  so the official second forward of genA2B(real_A) and genB2A(real_B) recomputes the same tensors.
+  so the official second forward of genA2B(real_A) and genB2A(real_B) recomputes the same tensors;
+- the identity terms genB2A(real_A), genA2B(real_B) join that first forward as one batch with it
+  (genA2B(real_A ++ real_B), genB2A(real_A ++ real_B)): the generator weights are the same and every
+  normalisation is per sample, so each half of the batch is what a call on it alone computes. Six
+  generator calls become four.
 
 `official=True` keeps all of it, for the benchmark's naive baseline and for tests that prove both paths
 equal the official golden step.
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 from itertools import chain
-from typing import Iterator
+from typing import Callable, Iterable, Iterator, Optional
 
 import torch
 from torch import Tensor, nn
@@ -48,13 +52,30 @@ def learning_rate(step: int, cfg: OptimConfig) -> float:
     return max(cfg.lr * (1.0 - (step - half) / half), 0.0)
 
 
-def clamp_rho(model: nn.Module) -> None:
-    """The official RhoClipper: every AdaLIN/ILN rho back into [0, 1] after a generator update."""
-    with torch.no_grad():
-        for module in model.modules():
-            rho = getattr(module, "rho", None)
-            if isinstance(rho, nn.Parameter):
-                rho.clamp_(0.0, 1.0)
+def rho_parameters(*models: nn.Module) -> list[nn.Parameter]:
+    """Every AdaLIN/ILN rho of the given networks."""
+    found = (getattr(module, "rho", None) for model in models for module in model.modules())
+    return [rho for rho in found if isinstance(rho, nn.Parameter)]
+
+
+@torch.no_grad()
+def clamp_rho(*models: nn.Module) -> None:
+    """The official RhoClipper: every AdaLIN/ILN rho back into [0, 1] after a generator update (two
+    foreach ops for all of them)."""
+    rhos = rho_parameters(*models)
+    if rhos:
+        torch._foreach_clamp_min_(rhos, 0.0)
+        torch._foreach_clamp_max_(rhos, 1.0)
+
+
+def adam(params, cfg: OptimConfig) -> torch.optim.Adam:
+    """Adam with coupled L2 weight decay, as the official code; the fused kernel (one op for every
+    parameter) where torch has one for the parameters' device, else the foreach one. The same update
+    as the official per-parameter loop, to rounding."""
+    params = list(params)
+    device = params[0].device.type if params else "cpu"
+    kind = {"fused": True} if device in ("cpu", "cuda") else {"foreach": True}
+    return torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay, **kind)
 
 
 @contextlib.contextmanager
@@ -84,6 +105,7 @@ class TrainingStep:
         precision: str = "fp32",
         channels_last: bool = False,
         official: bool = False,
+        average_gradients: Optional[Callable[[Iterable[nn.Parameter]], None]] = None,
     ):
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
@@ -93,37 +115,53 @@ class TrainingStep:
         self.precision = precision
         self.channels_last = channels_last
         self.official = official
-        opt = self.optim_cfg
-        adam = dict(lr=opt.lr, betas=(opt.beta1, opt.beta2), weight_decay=opt.weight_decay)
-        self.G_optim = torch.optim.Adam(chain(model.genA2B.parameters(), model.genB2A.parameters()), **adam)
-        self.D_optim = torch.optim.Adam(
-            chain(*(getattr(model, n).parameters() for n in DISCRIMINATORS)), **adam
-        )
+        # Distributed training: replaces each gradient by its mean over the processes before a step.
+        self.average_gradients = average_gradients
+        self.autocast_cache = True
+        # ugatit.utils.profiling.PhaseClock for `ugatit bench`'s time per phase (it waits for the device).
+        self.phase_clock = None
+        self.G_optim = adam(chain(model.genA2B.parameters(), model.genB2A.parameters()), self.optim_cfg)
+        self.D_optim = adam(chain(*(getattr(model, n).parameters() for n in DISCRIMINATORS)), self.optim_cfg)
 
     # --- The iteration --------------------------------------------------------------------------------
 
     def __call__(self, real_A: Tensor, real_B: Tensor, step: int) -> dict[str, Tensor]:
         self.set_learning_rate(step)
-        real_A, real_B = self._layout(real_A), self._layout(real_B)
+        return self.iterate(self._layout(real_A), self._layout(real_B))
+
+    def iterate(self, real_A: Tensor, real_B: Tensor) -> dict[str, Tensor]:
+        """The iteration at the learning rate already set: D update, G update, rho clamp. It reads and
+        writes no Python state that changes between iterations and never waits for the device, so
+        that it can be captured once as a CUDA graph and replayed (training/fast.py)."""
         m = self.model
 
-        with self._autocast(real_A):
-            fake_A2B, cam_A2B, _ = m.genA2B(real_A)
-            fake_B2A, cam_B2A, _ = m.genB2A(real_B)
-
         if self.official:
-            d_losses = self.update_discriminators(real_A, real_B, fake_A2B, fake_B2A)
-            with self._autocast(real_A):  # the official second forward, identical values
+            with self._phase("G forward"), self._autocast(real_A):
                 fake_A2B, cam_A2B, _ = m.genA2B(real_A)
                 fake_B2A, cam_B2A, _ = m.genB2A(real_B)
-            g_losses = self.update_generators(real_A, real_B, fake_A2B, cam_A2B, fake_B2A, cam_B2A)
-        else:
-            d_losses = self.update_discriminators(real_A, real_B, fake_A2B.detach(), fake_B2A.detach())
-            with frozen(m.discriminators()):
+            with self._phase("D step"):
+                d_losses = self.update_discriminators(real_A, real_B, fake_A2B, fake_B2A)
+            with self._phase("G forward"), self._autocast(real_A):  # the official second forward, identical values
+                fake_A2B, cam_A2B, _ = m.genA2B(real_A)
+                fake_B2A, cam_B2A, _ = m.genB2A(real_B)
+            with self._phase("G step"):
                 g_losses = self.update_generators(real_A, real_B, fake_A2B, cam_A2B, fake_B2A, cam_B2A)
+        else:
+            n = real_A.shape[0]
+            with self._phase("G forward"), self._autocast(real_A):  # translations and identities, one batch each
+                both = torch.cat([real_A, real_B])
+                images, cams, _ = m.genA2B(both)
+                (fake_A2B, fake_B2B), (cam_A2B, cam_B2B) = images.split(n), cams.split(n)
+                images, cams, _ = m.genB2A(both)
+                (fake_A2A, fake_B2A), (cam_A2A, cam_B2A) = images.split(n), cams.split(n)
+            with self._phase("D step"):
+                d_losses = self.update_discriminators(real_A, real_B, fake_A2B.detach(), fake_B2A.detach())
+            with self._phase("G step"), frozen(m.discriminators()):
+                g_losses = self.update_generators(real_A, real_B, fake_A2B, cam_A2B, fake_B2A, cam_B2A,
+                                                  identity=(fake_A2A, cam_A2A, fake_B2B, cam_B2B))  # fmt: skip
 
-        clamp_rho(m.genA2B)
-        clamp_rho(m.genB2A)
+        with self._phase("optimiser"):
+            clamp_rho(m.genA2B, m.genB2A)
         return {**d_losses, **g_losses}
 
     def update_discriminators(self, real_A: Tensor, real_B: Tensor, fake_A2B: Tensor, fake_B2A: Tensor) -> dict[str, Tensor]:
@@ -151,22 +189,30 @@ class TrainingStep:
 
         self.D_optim.zero_grad(set_to_none=True)
         L["Discriminator_loss"].backward()
-        self.D_optim.step()
+        self._average(self.D_optim)
+        with self._phase("optimiser"):
+            self.D_optim.step()
         return {k: v.detach() for k, v in L.items()}
 
     def update_generators(
         self, real_A: Tensor, real_B: Tensor,
         fake_A2B: Tensor, cam_A2B: Tensor, fake_B2A: Tensor, cam_B2A: Tensor,
+        identity: tuple[Tensor, Tensor, Tensor, Tensor] | None = None,
     ) -> dict[str, Tensor]:  # fmt: skip
         """Adversarial (against the just-updated discriminators), cycle, identity and CAM losses; one Adam
-        step. The fakes and their cam logits come from the generators' forward on the real batches."""
+        step. The fakes and their cam logits come from the generators' forward on the real batches;
+        `identity` is (genB2A(real_A), its cam logit, genA2B(real_B), its cam logit) when that forward
+        computed them too, else they are computed here (the official order)."""
         m, w = self.model, self.w
         L: dict[str, Tensor] = {}
         with self._autocast(real_A):
             fake_A2B2A, _, _ = m.genB2A(fake_A2B)
             fake_B2A2B, _, _ = m.genA2B(fake_B2A)
-            fake_A2A, cam_A2A, _ = m.genB2A(real_A)
-            fake_B2B, cam_B2B, _ = m.genA2B(real_B)
+            if identity is None:
+                fake_A2A, cam_A2A, _ = m.genB2A(real_A)
+                fake_B2B, cam_B2B, _ = m.genA2B(real_B)
+            else:
+                fake_A2A, cam_A2A, fake_B2B, cam_B2B = identity
 
             for tag, disc, fake in (
                 ("GA", m.disGA, fake_B2A),
@@ -201,32 +247,76 @@ class TrainingStep:
 
         self.G_optim.zero_grad(set_to_none=True)
         L["Generator_loss"].backward()
-        self.G_optim.step()
+        self._average(self.G_optim)
+        with self._phase("optimiser"):
+            self.G_optim.step()
         return {k: v.detach() for k, v in L.items()}
 
     # --- Plumbing -------------------------------------------------------------------------------------
 
+    def _average(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.average_gradients is not None:
+            self.average_gradients(p for group in optimizer.param_groups for p in group["params"])
+
+    def optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+        return self.G_optim, self.D_optim
+
     def set_learning_rate(self, step: int) -> float:
+        """The scheduled rate on both optimisers; a tensor rate (a captured graph reads it) is written in
+        place, without waiting for the device."""
         lr = learning_rate(step, self.optim_cfg)
-        for optim in (self.G_optim, self.D_optim):
+        for optim in self.optimizers():
             for group in optim.param_groups:
-                group["lr"] = lr
+                if isinstance(group["lr"], Tensor):
+                    group["lr"].fill_(lr)
+                else:
+                    group["lr"] = lr
         return lr
 
     def _autocast(self, like: Tensor):
         if self.precision == "fp32":
             return contextlib.nullcontext()
-        return torch.autocast(like.device.type, dtype=torch.bfloat16)
+        # No cast cache under a CUDA graph capture: cached casts would outlive the graph's memory.
+        return torch.autocast(like.device.type, dtype=torch.bfloat16, cache_enabled=self.autocast_cache)
+
+    def _phase(self, name: str):
+        return self.phase_clock(name) if self.phase_clock is not None else contextlib.nullcontext()
 
     def _layout(self, x: Tensor) -> Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def state_dict(self) -> dict:
-        return {"G_optim": self.G_optim.state_dict(), "D_optim": self.D_optim.state_dict()}
+        """Both optimisers' states, as an eager run writes them: a tensor learning rate (a CUDA graph's)
+        is saved as a number, and no group says it was captured."""
+        state = {"G_optim": self.G_optim.state_dict(), "D_optim": self.D_optim.state_dict()}
+        for optim_state in state.values():
+            for group in optim_state["param_groups"]:
+                if isinstance(group["lr"], Tensor):
+                    group["lr"] = group["lr"].item()
+                group["capturable"] = False
+        return state
 
     def load_state_dict(self, state: dict) -> None:
-        self.G_optim.load_state_dict(state["G_optim"])
-        self.D_optim.load_state_dict(state["D_optim"])
+        """Restore both optimisers. How they run stays this step's (fused or foreach, capturable, a tensor
+        learning rate a captured graph reads): only the numbers come from `state`, whichever
+        implementation wrote it (Adam then puts each state on the device its implementation needs)."""
+        for name, optim in zip(("G_optim", "D_optim"), self.optimizers()):
+            saved = {**state[name], "param_groups": [
+                {**group, **{k: current[k] for k in _IMPLEMENTATION if k in current}}
+                for group, current in zip(state[name]["param_groups"], optim.param_groups)
+            ]}  # fmt: skip
+            rates = [group["lr"] for group in optim.param_groups]
+            optim.load_state_dict(saved)
+            for group, rate in zip(optim.param_groups, rates):
+                if isinstance(rate, Tensor):
+                    rate.fill_(float(group["lr"]))
+                    group["lr"] = rate
+                # Adam's settings are this step's config, not the saved ones: the same unless a resume
+                # overrides them (the lr is set at every step anyway).
+                group.update(betas=(self.optim_cfg.beta1, self.optim_cfg.beta2), weight_decay=self.optim_cfg.weight_decay)
+
+
+_IMPLEMENTATION = ("fused", "foreach", "capturable")
 
 
 def prepare_model(model: UGATIT, *, channels_last: bool = False, compile: bool = False) -> UGATIT:

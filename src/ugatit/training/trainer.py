@@ -7,85 +7,65 @@ latest checkpoint in `run_dir`) to `config.optim.iterations`, writing the run fo
 Resuming is exact: networks, optimisers, step, RNG states and the data position are restored, so a run
 stopped at step k and resumed reaches step n with the weights an uninterrupted run has (bit-identical
 on CPU). The checkpoint's config wins, except how long and how the run is executed
-(`RESUME_OVERRIDES`). SIGINT and SIGTERM finish the current iteration, save and return; a second
-signal aborts at once. A non-finite loss (or weight) stops the run with `TrainingDiverged` before
-anything of the broken state is written.
+(`RESUME_OVERRIDES`) and what `overrides` changes explicitly. SIGINT and SIGTERM finish the current
+iteration, save and return; a second signal aborts at once. A non-finite loss (or weight) stops the run
+with `TrainingDiverged` before anything of the broken state is written; a run folder that cannot be
+written (a full disk) stops it with `RunWriteError`. One trainer at a time holds a run folder
+(`RunLock`); a checkpoint that cannot be read is passed over for the one before it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import sys
 import time
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import torch
 
 from ..config import Config, check_config
-from ..data.loader import eval_batches
+from ..data.scan import ScanResult, scan_sources
 from ..data.sources import Source, SourceLike, as_source
 from ..data.unpaired import UnpairedLoader
 from ..errors import UserError
 from ..nn.model import UGATIT
+from ..nn.sizes import check_model_config
+from ..utils.console import notify, progress_bar
 from ..utils.device import resolve_device
 from ..utils.rng import preserved_rng, restore_rng_state, seed_everything
 from ..weights import checkpoints
 from ..weights.export import export_generators
-from .resume import resume_config
+from .lock import RunLock
+from .resume import apply_overrides, resume_config
+from .result import TrainResult
 from .run_dir import (
-    BEST_FILE, BEST_METRIC, CONFIG_FILE, EXPORT_FILE, LOG_FILE, SAMPLES_DIR, TENSORBOARD_DIR,
-    JsonlLog, TensorBoard, rho_statistics, sample_grid, save_png,
+    BEST_FILE, BEST_METRIC, CONFIG_FILE, EXPORT_FILE, LOG_FILE, SAMPLES_DIR, TENSORBOARD_DIR, JsonlLog, NullLog,
+    TensorBoard, announce, make_run_dir, remove_unfinished_writes, resumable_checkpoint, run_to_resume, rho_statistics, sample_grid, sample_images, save_png,
 )  # fmt: skip
-from .signals import SIGNAL_EXIT, MessageHook, StopRequest
-from .step import LOSS_NAMES, TrainingStep, learning_rate, prepare_model
+from .distributed import Distributed, describe
+from .divergence import LossGuard, TrainingDiverged, nonfinite_parameters
+from .fast import checks_losses_every_step, fast_step
+from .signals import MessageHook, StopRequest
+from .step import TrainingStep, learning_rate, prepare_model
+from .storage import WriteFailed, run_write_error, writing
 
 __all__ = ["TrainResult", "Trainer", "TrainingDiverged", "train"]
 
 LogHook = Callable[[int, dict[str, float]], None]
 SampleHook = Callable[[int, dict[str, Path]], None]
 EvaluateHook = Callable[[UGATIT, int], dict[str, float]]
-
-
-class TrainingDiverged(UserError):
-    """A loss or a weight became NaN or infinite; nothing of that state was saved."""
-
-
-@dataclass
-class TrainResult:
-    """What a call to `train` did. `interrupted` names the signal that stopped it early, if any."""
-
-    run_dir: Path
-    step: int
-    iterations: int
-    losses: dict[str, float]
-    config: Config
-    checkpoint: Optional[Path] = None
-    export: Optional[Path] = None
-    best: Optional[Path] = None
-    interrupted: Optional[str] = None
-    log: Optional[Path] = None
-    samples: Optional[Path] = None
-    tensorboard: Optional[Path] = None
-
-    @property
-    def completed(self) -> bool:
-        return self.step >= self.iterations
-
-    @property
-    def exit_code(self) -> int:
-        """0 when completed, else the shell's code for the signal (130 SIGINT, 143 SIGTERM)."""
-        return SIGNAL_EXIT.get(self.interrupted, 1) if self.interrupted else 0
+#: Unreadable images named one by one at the start (all of them go to log.jsonl).
+SHOWN_BAD_IMAGES = 10
 
 
 def train(config: Config, data_a: SourceLike, data_b: SourceLike, run_dir: str | Path, **options: Any) -> TrainResult:
     """Train to `config.optim.iterations` and return a `TrainResult` (see the module docstring).
 
     data_a / data_b are folders or sequences of PIL images; `options` are `Trainer`'s keyword
-    arguments: test_a, test_b, resume, progress, on_log, on_sample, evaluate, on_message, tensorboard,
-    sample_rows.
+    arguments: test_a, test_b, resume, overrides, progress, on_log, on_sample, evaluate, on_message,
+    tensorboard, sample_rows, init_weights.
     """
     return Trainer(config, data_a, data_b, run_dir, **options).run()
 
@@ -103,6 +83,9 @@ class Trainer:
     checkpoints/best.pt); `on_message(text)` receives notices (default: stderr, above the progress
     bar). A hook raising KeyboardInterrupt stops the run as Ctrl-C does. `tensorboard=False` skips
     TensorBoard even where it is installed; `sample_rows` is the number of images in a grid.
+    `overrides` ({"optim.lr": 5e-5}; with `resume` only) changes the optimiser or loss settings of the
+    resumed run, on the record (see `resume.OVERRIDABLE_SECTIONS`). `init_weights` (official-layout state
+    dicts, e.g. `weights.loading.read_weights(path).networks`) starts a new run from imported networks.
     """
 
     def __init__(
@@ -115,6 +98,7 @@ class Trainer:
         test_a: Optional[SourceLike] = None,
         test_b: Optional[SourceLike] = None,
         resume: bool = False,
+        overrides: Optional[Mapping[str, Any]] = None,
         progress: bool = True,
         on_log: Optional[LogHook] = None,
         on_sample: Optional[SampleHook] = None,
@@ -122,91 +106,129 @@ class Trainer:
         on_message: Optional[MessageHook] = None,
         tensorboard: bool = True,
         sample_rows: int = 4,
+        init_weights: Optional[dict[str, dict[str, torch.Tensor]]] = None,
+        distributed: Optional[Distributed] = None,
     ):
         self.requested = config
         self.data = (data_a, data_b)
-        self.test_data = {"a2b": test_a, "b2a": test_b}  # a direction samples its source domain
+        self.test_data = {"A": test_a, "B": test_b}
         self.run_dir = Path(run_dir)
         self.resume = resume
+        self.overrides = dict(overrides or {})
         self.progress = progress
         self.on_log, self.on_sample, self.evaluate = on_log, on_sample, evaluate
-        self.notify = on_message or _to_stderr
+        self.notify = on_message or notify
         self.use_tensorboard = tensorboard
         self.sample_rows = sample_rows
+        self.init_weights = init_weights
+        # Under torchrun every rank trains; rank 0 alone writes the folder and speaks.
+        self.dist = distributed or Distributed.from_environment()
+        if not self.dist.is_main:
+            self.notify, self.progress, self.on_log, self.on_sample, self.evaluate = _quiet, False, None, None, None
 
         self.step = 0
         self.losses: dict[str, float] = {}
         self.best: Optional[dict[str, Any]] = None
         self.last_checkpoint: Optional[Path] = None
+        self._saved_step: Optional[int] = None  # the step of last_checkpoint
+        self._overridden: list[dict[str, Any]] = []
         self._elapsed_before = 0.0  # training time of earlier sessions of this run
         self._reported_images: set[str] = set()
 
     # --- Set-up ---------------------------------------------------------------------------------------
 
     def run(self) -> TrainResult:
+        # Everything that can be checked is checked before the run folder is created, so that a
+        # mistake leaves nothing behind.
         check_config(self.requested)
-        resolve_device(self.requested.train.device)  # fail before any folder is created
+        check_model_config(self.requested.model)
+        resolve_device(self.requested.train.device)
+        if self.overrides and not self.resume:
+            raise UserError("`overrides` change a run only when resuming (`resume=True`); a new run takes "
+                            "every setting from its config")  # fmt: skip
         sources = [as_source(data, label=f"domain {d}") for data, d in zip(self.data, "AB")]
-        self._make_run_dir()
-        saved = self._load_checkpoint() if self.resume else None
-        self.config = self._resolve_config(saved)
-        self.device = resolve_device(self.config.train.device)
-
-        seed_everything(self.config.train.seed)
-        self._build(sources)
-        if saved is not None:
-            self._restore(saved)  # last: building the networks drew from the RNG
-        self._clock = time.monotonic()
-        self.config.save(self.run_dir / CONFIG_FILE)
-        self._announce(sources, saved)
-
+        scan = scan_sources(sources) if self.dist.is_main else None
         with contextlib.ExitStack() as cleanup:
+            self.device = resolve_device(self.dist.device(self.requested.train.device))
+            self.dist.start(self.device)
+            cleanup.callback(self.dist.stop)
+            if self.dist.is_main:  # the one process that writes the folder holds it and tidies it first
+                lock = cleanup.enter_context(RunLock(self.run_dir, self.notify))  # before reading the folder
+                removed = remove_unfinished_writes(self.run_dir)  # safe with the lock held
+                if removed:
+                    self.notify(removed)
+                saved = resumable_checkpoint(self.run_dir, self.notify) if run_to_resume(self.run_dir, self.resume) else None
+                self.config = self._resolve_config(saved)
+                make_run_dir(self.run_dir)
+                lock.acquire()  # a folder made just now
+            self.dist.barrier()  # the other ranks read the folder once rank 0 has tidied it
+            if not self.dist.is_main:
+                saved = resumable_checkpoint(self.run_dir, self.notify) if run_to_resume(self.run_dir, self.resume) else None
+                self.config = self._resolve_config(saved)
+
+            seed_everything(self.config.train.seed)
+            self._build(sources)
             cleanup.callback(self.loader.close)
-            self.log = JsonlLog(self.run_dir / LOG_FILE, keep_until=self.step)
-            cleanup.callback(self.log.close)
-            self.tb = TensorBoard(self.run_dir / TENSORBOARD_DIR, self.use_tensorboard, first_step=self.step + 1)
-            cleanup.callback(self.tb.close)
-            self.stop = cleanup.enter_context(StopRequest(self.notify))
-            self.samples = self._sample_images()
-            self._loop()
-            return self._finish()
+            if saved is not None:
+                self._restore(saved)  # last: building the networks drew from the RNG
+            elif self.init_weights is not None:  # networks the file lacks keep their fresh init
+                self.model.load_official_state_dict(self.model.official_state_dict() | self.init_weights)
+            self._clock = time.monotonic()
+            self.dist.check_in_sync(self.model, self.device)
+            try:
+                with contextlib.ExitStack() as session:
+                    self._start(session, sources, saved, scan)
+                    self._loop()
+                    result = self._finish()
+                return result
+            except WriteFailed as failure:
+                raise self._write_failed(failure) from None
 
-    def _make_run_dir(self) -> None:
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            probe = self.run_dir / ".write-test"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as exc:
-            raise UserError(f"cannot write to the run directory {self.run_dir}: {exc.strerror or exc}") from None
-        latest = checkpoints.latest_checkpoint(self.run_dir)
-        if self.resume and latest is None:
-            raise UserError(
-                f"nothing to resume: no checkpoint in {self.run_dir / checkpoints.CHECKPOINT_DIR} "
-                "(a new run starts without `resume`)"
-            )
-        if not self.resume and latest is not None:
-            raise UserError(
-                f"{self.run_dir} already holds a run ({latest.name}): continue it with `resume=True`, "
-                "or choose another `run_dir`"
-            )
-
-    def _load_checkpoint(self) -> dict[str, Any]:
-        path = checkpoints.latest_checkpoint(self.run_dir)
-        state = checkpoints.load_training_checkpoint(path)
-        missing = [key for key in ("step", "config", "networks", "optimizers", "rng", "data") if key not in state]
-        if missing:
-            raise UserError(f"checkpoint {path} is incomplete (no '{missing[0]}')")
-        state["path"] = path
-        return state
+    def _start(self, session: contextlib.ExitStack, sources: list[Source], saved: Optional[dict[str, Any]],
+               scan: ScanResult) -> None:  # fmt: skip
+        """The session's outputs, opened in `session`, and what it reports before the first iteration."""
+        self.stop = session.enter_context(StopRequest(self.notify))
+        if not self.dist.is_main:  # writes nothing: rank 0 keeps the log, the grids and the checkpoints
+            self.log, self.tb, self.samples = NullLog(), TensorBoard(self.run_dir, False, 0), {}
+            return
+        with writing(self.run_dir / CONFIG_FILE):
+            self.config.save(self.run_dir / CONFIG_FILE)
+        announce(self.notify, self.model.config, self.device, self.config.optim.iterations, sources, self.run_dir,
+                 resumed=saved["path"] if saved else None, step=self.step, tensorboard=self.use_tensorboard)  # fmt: skip
+        self.log = JsonlLog(self.run_dir / LOG_FILE, keep_until=self.step)
+        session.callback(self.log.close)
+        tb = TensorBoard(self.run_dir / TENSORBOARD_DIR, self.use_tensorboard, first_step=self.step + 1)
+        self.tb = session.enter_context(tb)
+        if self.dist.enabled:
+            self.notify(f"distributed: {describe(self.dist, self.config.data.batch_size)} (the paper trains one "
+                        "process with batch 1); rank 0 writes the log, sample grids and checkpoints")  # fmt: skip
+        for change in self._overridden:
+            self.log.write({"step": self.step, "event": "override", **change})
+            self.notify(f"resuming with `{change['key']}` changed from {change['from']} to {change['to']} "
+                        f"(recorded in {LOG_FILE} and {CONFIG_FILE})")  # fmt: skip
+        if scan.unreadable:
+            self.notify(f"{scan.summary()}: they are skipped whenever drawn")
+            for i, (name, reason) in enumerate(scan.unreadable):
+                self._bad_image(name, reason, announce=i < SHOWN_BAD_IMAGES)
+            if len(scan.unreadable) > SHOWN_BAD_IMAGES:
+                self.notify(f"... and {len(scan.unreadable) - SHOWN_BAD_IMAGES} more, every one recorded in {LOG_FILE}")
+        self.samples = sample_images(self.loader, self.test_data, self.config.model.img_size, self.sample_rows,
+                                     self.device, on_bad_image=self._bad_image, notify=self.notify)  # fmt: skip
 
     def _resolve_config(self, saved: Optional[dict[str, Any]]) -> Config:
+        requested = self.requested.replace(data=replace(self.requested.data, world_size=self.dist.world_size))
         if saved is None:
-            return self.requested
-        config, ignored = resume_config(Config.from_dict(saved["config"]), self.requested)
+            return requested
+        before = Config.from_dict(saved["config"]).data.world_size
+        if before != self.dist.world_size:
+            self.notify(f"resuming on {self.dist.world_size} processes, saved on {before}: the global batch and "
+                        "which images each process draws change from here on")  # fmt: skip
+        config, ignored = resume_config(Config.from_dict(saved["config"]), requested)
+        config, self._overridden = apply_overrides(config, self.overrides)
+        ignored = [key for key in ignored if key not in self.overrides]
         if ignored:
-            self.notify(f"resuming keeps the checkpoint's {', '.join(ignored)} (only the length and "
-                        "execution settings of a run change on resume)")  # fmt: skip
+            self.notify(f"resuming keeps the checkpoint's {', '.join(f'`{k}`' for k in ignored)} (only the "
+                        "length and execution settings of a run change on resume, others through `overrides`)")  # fmt: skip
         check_config(config)
         if config.optim.iterations < saved["step"]:
             raise UserError(
@@ -220,13 +242,21 @@ class Trainer:
         self.model = prepare_model(model, channels_last=cfg.train.channels_last, compile=cfg.train.compile)
         self.model.train()
         self.config = cfg.replace(model=self.model.config)  # with the discriminator depths it resolved
-        self.train_step = TrainingStep(
+        step = TrainingStep(
             self.model, cfg.loss, cfg.optim,
             precision=cfg.train.precision, channels_last=cfg.train.channels_last,
+            average_gradients=self.dist.average_gradients if self.dist.enabled else None,
         )  # fmt: skip
+        # CUDA: a captured graph and losses read at log/save time, unless `train.eager`. Distributed ranks
+        # run the eager step: they agree on stopping after every iteration, and the graph path has not
+        # been tried with collectives inside.
+        eager = cfg.train.eager or self.dist.enabled
+        self.train_step = fast_step(step, self.device, eager=eager, notify=self.notify)
+        self.guard = LossGuard(every_step=checks_losses_every_step(self.device, eager))
         self.loader = UnpairedLoader.from_config(
-            cfg, *sources, on_bad_image=self._bad_image, pin_memory=self.device.type == "cuda"
-        )
+            cfg, *sources, on_bad_image=self._bad_image, pin_memory=self.device.type == "cuda",
+            rank=self.dist.rank, world_size=self.dist.world_size,
+        )  # fmt: skip
 
     def _restore(self, saved: dict[str, Any]) -> None:
         self.model.load_official_state_dict(saved["networks"])
@@ -240,53 +270,21 @@ class Trainer:
         self.best = extra.get("best")
         self._elapsed_before = float(extra.get("elapsed", 0.0))
         self.last_checkpoint = saved["path"]
+        self._saved_step = self.step
         restore_rng_state(saved["rng"])
-
-    def _announce(self, sources: list[Source], saved: Optional[dict[str, Any]]) -> None:
-        m = self.model.config
-        kind = "light" if m.light else "full"
-        self.notify(
-            f"training U-GAT-IT ({kind}, ch={m.ch}, n_res={m.n_res}, {m.img_size}px) on {self.device} "
-            f"for {self.config.optim.iterations} iterations: {len(sources[0])} images in domain A, "
-            f"{len(sources[1])} in domain B"
-        )
-        if saved is not None:
-            self.notify(f"resuming at step {self.step} from {saved['path']}")
-        self.notify(
-            f"writing to {self.run_dir}/: {CONFIG_FILE}, {LOG_FILE}, {SAMPLES_DIR}/, "
-            f"{checkpoints.CHECKPOINT_DIR}/, {EXPORT_FILE.parent}/"
-            + (f", {TENSORBOARD_DIR}/" if self.use_tensorboard else "")
-        )
-
-    def _sample_images(self) -> dict[str, torch.Tensor]:
-        """The fixed images of every sample grid, with the test transform: {'train_a2b': ..., ...}."""
-        found: dict[str, torch.Tensor] = {}
-        train_sources = {"a2b": self.loader.source_a, "b2a": self.loader.source_b}
-        for split, sources in (("train", train_sources), ("test", self.test_data)):
-            for direction, source in sources.items():
-                if source is None:
-                    continue
-                try:
-                    batch = next(eval_batches(source, self.config.model.img_size, batch_size=self.sample_rows,
-                                              on_bad_image=self._bad_image), None)  # fmt: skip
-                except UserError as exc:  # an empty test folder: train without its samples
-                    self.notify(f"no {split} samples for {direction}: {exc}")
-                    continue
-                if batch is not None:
-                    found[f"{split}_{direction}"] = batch[0].to(self.device)
-        return found
 
     # --- The loop -------------------------------------------------------------------------------------
 
     def _loop(self) -> None:
         iterations = self.config.optim.iterations
-        bar = _progress_bar(self.step, iterations, enabled=self.progress)
+        bar = progress_bar(iterations, "train", "it", enabled=self.progress, initial=self.step)
         try:
             while self.step < iterations and self.stop.reason is None:
                 self._iterate()
                 bar.update(1)
-                bar.set_postfix(D=f"{self.losses['Discriminator_loss']:.3f}",
-                                G=f"{self.losses['Generator_loss']:.3f}", refresh=False)  # fmt: skip
+                if self.losses:  # the last losses read (every step, or at each log on the fast path)
+                    bar.set_postfix(D=f"{self.losses['Discriminator_loss']:.3f}",
+                                    G=f"{self.losses['Generator_loss']:.3f}", refresh=False)  # fmt: skip
                 self._after_step(self.step == iterations)
         finally:
             bar.close()
@@ -294,9 +292,22 @@ class Trainer:
     def _iterate(self) -> None:
         step = self.step + 1
         real_A, real_B = (t.to(self.device, non_blocking=True) for t in next(self.loader))
-        losses = self.train_step(real_A, real_B, step)
-        self.losses = self._finite_losses(step, losses)
+        self.guard.observe(step, self.train_step(real_A, real_B, step))
         self.step = step
+        if self.dist.enabled:
+            self._agree()
+        elif self.guard.every_step:
+            self._check_losses()
+
+    def _agree(self) -> None:
+        """Every rank stops at the same iteration: when any of them was signalled or saw a NaN."""
+        values, bad_step, bad = self.guard.read()
+        stop, diverged = self.dist.agree([self.stop.reason is not None, bad_step is not None], self.device)
+        if diverged:
+            self._diverged(self.step, f"non-finite loss ({', '.join(bad) or 'on another rank'})")
+        if stop:
+            self.stop.request(self.stop.reason or "SIGTERM")  # a signal that reached another rank
+        self.losses = values
 
     def _after_step(self, last: bool) -> None:
         """Logging, samples, evaluation and saving, each at its own frequency. None of them changes the
@@ -310,34 +321,31 @@ class Trainer:
         if t.eval_every and self.evaluate is not None and step % t.eval_every == 0:
             self._evaluate(step)
         if (t.save_every and step % t.save_every == 0) or last or self.stop.reason is not None:
-            self._save(step)
+            self.dist.check_in_sync(self.model, self.device)  # every rank, at the same steps
+            if self.dist.is_main:
+                self._save(step)
 
-    def _finite_losses(self, step: int, losses: dict[str, torch.Tensor]) -> dict[str, float]:
-        names = [name for name in LOSS_NAMES if name in losses]
-        values = torch.stack([losses[name].float() for name in names]).tolist()  # one device sync
-        bad = [f"{name}={value}" for name, value in zip(names, values) if not math.isfinite(value)]
-        if bad:
-            self._diverged(step, f"non-finite loss ({', '.join(bad)})")
-        return dict(zip(names, values))
+    def _check_losses(self) -> None:
+        """Read the losses from the device; stop at the first step that had a non-finite one."""
+        if self.guard.pending:
+            values, bad_step, bad = self.guard.read()
+            if bad_step is not None:
+                self._diverged(bad_step, f"non-finite loss ({', '.join(bad)})")
+            self.losses = values
 
     def _require_finite_weights(self, step: int) -> None:
-        bad = [name for name, p in self.model.named_parameters() if not torch.isfinite(p).all()]
+        bad = nonfinite_parameters(self.model)
         if bad:
-            more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
-            self._diverged(step, f"non-finite weights ({', '.join(bad[:3])}{more})")
+            self._diverged(step, f"non-finite weights ({bad})")
 
     def _diverged(self, step: int, what: str) -> None:
         self.log.write({"step": step, "event": "diverged", "detail": what})
-        kept = (
-            f"the last good checkpoint is {self.last_checkpoint}"
-            if self.last_checkpoint is not None
-            else "no checkpoint had been written yet"
-        )
-        raise TrainingDiverged(f"training diverged at step {step}: {what}; nothing of it was saved, {kept}")
+        raise TrainingDiverged.at(step, what, self.last_checkpoint, self.config.optim.lr)
 
     # --- What happens between iterations --------------------------------------------------------------
 
     def _log(self, step: int) -> None:
+        self._check_losses()
         record = {
             "step": step,
             "lr": learning_rate(step, self.config.optim),
@@ -385,12 +393,13 @@ class Trainer:
     def _save(self, step: int) -> None:
         path = checkpoints.checkpoint_path(self.run_dir, step)
         self._write_checkpoint(path, step)
-        self.last_checkpoint = path
+        self.last_checkpoint, self._saved_step = path, step
         checkpoints.prune_checkpoints(self.run_dir, self.config.train.keep_last)
 
     def _write_checkpoint(self, path: Path, step: int) -> None:
+        self._check_losses()
         self._require_finite_weights(step)
-        try:
+        with writing(path, checkpoint=True):
             checkpoints.save_training_checkpoint(
                 path,
                 model=self.model,
@@ -400,8 +409,18 @@ class Trainer:
                 data_state=self.loader.state_dict(),
                 extra={"best": self.best, "elapsed": self._elapsed()},
             )
-        except OSError as exc:
-            raise UserError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
+
+    def _write_failed(self, failure: WriteFailed) -> UserError:
+        """The error for a failed write, after keeping the current state if that can still be written:
+        between iterations the state is whole, so a checkpoint of it resumes exactly."""
+        saved_now = False
+        if not failure.checkpoint and self.step > (self._saved_step or 0):
+            try:
+                self._save(self.step)
+                saved_now = True
+            except WriteFailed:
+                pass  # the same full disk: the last good checkpoint stays the last
+        return run_write_error(failure, self.run_dir, self.last_checkpoint, self._saved_step, saved_now)
 
     def _hook(self, hook: Callable[..., Any], *args: Any) -> Any:
         """Run a user hook; a KeyboardInterrupt from it (a notebook's stop button, a test) is a request
@@ -412,10 +431,11 @@ class Trainer:
             self.stop.request("SIGINT")
             return None
 
-    def _bad_image(self, name: str, reason: str) -> None:
+    def _bad_image(self, name: str, reason: str, announce: bool = True) -> None:
         if name not in self._reported_images:
             self._reported_images.add(name)
-            self.notify(f"skipping unreadable image {name}: {reason}")
+            if announce:
+                self.notify(f"skipping unreadable image {name}: {reason}")
             self.log.write({"step": self.step, "event": "bad_image", "name": name, "reason": reason})
 
     def _elapsed(self) -> float:
@@ -425,11 +445,12 @@ class Trainer:
 
     def _finish(self) -> TrainResult:
         # A signal that came after the step's save decision still gets its checkpoint.
-        if self.stop.reason is not None and self.step > 0 and not self._saved_at(self.step):
+        if self.dist.is_main and self.stop.reason is not None and self.step > 0 and self._saved_step != self.step:
             self._save(self.step)
         export = None
-        if self.step >= self.config.optim.iterations:
-            export = export_generators(self.model, self.config, self.run_dir / EXPORT_FILE)
+        if self.dist.is_main and self.step >= self.config.optim.iterations:
+            with writing(self.run_dir / EXPORT_FILE):
+                export = export_generators(self.model, self.config, self.run_dir / EXPORT_FILE)
         best = self.run_dir / BEST_FILE
         samples = self.run_dir / SAMPLES_DIR
         return TrainResult(
@@ -447,22 +468,6 @@ class Trainer:
             tensorboard=self.tb.folder,
         )
 
-    def _saved_at(self, step: int) -> bool:
-        return checkpoints.checkpoint_path(self.run_dir, step).is_file()
 
-
-def _progress_bar(start: int, total: int, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total, initial=start, unit="it", desc="train", file=sys.stderr,
-        disable=not enabled, dynamic_ncols=True,
-    )  # fmt: skip
-
-
-def _to_stderr(message: str) -> None:
-    from tqdm import tqdm
-
-    tqdm.write(message, file=sys.stderr)  # above a running progress bar, not through it
-
-
+def _quiet(message: str) -> None:
+    """The notices of ranks other than 0: rank 0 says everything once."""

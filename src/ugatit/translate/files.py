@@ -13,6 +13,10 @@ Output layout of `translate_paths` / `translate_folder` in the output folder OUT
 - ``OUT/index.html``: input, output and attention side by side, by relative links; skipped files with
   the reason.
 
+With ``face_crop=True`` each input is first cut to the square around its largest face (see `faces`);
+the translation and overlay are then of that square, and the thumbnail shows the whole input with the
+face box and the square drawn on it. An input without a face is translated whole, and its `Result` says so.
+
 Inputs are never overwritten: the output folder may not be the input folder or inside it, and no output
 may land on an input file.
 """
@@ -20,7 +24,6 @@ may land on an input file.
 from __future__ import annotations
 
 import os
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -28,11 +31,15 @@ from pathlib import Path, PurePath
 
 from PIL import Image
 
-from ..data.images import BadImageError, find_images, load_rgb
+from ..data.images import find_images
+from ..data.loader import sized_batches
+from ..data.sources import FileSource
 from ..domains import Direction
 from ..errors import UserError
 from ..nn.model import UGATIT
-from .images import TranslatedImage, _check_batch_size, _translate_batch, resolve_size
+from ..utils.console import progress_bar
+from .faces import Box, FaceCrop, FaceCropSource, check_face_detector
+from .images import TranslatedImage, _check_batch_size, resolve_size, translate_batch
 from .page import write_index_html
 
 THUMBNAIL_DIR = ".thumbnails"
@@ -53,8 +60,11 @@ class Result:
     output: Path | None = None
     attention: Path | None = None
     thumbnail: Path | None = None
-    size: tuple[int, int] | None = None  # (width, height) of the input, upright
+    size: tuple[int, int] | None = None  # (width, height) of what was translated: the input, upright, or its face crop
     error: str | None = None
+    cam_logit: tuple[float, float] | None = None  # the generator's auxiliary classifier (gap, gmp)
+    face: Box | None = None  # with face_crop: the largest face found in the input
+    face_note: str | None = None  # with face_crop: what was found and cut out, or that nothing was
 
     @property
     def ok(self) -> bool:
@@ -85,6 +95,7 @@ def translate_paths(
     size: int | None = None,
     progress: bool = False,
     on_skip: SkipCallback | None = None,
+    face_crop: bool = False,
 ) -> list[Result]:
     """Translate image files into `output_dir` (layout: see the module docstring); one `Result` each.
 
@@ -92,31 +103,36 @@ def translate_paths(
     when `root` is None. `thumbnails` also writes the small input copies that `write_index_html` shows
     (without them, the page links to the input files themselves). Files that cannot be decoded are skipped, reported through `on_skip(path,
     reason)` and returned with their `error`; a file that cannot be written raises `UserError`, as does
-    an output that would land on an input. `progress` shows a tqdm bar on stderr.
+    an output that would land on an input. `progress` shows a tqdm bar on stderr. `face_crop` translates
+    the square around each input's largest face (see the module docstring).
     """
     _check_batch_size(batch_size)
     side = resolve_size(model, size)
+    if face_crop:
+        check_face_detector()
     output_dir = Path(output_dir)
     plans = _plan_outputs([Path(p) for p in paths], output_dir, root, attention, thumbnails)
-    _make_output_dir(output_dir)
-    # Filled by input index: a skipped file is known before the rest of its batch is translated.
+    source = FileSource([p.source for p in plans], label="input files")
+    faces = FaceCropSource(source) if face_crop else None
+    check_output_dir(output_dir)  # made just before the first output: translating nothing leaves no folder
+    # Filled by input position: a skipped file is known before the rest of its batch is translated.
     results: list[Result | None] = [None] * len(plans)
-    with _progress_bar(len(plans), progress) as bar:
-        for chunk in _chunks(list(enumerate(plans)), batch_size):
-            decoded: list[tuple[int, Image.Image]] = []
-            for i, plan in chunk:
-                try:
-                    decoded.append((i, load_rgb(plan.source)))
-                except BadImageError as exc:
-                    results[i] = Result(plan.source, plan.name.as_posix(), error=exc.reason)
-                    if on_skip is not None:
-                        on_skip(plan.source, exc.reason)
-                    bar.update(1)
-            if decoded:
-                translated = _translate_batch(model, [img for _, img in decoded], direction, side)
-                for (i, _), item in zip(decoded, translated):
-                    results[i] = _write_outputs(plans[i], item)
-                    bar.update(1)
+    made = False
+    batches = sized_batches(faces or source, side, batch_size=batch_size, keep_images=True,
+                            on_bad_image=lambda name, reason: None)  # fmt: skip
+    with progress_bar(len(plans), "translating", "img", enabled=progress and len(plans) > 1, leave=False) as bar:
+        for batch in batches:
+            for i, _, reason in batch.skipped:
+                results[i] = Result(plans[i].source, plans[i].name.as_posix(), error=reason)
+                if on_skip is not None:
+                    on_skip(plans[i].source, reason)
+            if len(batch):
+                if not made:
+                    _make_output_dir(output_dir)
+                    made = True
+                for i, item in zip(batch.indices, translate_batch(model, batch, direction)):
+                    results[i] = _write_outputs(plans[i], item, faces.take(i) if faces else None)
+            bar.update(len(batch) + len(batch.skipped))
     return [r for r in results if r is not None]
 
 
@@ -131,6 +147,7 @@ def translate_folder(
     size: int | None = None,
     progress: bool = False,
     on_skip: SkipCallback | None = None,
+    face_crop: bool = False,
     index: bool = True,
     title: str | None = None,
     notes: Sequence[str] = (),
@@ -152,13 +169,15 @@ def translate_folder(
         paths, root = [input_path], None
     results = translate_paths(
         model, paths, output_dir, direction, root=root, attention=attention, thumbnails=index,
-        batch_size=batch_size, size=size, progress=progress, on_skip=on_skip,
+        batch_size=batch_size, size=size, progress=progress, on_skip=on_skip, face_crop=face_crop,
     )  # fmt: skip
     if index and any(r.ok for r in results):
         side = resolve_size(model, size)
         about = [
             f"Input: {input_path}. Direction: {direction}. Each image was resized to {side}x{side} px "
             "(bilinear), translated, and resized back to its own size (bicubic).",
+            *(["Face crop: each input was cut to a square around its largest face (boxes drawn on the "
+               "inputs), or translated whole where no face was found."] if face_crop else []),
             *notes,
         ]
         write_index_html(results, output_dir, title=title or f"ugatit translate ({direction})", notes=about)
@@ -190,7 +209,6 @@ def check_output_dir(output_dir: Path, input_path: Path | None = None) -> None:
 
 
 def _make_output_dir(output_dir: Path) -> None:
-    check_output_dir(output_dir)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         # A probe write: os.access is not the whole story (read-only mounts, ACLs, full disks).
@@ -278,13 +296,17 @@ def _refuse_overwriting_inputs(plans: list[_Plan]) -> None:
                 raise UserError(f"writing {target} would overwrite the input {source}: choose another output folder")
 
 
-def _write_outputs(plan: _Plan, item: TranslatedImage) -> Result:
+def _write_outputs(plan: _Plan, item: TranslatedImage, crop: FaceCrop | None = None) -> Result:
     result = Result(plan.source, plan.name.as_posix(), size=item.source.size)
+    result.cam_logit = (float(item.cam_logit[0]), float(item.cam_logit[1]))
+    if crop is not None:
+        result.face, result.face_note = crop.face, crop.describe()
     result.output = _save(item.image, plan.output)
     if plan.attention is not None:
         result.attention = _save(item.attention_overlay(), plan.attention)
     if plan.thumbnail is not None:
-        thumb = item.source.copy()
+        # With a face crop, the whole input with its boxes: the crop itself is what the output shows.
+        thumb = crop.marked() if crop is not None else item.source.copy()
         thumb.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.BICUBIC)
         result.thumbnail = _save(thumb, plan.thumbnail, quality=90)
     return result
@@ -298,16 +320,3 @@ def _save(img: Image.Image, path: Path, **options) -> Path:
         # A full disk or a vanished folder fails every later file too: stop with one line.
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
-
-
-def _chunks(items: list, size: int) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _progress_bar(total: int, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="img", desc="translating", file=sys.stderr, disable=not enabled, leave=False)
-
-

@@ -15,11 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from PIL import Image
 
-from ..data.images import to_rgb
-from ..data.transforms import eval_transform, tensor_to_uint8
+from ..data.loader import Batch, sized_batches
+from ..data.transforms import tensor_to_uint8
 from ..domains import Direction
 from ..errors import UserError
 from ..nn.model import UGATIT
@@ -84,19 +83,19 @@ def translate_images(
     """
     _check_batch_size(batch_size)
     side = resolve_size(model, size)
-    rgb = [to_rgb(img) for img in images]
+    if not images:
+        return []
     out: list[TranslatedImage] = []
-    for start in range(0, len(rgb), batch_size):
-        out += _translate_batch(model, rgb[start : start + batch_size], direction, side, restore_size)
+    for batch in sized_batches(images, side, batch_size=batch_size, keep_images=True, strict=True):
+        out += translate_batch(model, batch, direction, restore_size)
     return out
 
 
-def _translate_batch(
-    model: UGATIT, images: list[Image.Image], direction: Direction, side: int, restore_size: bool = True
-) -> list[TranslatedImage]:
+def translate_batch(model: UGATIT, batch: Batch, direction: Direction, restore_size: bool = True) -> list[TranslatedImage]:
+    """Translate one `Batch` of the inference loader (made with `keep_images`), in its order."""
     device = next(model.parameters()).device
-    batch = torch.stack([eval_transform(img, side) for img in images]).to(device)
-    result = model.translate(batch, direction)
+    result = model.translate(batch.stacked().to(device), direction)
+    images = batch.images
     pixels = tensor_to_uint8(result.image)
     heatmaps = result.heatmap[:, 0].float().cpu().numpy()
     logits = result.cam_logit.float().cpu().numpy()

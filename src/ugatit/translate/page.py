@@ -42,6 +42,8 @@ def write_index_html(
             row["attention"] = _image_cell(r.attention, output_dir, f"attention for {r.name}", width, r.size)
         if r.size is not None:
             row["size"] = f"{r.size[0]}x{r.size[1]}"
+        if r.face_note is not None:
+            row["face"] = r.face_note
         rows.append(row)
     summary = f"{len(done)} translated" + (f", {len(skipped)} skipped" if skipped else "") + "."
     sections: list[tuple[str, object]] = [("", [*notes, summary]), ("Images", table(rows))]

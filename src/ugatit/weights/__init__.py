@@ -1,5 +1,7 @@
 """Weights in and out: training checkpoints (`checkpoints`), the generator export (`export`), the official
-PyTorch layout (`official`), and loading any of them for inference (`loading`)."""
+PyTorch layout (`official`), PaddleGAN's .pdparams (`paddle`), the authors' TensorFlow checkpoints
+(`tf_checkpoint` reads the format, `tf` maps the names), ONNX / TorchScript (`deploy`), and loading any of
+them (`loading`: the kind is told by the files). See docs/weights.md."""
 
 from .loading import load_model
 

@@ -3,14 +3,17 @@
 A training checkpoint (`ugatit-train-1`, `RUN/checkpoints/step_NNNNNNNN.pt`) holds the six networks in
 the official layout, both optimisers, the step, every RNG state, the data loader's position, the config
 and the package version. It is written to a temporary file, fsynced and renamed, so a crash never leaves
-half a file; it is read with torch.load(weights_only=True), which refuses pickled code.
+half a file; it is read with torch.load(weights_only=True), which refuses pickled code. A file that
+cannot be used raises `CheckpointError`; `newest_readable_checkpoint` passes over such files to the
+newest one that loads.
 """
 
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -20,10 +23,22 @@ from ..errors import UserError
 from ..nn.model import UGATIT
 from ..utils.files import atomic_write
 from ..utils.rng import capture_rng_state
+from ..utils.torch_files import UnreadableFile, load_torch_file
 
 TRAIN_FORMAT = "ugatit-train-1"
 CHECKPOINT_DIR = "checkpoints"
 _STEP_FILE = re.compile(r"step_(\d+)\.pt$")
+_TRAINING_KEYS = ("step", "config", "networks", "optimizers", "rng", "data")
+
+
+class CheckpointError(UserError):
+    """A checkpoint file that cannot be used: missing, damaged, of another kind, or holding objects that
+    are never unpickled. `reason` is the why without the path."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"cannot read checkpoint {path}: {reason}")
+        self.path = Path(path)
+        self.reason = reason
 
 
 # --- Training checkpoints -------------------------------------------------------------------------------
@@ -72,25 +87,47 @@ def save_training_checkpoint(path: Path, *, model: UGATIT, optimizers: dict, con
         "data": data_state or {},
         "extra": extra or {},
     }
-    atomic_write(Path(path), lambda tmp: torch.save(state, tmp))
+    atomic_write(Path(path), lambda tmp: _torch_save(state, tmp))
     return Path(path)
 
 
+class _KeepWriteError:
+    """A file for torch.save that remembers the OSError of a failed write: torch reports a full disk as
+    "RuntimeError: [enforce fail at inline_container.cc] unexpected pos", without the errno."""
+
+    def __init__(self, file: BinaryIO):
+        self.file = file
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.file.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
+def _torch_save(state: dict, path: Path) -> None:
+    with open(path, "wb") as file:
+        sink = _KeepWriteError(file)
+        try:
+            torch.save(state, sink)
+        except RuntimeError:
+            if sink.error is not None:
+                raise sink.error from None
+            raise
+
+
 def torch_load(path: Path) -> Any:
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}")
+    """A PyTorch file's contents without running pickled code; every failure a `CheckpointError` that
+    says what the file is."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "Weights only load failed" in reason:
-            reason = "it holds objects other than tensors and plain data, which are never unpickled here"
-        raise UserError(f"cannot read checkpoint {path}: corrupted, truncated or not a checkpoint ({reason[:160]})") from None
-    except Exception as exc:  # pickle errors of every kind on a damaged file
-        if "Unsupported global" in str(exc):  # a valid pickle of arbitrary objects (UnpicklingError)
-            raise UserError(f"cannot read checkpoint {path}: it holds objects other than tensors and plain data, "
-                            "which are never unpickled here") from None  # fmt: skip
-        raise UserError(f"cannot read checkpoint {path}: corrupted or truncated ({type(exc).__name__})") from None
+        return load_torch_file(path, "checkpoint")
+    except UnreadableFile as exc:
+        raise CheckpointError(path, exc.reason) from None
 
 
 def load_training_checkpoint(path: Path) -> dict[str, Any]:
@@ -101,9 +138,65 @@ def load_training_checkpoint(path: Path) -> dict[str, Any]:
         if latest is None:
             raise UserError(f"no checkpoint in {path / CHECKPOINT_DIR}")
         path = latest
-    state = torch_load(path)
+    return training_state(path, torch_load(path))
+
+
+def training_state(path: Path, state: Any) -> dict[str, Any]:
+    """`state`, as read from `path`, when it is a complete training checkpoint; else `CheckpointError`."""
     if not isinstance(state, dict) or state.get("format") != TRAIN_FORMAT:
-        raise UserError(f"{path} is not a ugatit training checkpoint")
+        raise CheckpointError(path, "not a ugatit training checkpoint")
+    missing = [key for key in _TRAINING_KEYS if key not in state]
+    if missing:
+        raise CheckpointError(path, f"incomplete (no '{missing[0]}')")
+    try:
+        Config.from_dict(state["config"])
+    except UserError as exc:
+        raise CheckpointError(path, f"its config is unusable ({exc})") from None
     return state
 
 
+def newest_readable_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any], list[CheckpointError]]:
+    """The newest training checkpoint of a run folder that loads, its state, and the errors of the newer
+    ones passed over (a file damaged on disk, or one put there by someone else). Raises `UserError` when
+    there is no checkpoint, or none loads."""
+    skipped: list[CheckpointError] = []
+    for path in reversed(list_checkpoints(run_dir)):
+        try:
+            return path, load_training_checkpoint(path), skipped
+        except CheckpointError as exc:
+            skipped.append(exc)
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    if not skipped:
+        raise UserError(f"no checkpoint in {folder}")
+    raise UserError(f"none of the {len(skipped)} checkpoints in {folder} can be read (the newest: {skipped[0]})")
+
+
+#: The parts of a training state that decide every later iteration (not the config, which a resumed
+#: run may change in how long and how it runs, nor timings).
+TRAINING_STATE = ("step", "networks", "optimizers", "rng", "data")
+
+
+def state_differences(a: dict[str, Any], b: dict[str, Any], keys: tuple[str, ...] = TRAINING_STATE) -> list[str]:
+    """Where two training states differ, tensors compared bit for bit: [] when a resumed run reached the
+    state an uninterrupted one has. Each difference is a path such as "networks.genA2B.gap_fc.weight"."""
+    found: list[str] = []
+    for key in keys:
+        _differences(a.get(key), b.get(key), key, found)
+    return found
+
+
+def _differences(a: Any, b: Any, where: str, found: list[str]) -> None:
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        same = isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+        if not same:
+            found.append(where)
+    elif isinstance(a, dict) and isinstance(b, dict):
+        if a.keys() != b.keys():
+            found.append(f"{where} (keys)")
+        for key in a.keys() & b.keys():
+            _differences(a[key], b[key], f"{where}.{key}", found)
+    elif isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            _differences(x, y, f"{where}[{i}]", found)
+    elif a != b:
+        found.append(where)

@@ -51,7 +51,7 @@ def load_export(path: Path) -> tuple[dict, Config]:
         raise UserError(f"cannot read {path}: corrupted or truncated safetensors file ({exc})") from None
     if metadata.get("format") != EXPORT_FORMAT:
         raise UserError(f"{path} is not a ugatit export (no '{EXPORT_FORMAT}' metadata)")
-    config = Config.from_dict(json.loads(metadata["config"]))
+    config = _export_config(path, metadata)
     state: dict[str, dict] = {name: {} for name in GENERATORS}
     for key, value in tensors.items():
         net, _, rest = key.partition(".")
@@ -60,3 +60,15 @@ def load_export(path: Path) -> tuple[dict, Config]:
     return state, config
 
 
+def _export_config(path: Path, metadata: dict) -> Config:
+    """The config in an export's metadata; a file edited or crafted by hand gets a one-line reason."""
+    if "config" not in metadata:
+        raise UserError(f"{path} is damaged: its metadata has no 'config' to rebuild the model from")
+    try:
+        data = json.loads(metadata["config"])
+    except ValueError as exc:
+        raise UserError(f"{path} is damaged: the 'config' in its metadata is not JSON ({exc})") from None
+    try:
+        return Config.from_dict(data)
+    except UserError as exc:
+        raise UserError(f"{path} is damaged: the 'config' in its metadata is unusable ({exc})") from None

@@ -1,0 +1,212 @@
+"""Training on several processes (torchrun): ranks, averaged gradients, and agreeing when to stop.
+
+`torchrun --nproc-per-node N -m ugatit train DATA` starts N processes that train one model. Each rank
+draws its own shard of the one seeded unpaired stream (`UnpairedLoader(rank=, world_size=)`), so the
+global batch is N x `data.batch_size`, and the gradients of every update are averaged over the ranks
+before the optimiser steps: what DistributedDataParallel does, done here by hand because each of
+U-GAT-IT's networks runs several forward passes per backward (a discriminator sees real, then fake
+images), which DDP's reducer does not allow.
+
+Everything else stays identical on every rank without being sent: the weights start equal (same seed,
+or the same checkpoint), every rank applies the same averaged gradients with the same Adam state, so
+the weights, the spectral-norm u/v (each rank runs the same power iteration on the same weights and
+u), the rho clamp and the lr schedule stay equal bit for bit. `Distributed.check_in_sync` verifies it
+at every checkpoint. After each iteration the ranks agree, in one small collective, on whether any of
+them was asked to stop (a signal) or saw a non-finite loss, so all stop at the same iteration. Rank 0
+alone writes the run folder.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import UserError
+
+#: How long a collective may wait for the other ranks before the job gives up on them. torchrun ends
+#: the other ranks when one dies; this bounds the wait when a whole node disappears.
+DEFAULT_TIMEOUT_S = 1800.0
+#: Gradients are averaged in buckets of at most this many values, so a full model's 279M-parameter
+#: generator pair is not copied into one flat buffer.
+BUCKET_NUMEL = 16 * 1024 * 1024
+
+
+class RankFailed(UserError):
+    """A collective failed: another rank died or lost contact; nothing of the unfinished step was saved."""
+
+
+@dataclass
+class Distributed:
+    """This process's place in a torchrun job. `Distributed.single()` is a process on its own, where every
+    method does nothing, so the trainer calls them unconditionally. Under torchrun even one rank joins a
+    process group and runs the collectives (with itself): `torchrun --nproc-per-node 1` measures what
+    the distributed path costs."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    launched: bool = False  # by torchrun
+
+    @classmethod
+    def single(cls) -> "Distributed":
+        return cls()
+
+    @classmethod
+    def from_environment(cls) -> "Distributed":
+        """The ranks torchrun describes in RANK / WORLD_SIZE / LOCAL_RANK; one process without them."""
+        if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+            return cls.single()
+        try:
+            rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+            local = int(os.environ.get("LOCAL_RANK", rank))
+        except ValueError:
+            raise UserError("RANK, WORLD_SIZE and LOCAL_RANK must be integers (they are set by torchrun)") from None
+        return cls(rank=rank, world_size=world, local_rank=local, launched=True)
+
+    @property
+    def enabled(self) -> bool:
+        return self.launched
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the one that writes checkpoints, logs, TensorBoard, sample grids and the progress bar."""
+        return self.rank == 0
+
+    # --- Set-up -----------------------------------------------------------------------------------------
+
+    def device(self, name: str) -> str:
+        """The device this rank trains on: each CUDA rank takes the GPU of its local rank."""
+        if self.enabled and name in ("auto", "cuda") and torch.cuda.is_available():
+            return f"cuda:{self.local_rank % torch.cuda.device_count()}"
+        return name
+
+    def start(self, device: torch.device, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        """Join the process group (NCCL on CUDA, gloo on the CPU), unless already joined."""
+        import torch.distributed as dist
+
+        if not self.enabled or dist.is_initialized():
+            return
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout_s))
+
+    def stop(self) -> None:
+        import torch.distributed as dist
+
+        if self.enabled and dist.is_initialized():
+            dist.destroy_process_group()
+
+    # --- Every iteration --------------------------------------------------------------------------------
+
+    def average_gradients(self, params: Iterable[nn.Parameter]) -> None:
+        """Replace each gradient by its mean over the ranks (in buckets; no-op on one process)."""
+        if not self.enabled:
+            return
+        grads = [p.grad for p in params if p.grad is not None]
+        for bucket in _buckets(grads, BUCKET_NUMEL):
+            flat = torch.cat([g.reshape(-1) for g in bucket]) if len(bucket) > 1 else bucket[0].reshape(-1)
+            self._all_reduce(flat)
+            flat.div_(self.world_size)
+            if len(bucket) > 1:
+                offset = 0
+                for g in bucket:
+                    g.copy_(flat[offset : offset + g.numel()].view_as(g))
+                    offset += g.numel()
+            elif flat.data_ptr() != bucket[0].data_ptr():
+                bucket[0].copy_(flat.view_as(bucket[0]))
+
+    def agree(self, flags: Sequence[bool], device: torch.device) -> list[bool]:
+        """Each flag true on any rank, for every rank: one small collective."""
+        if not self.enabled:
+            return list(flags)
+        values = torch.tensor([float(f) for f in flags], device=device)
+        self._all_reduce(values, op="max")
+        return [bool(v) for v in values.tolist()]
+
+    def check_in_sync(self, model: nn.Module, device: torch.device) -> None:
+        """Raise if the ranks' networks have drifted apart (they never should): the spectral-norm vectors
+        are compared whole, bit for bit, every other tensor by its sum and its sum of squares."""
+        if not self.enabled:
+            return
+        with torch.no_grad():
+            state = model.state_dict()
+            vectors = [t.reshape(-1).double() for k, t in state.items() if k.endswith(("weight_u", "weight_v"))]
+            sums = [torch.stack([t.double().sum(), t.double().square().sum()]) for t in state.values()]
+            fingerprint = torch.cat([*vectors, *sums]).to(device)
+        gathered = self._all_gather(fingerprint)
+        if not all(torch.equal(gathered[0], other) for other in gathered[1:]):
+            raise RuntimeError("the ranks' networks differ: the distributed run lost its synchronisation")
+
+    def barrier(self) -> None:
+        import torch.distributed as dist
+
+        if self.enabled:
+            self._collective(dist.barrier)
+
+    # --- Plumbing ---------------------------------------------------------------------------------------
+
+    def _all_reduce(self, tensor: Tensor, op: str = "sum") -> None:
+        import torch.distributed as dist
+
+        self._collective(dist.all_reduce, tensor, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
+
+    def _all_gather(self, tensor: Tensor) -> list[Tensor]:
+        import torch.distributed as dist
+
+        out = [torch.empty_like(tensor) for _ in range(self.world_size)]
+        self._collective(dist.all_gather, out, tensor)
+        return out
+
+    def _collective(self, function, *args, **kwargs) -> None:
+        try:
+            function(*args, **kwargs)
+        except (RuntimeError, ValueError) as exc:  # gloo/NCCL: a peer closed its connection or timed out
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RankFailed(f"rank {self.rank} of {self.world_size}: another rank stopped answering ({reason}); "
+                             "the job stops without saving the unfinished iteration") from None
+
+
+def _buckets(tensors: list[Tensor], limit: int) -> Iterable[list[Tensor]]:
+    bucket: list[Tensor] = []
+    size = 0
+    for t in tensors:
+        if bucket and (size + t.numel() > limit or t.dtype != bucket[0].dtype):
+            yield bucket
+            bucket, size = [], 0
+        bucket.append(t)
+        size += t.numel()
+    if bucket:
+        yield bucket
+
+
+def launch_local(nproc: int, argv: Sequence[str]) -> int:
+    """Run `ugatit <argv>` on `nproc` processes of this machine, as `torchrun --standalone
+    --nproc-per-node N -m ugatit ...` would, with torchrun's agent in this process; returns the exit
+    status. A signal ends it with 128 + the signal's number once the ranks have saved (the agent passes
+    the signal on); a rank that fails ends it with a `RankFailed` naming the rank and its exit code."""
+    from torch.distributed import run
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    try:
+        run.main(["--standalone", f"--nproc-per-node={nproc}", "--module", "ugatit", *argv])
+    except SignalException as exc:
+        return 128 + int(exc.sigval)
+    except ChildFailedError as exc:
+        rank, failure = exc.get_first_failure()  # the root cause: the others failed because of it
+        raise RankFailed(f"rank {rank} of {nproc} failed with exit code {failure.exitcode} (its message is above); "
+                         "torchrun stopped the others") from None  # fmt: skip
+    return 0
+
+
+def describe(dist: Optional["Distributed"], batch_size: int) -> str:
+    """'2 processes x batch 1 = global batch 2' for the start notice."""
+    world = dist.world_size if dist is not None else 1
+    return f"{world} processes x batch {batch_size} = global batch {world * batch_size}"

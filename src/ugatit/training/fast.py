@@ -1,0 +1,218 @@
+"""The fast path on CUDA: cuDNN autotuning and the whole training iteration replayed as one CUDA graph.
+
+An eager iteration launches thousands of small kernels and the GPU waits on the host between them. A
+CUDA graph records the kernels of one iteration once and replays them with a single launch.
+`CapturedStep` wraps a `TrainingStep`:
+
+1. the first `warmup` iterations run eagerly (on CUDA on a side stream, as torch's graph recipe asks),
+   so that cuDNN has chosen its algorithms and Adam has created its state;
+2. then it captures `TrainingStep.iterate` on static input buffers, with the learning rate a device
+   tensor the graph reads (written in place before each replay);
+3. it checks the graph before trusting it: from the same state, two eager iterations and two replays
+   must give the same losses and weights (to rounding), and every weight, buffer and optimiser state
+   must still live in the same memory (what a replay writes is what the next one reads). The state is
+   put back in between, so the check costs two iterations' time and trains nothing twice;
+4. any failure (capture, check) puts the state back, says why once, and continues eagerly.
+
+Everything but `CudaGraph` (a dozen lines of torch.cuda calls) runs on the CPU too, where the tests
+drive it with a stand-in graph that records the function and re-runs it on replay.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from typing import Callable, Optional
+
+import torch
+from torch import Tensor
+
+from .step import TrainingStep
+
+Replay = Callable[[], None]
+
+
+class CudaGraph:
+    """The CUDA-only part: a side stream for warm-up, and capture with torch.cuda.graph."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def prepare(self, step: TrainingStep) -> None:
+        # Optimizer.step refuses to be captured unless its groups say capturable (fused Adam keeps its
+        # step counters on the device either way).
+        for optim in step.optimizers():
+            for group in optim.param_groups:
+                group["capturable"] = True
+
+    @contextlib.contextmanager
+    def warmup(self):
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            yield
+        torch.cuda.current_stream(self.device).wait_stream(side)
+
+    def capture(self, fn: Callable[[], dict[str, Tensor]]) -> tuple[Replay, dict[str, Tensor]]:
+        graph = torch.cuda.CUDAGraph()
+        # thread_local: the data loader's pin-memory thread may allocate pinned memory meanwhile.
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            outputs = fn()
+        return graph.replay, outputs
+
+
+class GraphMismatch(RuntimeError):
+    """The replayed graph did not compute what the eager iteration computes."""
+
+
+class CapturedStep:
+    """A TrainingStep that, after `warmup` eager iterations, replays one captured CUDA graph per call.
+
+    Same call and results as TrainingStep, except that the returned loss tensors are the graph's own
+    outputs, overwritten by the next call: read or copy them first. `graph` is the backend (CudaGraph
+    on CUDA; the tests pass a stand-in); `notify` hears why a capture was given up."""
+
+    def __init__(self, step: TrainingStep, graph, *, warmup: int = 3, validate: bool = True,
+                 notify: Callable[[str], None] = print):  # fmt: skip
+        self.step = step
+        self.graph = graph
+        self.warmup = max(1, warmup)  # Adam's state must exist before capture
+        self.validate = validate
+        self.notify = notify
+        self.calls = 0
+        self.replay: Optional[Replay] = None
+        self.given_up: Optional[str] = None
+        # One learning-rate tensor on the device for both optimisers: the graph reads it.
+        device = next(step.model.parameters()).device
+        self.lr = torch.tensor(float(step.optim_cfg.lr), device=device)
+        for optim in step.optimizers():
+            for group in optim.param_groups:
+                group["lr"] = self.lr
+        graph.prepare(step)
+
+    @property
+    def captured(self) -> bool:
+        return self.replay is not None
+
+    def __call__(self, real_A: Tensor, real_B: Tensor, step: int) -> dict[str, Tensor]:
+        self.calls += 1
+        self.step.set_learning_rate(step)
+        real_A, real_B = self.step._layout(real_A), self.step._layout(real_B)
+        if self.replay is not None and real_A.shape == self.inputs[0].shape and real_B.shape == self.inputs[1].shape:
+            self.inputs[0].copy_(real_A, non_blocking=True)
+            self.inputs[1].copy_(real_B, non_blocking=True)
+            self.replay()
+            return self.outputs
+        if self.replay is None and self.given_up is None and self.calls > self.warmup:
+            return self._capture(real_A, real_B)
+        with self.graph.warmup() if self.given_up is None else contextlib.nullcontext():
+            return self.step.iterate(real_A, real_B)
+
+    # --- Capture and its check --------------------------------------------------------------------------
+
+    def _capture(self, real_A: Tensor, real_B: Tensor) -> dict[str, Tensor]:
+        self.inputs = (real_A.clone(), real_B.clone())
+        pointers = [t.data_ptr() for t in self._state()]
+        saved = [t.to("cpu", copy=True) for t in self._state()]
+        start = time.perf_counter()
+        try:
+            expected = self._eager_reference(saved) if self.validate else []
+            self.step.autocast_cache = False
+            self.replay, self.outputs = self.graph.capture(lambda: self.step.iterate(*self.inputs))
+            if expected:
+                self._check(expected, pointers)
+                self._restore(saved)
+            self.replay()  # this call's iteration
+            checked = ", two replays checked against eager iterations" if expected else ""
+            self.notify(f"training iteration captured as a CUDA graph after {self.warmup} eager iterations "
+                        f"({time.perf_counter() - start:.1f} s{checked})")  # fmt: skip
+            return self.outputs
+        except Exception as exc:  # noqa: BLE001 - any failure of the fast path falls back to eager
+            self.replay = None
+            self.given_up = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            self._restore(saved)
+            self.step.autocast_cache = True
+            self.notify(f"CUDA graph not used ({self.given_up}); training continues eagerly")
+            for optim in self.step.optimizers():
+                optim.zero_grad(set_to_none=True)
+            return self.step.iterate(real_A, real_B)
+
+    def _eager_reference(self, saved: list[Tensor]) -> list[tuple[dict[str, float], list[Tensor]]]:
+        """Losses and weights after one and two eager iterations from the current state, which is then
+        put back."""
+        reference = []
+        for _ in range(2):
+            losses = self.step.iterate(*self.inputs)
+            weights = [t.to("cpu", copy=True) for t in self.step.model.state_dict().values()]
+            reference.append(({k: v.item() for k, v in losses.items()}, weights))
+        self._restore(saved)
+        return reference
+
+    def _check(self, expected, pointers: list[int]) -> None:
+        """Two replays against two eager iterations: the same losses and weights to rounding, and every
+        state tensor in the memory it had, so that each replay reads what the last one wrote.
+
+        "To rounding" is wide on a GPU, where a captured convolution may run another cuDNN algorithm than
+        the eager one, summing in another order: in TF32 (PyTorch's default for fp32 convolutions) that moves
+        a loss by about 1e-4 to 1e-3 relative, in bf16 by about 1e-3 to 1e-2 (the first H200 run of
+        benchmarks/gpu_suite.sh saw 1.5e-4 and 3.4e-3, and refused the graph at the tighter 1e-4 / 1e-3 of
+        before). Adam turns any such difference in a near-zero gradient into a whole step of about lr, up to
+        about twice that early on, in either direction: hence 4.2 lr on weights. The faults this check is for
+        (a replay reading stale memory, state that stopped updating) are far larger than either."""
+        atol = 4.2 * float(self.lr) + 1e-6
+        if self.step.precision == "fp32":
+            rtol = 2e-3 if torch.backends.cudnn.allow_tf32 else 1e-4
+        else:
+            rtol = 2e-2
+        for i, (losses, weights) in enumerate(expected, start=1):
+            self.replay()
+            if [t.data_ptr() for t in self._state()] != pointers:
+                raise GraphMismatch("the iteration moved a weight, buffer or optimiser state to new memory")
+            for name, value in losses.items():
+                got = self.outputs[name].item()
+                if not (math.isclose(got, value, rel_tol=rtol, abs_tol=1e-6) or (math.isnan(got) and math.isnan(value))):
+                    raise GraphMismatch(f"replay {i}: {name} = {got}, eager {value} (relative tolerance {rtol:g})")
+            for (name, got), ref in zip(self.step.model.state_dict().items(), weights):
+                got = got.detach().cpu()
+                if not torch.allclose(got, ref, rtol=rtol, atol=atol, equal_nan=True):
+                    worst = (got.double() - ref.double()).abs().max().item()
+                    raise GraphMismatch(f"replay {i}: {name} differs from the eager iteration's by up to {worst:.3g} "
+                                        f"(tolerance {atol:.3g} + {rtol:g} relative)")
+
+    def _state(self) -> list[Tensor]:
+        """Every tensor an iteration updates: weights and buffers, then the optimisers' state."""
+        tensors = list(self.step.model.state_dict().values())
+        for optim in self.step.optimizers():
+            for param_state in optim.state.values():
+                tensors += [v for v in param_state.values() if isinstance(v, Tensor)]
+        return tensors
+
+    def _restore(self, saved: list[Tensor]) -> None:
+        with torch.no_grad():
+            for tensor, value in zip(self._state(), saved):
+                tensor.copy_(value)
+
+    # --- The rest of TrainingStep's interface -----------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return self.step.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step.load_state_dict(state)
+
+
+def fast_step(step: TrainingStep, device: torch.device, *, eager: bool = False,
+              notify: Callable[[str], None] = print) -> TrainingStep | CapturedStep:  # fmt: skip
+    """The step to train with on `device`: on CUDA (unless `eager`) cuDNN autotuning and a CUDA graph;
+    elsewhere the step itself."""
+    if device.type != "cuda" or eager:
+        return step
+    torch.backends.cudnn.benchmark = True
+    return CapturedStep(step, CudaGraph(device), notify=notify)
+
+
+def checks_losses_every_step(device: torch.device, eager: bool) -> bool:
+    """Whether the trainer reads the losses after every iteration (a host sync on a GPU) or only when it
+    logs or saves: every step except on the fast CUDA path."""
+    return device.type != "cuda" or eager

@@ -1,0 +1,37 @@
+"""What a call to `train` returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from ..config import Config
+from .signals import SIGNAL_EXIT
+
+
+@dataclass
+class TrainResult:
+    """What a call to `train` did. `interrupted` names the signal that stopped it early, if any."""
+
+    run_dir: Path
+    step: int
+    iterations: int
+    losses: dict[str, float]
+    config: Config
+    checkpoint: Optional[Path] = None
+    export: Optional[Path] = None
+    best: Optional[Path] = None
+    interrupted: Optional[str] = None
+    log: Optional[Path] = None
+    samples: Optional[Path] = None
+    tensorboard: Optional[Path] = None
+
+    @property
+    def completed(self) -> bool:
+        return self.step >= self.iterations
+
+    @property
+    def exit_code(self) -> int:
+        """0 when completed, else the shell's code for the signal (130 SIGINT, 143 SIGTERM)."""
+        return SIGNAL_EXIT.get(self.interrupted, 1) if self.interrupted else 0

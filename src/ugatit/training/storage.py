@@ -1,0 +1,106 @@
+"""When the run folder cannot be written: a full disk, an exhausted quota, an I/O error.
+
+Every write into the run folder goes through `writing(path)`, which turns an OSError into `WriteFailed`
+(the file and the error). The trainer catches it once, tries to keep the current state as a checkpoint
+where the failed write was not itself a checkpoint, and raises `RunWriteError`: one message saying what
+failed and why, which checkpoint is the last good one, and how to continue. Files are written atomically
+or, for log.jsonl, cut back to their last whole line, so a failure leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Iterator, Optional
+
+from ..errors import UserError
+
+
+class WriteFailed(Exception):
+    """A write into the run folder failed. Internal to training: `RunWriteError` is what callers see."""
+
+    def __init__(self, path: Path, error: OSError, *, checkpoint: bool = False):
+        super().__init__(f"cannot write {path}: {error}")
+        self.path = Path(path)
+        self.error = error
+        self.checkpoint = checkpoint  # a checkpoint that failed is not worth trying again at once
+
+
+class RunWriteError(UserError):
+    """Training stopped because the run folder could not be written. `checkpoint` is the newest one
+    written and complete (None: none yet)."""
+
+    def __init__(self, message: str, checkpoint: Optional[Path]):
+        super().__init__(message)
+        self.checkpoint = checkpoint
+
+
+@contextlib.contextmanager
+def writing(path: Path, *, checkpoint: bool = False) -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        error = _os_error(exc)
+        if error is None:
+            raise
+        raise WriteFailed(path, error, checkpoint=checkpoint) from None
+
+
+def _os_error(exc: Exception) -> Optional[OSError]:
+    """The OSError behind a failed write: itself, or the one a Rust writer (safetensors) names in its
+    text, "... (os error 28)"."""
+    if isinstance(exc, OSError):
+        return exc
+    found = re.search(r"\(os error (\d+)\)", str(exc))
+    if found is None:
+        return None
+    code = int(found.group(1))
+    return OSError(code, os.strerror(code))
+
+
+def run_write_error(failure: WriteFailed, run_dir: Path, checkpoint: Optional[Path], step: Optional[int],
+                    saved_now: bool) -> RunWriteError:  # fmt: skip
+    """The one message for a failed write: the file, why (what is full), what was kept, what to do.
+    `checkpoint`/`step`: the last good checkpoint; `saved_now`: it was written after the failure."""
+    needed = checkpoint.stat().st_size if failure.checkpoint and checkpoint and checkpoint.is_file() else None
+    why = _why(failure.error, run_dir, needed)
+    if checkpoint is None:
+        kept = "no checkpoint had been written yet, so the run starts again"
+        todo = "free some space (or choose another `run_dir`) and start again"
+    else:
+        kept = (f"the state of step {step} was saved to {checkpoint} after it" if saved_now
+                else f"the last good checkpoint is {checkpoint} (step {step})")  # fmt: skip
+        todo = "free some space, then continue with `resume=True`"
+    return RunWriteError(f"cannot write {failure.path}: {why}; {kept}: {todo}", checkpoint)
+
+
+def _why(error: OSError, run_dir: Path, needed: Optional[int]) -> str:
+    """What failed; for a full disk or quota, what is full and how much space there is."""
+    if error.errno == errno.ENOSPC:
+        what = f"no space left on the device holding {run_dir}"
+    elif error.errno == getattr(errno, "EDQUOT", None):
+        what = f"disk quota exceeded on the device holding {run_dir}"
+    else:
+        return error.strerror or str(error) or type(error).__name__
+    space = f"{_free(run_dir)} free" + (f", a checkpoint takes {_size(needed)}" if needed else "")
+    return f"{what} ({space})"
+
+
+def _free(folder: Path) -> str:
+    try:
+        return _size(shutil.disk_usage(folder).free)
+    except OSError:
+        return "unknown"
+
+
+def _size(size: float) -> str:
+    units = ("bytes", "KB", "MB", "GB", "TB")
+    for unit in units:
+        if size < 1024 or unit == units[-1]:
+            break
+        size /= 1024
+    return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"

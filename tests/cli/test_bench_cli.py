@@ -1,0 +1,40 @@
+"""`ugatit bench` on the CPU at a tiny size: a row per case with every column, a CUDA-only option that says so
+instead of failing, and the JSON and markdown it writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from ugatit.bench import PHASES, markdown
+
+
+def test_bench_measures_each_case_and_reports_what_cannot_run(tmp_path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "ugatit", "bench", "--device", "cpu", "--img-size", "32", "--ch", "4",
+         "--n-res", "1", "--models", "light", "--precisions", "fp32", "--options", "eager,graph",
+         "--iters", "1", "--warmup", "1", "--phase-iters", "1", "--json", str(out), "--markdown", str(tmp_path / "b.md")],
+        capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = {row["option"]: row for row in json.loads(out.read_text())["rows"]}
+    eager = rows["eager"]
+    assert eager["iters_per_second"] > 0 and eager["peak_gib"] > 0
+    assert set(eager["phases_ms"]) == set(PHASES) and all(v > 0 for v in eager["phases_ms"].values())
+    assert eager["ops_per_iter"] > 1000
+    assert eager["paper_days"] == eager["seconds_per_iter"] * 1e6 / 86400
+    assert rows["graph"]["error"] == "CUDA only"
+    table = result.stdout.strip().splitlines()
+    assert "| light | fp32 | eager |" in result.stdout and "CUDA only |" in table[-1]
+    assert len({line.count("|") for line in table if line.startswith("|")}) == 1  # every row has every column
+    assert (tmp_path / "b.md").read_text().strip().endswith(table[-1])
+
+
+def test_a_failed_case_is_a_row_not_a_crash():
+    rows = [{"model": "full", "precision": "bf16", "option": "compile", "error": "did not finish in 300 s"}]
+    table = markdown(rows).splitlines()
+    assert table[-1].startswith("| full | bf16 | compile |") and "did not finish" in table[-1]
+    assert table[0].count("|") == table[-1].count("|")

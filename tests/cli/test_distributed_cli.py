@@ -1,0 +1,177 @@
+"""Distributed training (issue 11) on this machine's CPUs with gloo, through `ugatit train --nproc N` and
+`torchrun`, as users launch it: the maths of N ranks, signals to the whole job, resume, two "nodes" on
+localhost, a rank that dies, a NaN on one rank, and the check that keeps the ranks' weights equal.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from test_faults_cli import environment, log_lines, steps_saved, wait_for
+from test_train_cli import write_plain
+from ugatit.weights import checkpoints
+
+CONFIG = """\
+model: {img_size: 32, ch: 2, n_res: 1, light: true}
+optim: {decay: false}  # a constant lr: runs of any length share their first steps with the reference
+data: {num_workers: 0}
+train: {device: cpu, log_every: 1, sample_every: 0, save_every: 2, keep_last: 0}
+"""
+#: Long enough to be stopped by a signal partway, short enough for the reference run.
+REFERENCE_STEPS = 10
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("dist") / "tinyset"
+    for domain, seed in (("trainA", 0), ("trainB", 100)):
+        write_plain(root / domain, 5, seed=seed)
+    (root.parent / "dist.yaml").write_text(CONFIG)
+    return root
+
+
+def train(data: Path, out: Path, *args, faults: dict[str, str] | None = None, timeout: float = 300):
+    return subprocess.run(
+        [sys.executable, "-m", "ugatit", "train", str(data), "--config", str(data.parent / "dist.yaml"),
+         "--out", str(out), "--no-progress", *map(str, args)],
+        capture_output=True, text=True, env=environment(**(faults or {})), timeout=timeout,
+    )  # fmt: skip
+
+
+def networks(run_dir: Path, step: int) -> dict[str, dict[str, torch.Tensor]]:
+    return checkpoints.load_training_checkpoint(checkpoints.checkpoint_path(run_dir, step))["networks"]
+
+
+@pytest.fixture(scope="module")
+def reference(data) -> Path:
+    """An uninterrupted 2-rank run, a checkpoint every other step."""
+    out = data.parent / "reference"
+    result = train(data, out, "--nproc", 2, "--iters", REFERENCE_STEPS)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_two_ranks_of_batch_1_equal_one_process_of_batch_2(data, reference, tmp_path):
+    """The loss is a mean over the batch and the ranks' gradients are averaged: the same updates."""
+    single = train(data, tmp_path / "single", "--batch-size", 2, "--iters", 6)
+    assert single.returncode == 0, single.stderr
+    a, b = networks(reference, 6), networks(tmp_path / "single", 6)
+    worst = max((a[net][key].float() - b[net][key].float()).abs().max().item() for net in a for key in a[net])
+    assert worst < 1e-5, worst
+    config = yaml.safe_load((reference / "config.yaml").read_text())
+    assert config["data"]["world_size"] == 2 and config["data"]["batch_size"] == 1
+
+
+def test_a_signal_to_the_whole_job_saves_once_and_resumes_exactly(data, reference, tmp_path):
+    """What Slurm, systemd and Ctrl-C do: SIGTERM to the process group (launcher and ranks)."""
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "ugatit", "train", str(data), "--config", str(data.parent / "dist.yaml"),
+               "--out", str(out), "--no-progress", "--nproc", "2", "--iters", "100000", "--save-every", "100000"]  # fmt: skip
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment(),
+                           start_new_session=True)  # fmt: skip
+    try:
+        wait_for(lambda: log_lines(out) >= 2, job)
+        os.killpg(job.pid, signal.SIGTERM)
+        stdout, stderr = job.communicate(timeout=120)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+    assert job.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    saved = steps_saved(out)
+    assert len(saved) == 1 and saved[0] < REFERENCE_STEPS - 1, (saved, stderr)
+    assert stdout.count("stopped by SIGTERM") == 1  # rank 0 speaks for the job
+
+    step = saved[0]
+    resumed = train(data, out, "--nproc", 2, "--resume", "--iters", step + 1, "--save-every", 1)
+    assert resumed.returncode == 0, resumed.stderr
+    final = checkpoints.load_training_checkpoint(checkpoints.checkpoint_path(out, step + 1))
+    # the reference saved every other step: compare where it has one
+    expected_step = step + 1 if (step + 1) % 2 == 0 else None
+    if expected_step is None:
+        resumed = train(data, out, "--nproc", 2, "--resume", "--iters", step + 2, "--save-every", 1)
+        assert resumed.returncode == 0, resumed.stderr
+        expected_step = step + 2
+        final = checkpoints.load_training_checkpoint(checkpoints.checkpoint_path(out, expected_step))
+    expected = checkpoints.load_training_checkpoint(checkpoints.checkpoint_path(reference, expected_step))
+    assert checkpoints.state_differences(final, expected) == []
+
+
+def test_resuming_on_another_number_of_processes_says_the_data_order_changed(data, reference, tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(reference, out)
+    result = train(data, out, "--resume", "--iters", REFERENCE_STEPS + 1)
+    assert result.returncode == 0, result.stderr
+    assert "resuming on 1 processes, saved on 2" in result.stderr
+    assert yaml.safe_load((out / "config.yaml").read_text())["data"]["world_size"] == 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_nodes_on_localhost_train_one_model(data, tmp_path):
+    """Two torchrun invocations, as on two machines, meeting through a c10d rendezvous on 127.0.0.1."""
+    out = tmp_path / "run"
+    port, run_id = free_port(), f"ugatit-test-{os.getpid()}"
+    nodes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+             "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", run_id,
+             "-m", "ugatit", "train", str(data), "--config", str(data.parent / "dist.yaml"), "--out", str(out),
+             "--iters", "3", "--no-progress"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment(), cwd=tmp_path,
+        )  # fmt: skip
+        for _ in range(2)
+    ]
+    try:
+        results = [node.communicate(timeout=300) for node in nodes]
+    finally:
+        for node in nodes:
+            if node.poll() is None:
+                node.kill()
+    assert [node.returncode for node in nodes] == [0, 0], results
+    assert steps_saved(out) == [2, 3]
+    assert yaml.safe_load((out / "config.yaml").read_text())["data"]["world_size"] == 2
+    assert sum(stdout.count("done: step 3 of 3") for stdout, _ in results) == 1  # rank 0, on one node
+
+
+def test_a_rank_that_dies_ends_the_job_with_a_message(data, tmp_path):
+    started = time.monotonic()
+    result = train(data, tmp_path / "run", "--nproc", 2, "--iters", 20, faults={"crash_at": "3:1"}, timeout=180)
+    assert time.monotonic() - started < 120  # not a hang
+    assert result.returncode == 2, result.stderr
+    assert "ugatit train: error: rank 1 of 2 failed with exit code 3" in result.stderr
+    assert steps_saved(tmp_path / "run") == [2]  # nothing of the unfinished iteration
+
+
+def test_a_nan_on_one_rank_stops_every_rank_before_saving(data, tmp_path):
+    result = train(data, tmp_path / "run", "--nproc", 2, "--iters", 20, faults={"nan_at": "3:1"}, timeout=180)
+    assert result.returncode == 2, result.stderr
+    assert "training diverged at step 3: non-finite loss (on another rank)" in result.stderr  # rank 0's words
+    assert "[rank 1]: error: training diverged at step 3: non-finite loss (G_recon_loss_A=nan)" in result.stderr
+    assert steps_saved(tmp_path / "run") == [2]
+
+
+def test_ranks_whose_networks_drift_apart_are_stopped(data, tmp_path):
+    """The ranks keep equal weights and spectral-norm vectors by computing them alike, not by sending them
+    (every run above passes the check at each checkpoint, which compares the u/v vectors bit for bit); the
+    check catches a rank whose copy drifted (here a weight nudged by a fault)."""
+    result = train(data, tmp_path / "run", "--nproc", 2, "--iters", 6, faults={"desync_at": "3:1"}, timeout=180)
+    assert result.returncode != 0
+    assert "the ranks' networks differ" in result.stderr
+    assert steps_saved(tmp_path / "run") == [2]
