@@ -105,8 +105,8 @@ def _unit(image) -> np.ndarray:
 
 @pytest.mark.parametrize("size", [32, 64])
 def test_the_ground_truth_scores_perfectly_and_the_input_itself_does_not(size):
-    """On the real task, the ground truth is right on every shape at any size, and the untranslated
-    input misses the colours and the stripes."""
+    """On the real task, the ground truth is right on every shape at any size; the untranslated input
+    has the right colours (the task keeps them) but misses the stripes and the background."""
     count = 12
     truth = ShapesTruth.of_task(seed=3, count=count)
     test_a = S.ShapesDataset("A", "test", size, count, seed=3)
@@ -122,6 +122,6 @@ def test_the_ground_truth_scores_perfectly_and_the_input_itself_does_not(size):
     for direction in ("a2b", "b2a"):
         right, wrong = perfect.compute()[direction], identity.compute()[direction]
         assert right["colour_accuracy"] == 1.0 and right["stripe_accuracy"] == 1.0 and right["foreground_l1"] == 0.0
-        assert wrong["stripe_accuracy"] == 0.0 and wrong["foreground_l1"] > 0.2
-        assert wrong["colour_accuracy"] < 0.5
+        assert wrong["stripe_accuracy"] == 0.0 and wrong["foreground_l1"] > 0.1  # the dark stripes
+        assert wrong["colour_accuracy"] == 1.0
         assert right["shapes"] == sum(len(s.shapes) for s in truth.scenes) and not math.isnan(right["stripe_strength"])

@@ -51,7 +51,7 @@ def object_table(gt0: dict, gt1: dict, collapsed: dict) -> list[dict[str, Any]]:
             "right colour, step 0": _percent(gt0[d]["colour_correct"], n),
             "right colour, input itself": f"{100 * row['identity_colour_accuracy']:.0f}%",
             "right colour, one colour for all": f"{100 * collapsed[d]['colour_accuracy']:.0f}%",
-            f"stripes right ({STRIPES_DONE[d]})": _percent(row["stripes_right"], n),
+            "stripes right (a2b: striped, b2a: removed)": _percent(row["stripes_right"], n),
             "foreground L1": row["foreground_l1"], "foreground L1, step 0": gt0[d]["foreground_l1"],
             "foreground L1, input itself": row["identity_foreground_l1"],
             "foreground L1, one colour for all": collapsed[d]["foreground_l1"],
@@ -101,14 +101,16 @@ def _swatch(rgb: Any) -> html.Markup:
                        f'border:1px solid #999;background:rgb({r},{g},{b})"></span>')  # fmt: skip
 
 
-def palette_table(palettes: dict[str, Any], kinds: Any = ("circle", "square", "triangle")) -> html.Markup:
-    """The colour mapping to be learned, as swatches per kind."""
-    rows = [{"kind": kind, "domain A": _swatch(a), "domain B": _swatch(b)}
-            for kind, a, b in zip(kinds, palettes["A"], palettes["B"])]  # fmt: skip
+def palette_table(palettes: dict[str, Any], frequencies: Any) -> html.Markup:
+    """The colours shapes come in, as swatches per domain, with how often each is drawn."""
+    rows = [{"domain A": _swatch(a), "domain B (light / dark stripes)": html.Markup(f"{_swatch(b)} {_swatch([v * 0.4 for v in b])}"),
+             "share of shapes": f"{100 * f:.0f}%"}
+            for a, b, f in zip(palettes["A"], palettes["B"], frequencies)]  # fmt: skip
     return html.table(rows)
 
 
-def write_report(out: Path, summary: dict, gallery: dict, run_dir: Path, palettes: dict) -> Path:
+def write_report(out: Path, summary: dict, gallery: dict, run_dir: Path, palettes: dict,
+                 frequencies: Any) -> Path:  # fmt: skip
     gt0, gt1 = summary["ground_truth"]["step_0"], summary["ground_truth"]["final"]
     collapsed = summary["baselines"]["one_colour_for_all"]
     config = summary["config"]
@@ -137,12 +139,13 @@ def write_report(out: Path, summary: dict, gallery: dict, run_dir: Path, palette
         sections.append(html.Section(f"Test translations {direction}", [html.table(cells)]))
     sections += [
         html.Section("The task", [html.paragraph(
-            "Domain A: flat shapes on a light background, each kind in its own colour. Domain B: the same kind "
-            "of scene in the photographic negative (every colour c becomes 255 - c, background included), with "
-            "dark stripes inside the shapes. Training images are unpaired; each test image has its ground-truth "
-            "translation. Because the colour follows the kind in both domains, a translator that keeps the "
-            "shapes has exactly one way to make its output look like the other domain (docs/demo.md)."),
-            palette_table(palettes)]),
+            "Domain A: flat circles, squares and triangles on a mid-grey background. Domain B: the same kind "
+            "of scene on a blue-grey background, each shape striped. Shapes are red, green or blue, drawn "
+            "independently of the kind with the same unequal frequencies in both domains, and a translation "
+            "keeps them: a2b paints stripes inside the shapes and changes the background, b2a undoes both. "
+            "Training images are unpaired; each test image has its ground-truth translation. Why keeping "
+            "the colours is the one answer an unpaired translator can find: docs/demo.md."),
+            palette_table(palettes, frequencies)]),
         html.Section("Whole-image metrics", [html.table(whole)]),
         html.Section("Curves", [html.row(metric_plots(summary["curve"], gt1, collapsed) + [
             svg_line_plot(totals, title="total losses", xlabel="iteration", ylabel="loss", log_y=True),
