@@ -3,11 +3,13 @@ run by benchmarks/gpu_suite.sh, which says how.
 
 Pieces, in order, each in its own process with its own time limit, each allowed to fail (the failure is
 recorded and the suite goes on): the machine; golden parity on the device (fp32 with TF32 off, and bf16);
+a dataset of 256 px shapes; `ugatit train` for 200 iterations with the default (fast) path and with
+--eager; a profile of one eager light fp32 iteration (kernels, GPU busy time, the costliest kernels);
 `ugatit bench` at 256 px (light and full; fp32: official loop, eager, CUDA graph; bf16: eager, CUDA graph);
-a dataset of 256 px shapes; `ugatit train` for 300 iterations with the default (fast) path and with
---eager; and, when UGATIT_OFFICIAL names a clone of the official PyTorch code, that code on the same
-data. After every piece, $OUT/suite.json (every piece: command, status, seconds, output tail, what it
-measured) and $OUT/suite.md (the tables) are rewritten, so a run cut short still leaves what it had.
+`ugatit train` as one rank under torchrun; and, when UGATIT_OFFICIAL names a clone of the official PyTorch
+code, that code on the same data. After every piece, $OUT/suite.json (every piece: command, status,
+seconds, output tail, what it measured) and $OUT/suite.md (the tables) are rewritten, so a run cut short
+still leaves what it had.
 
 `--quick` runs the same pieces at toy sizes on any device (the CPU included), to check the plumbing.
 """
@@ -102,7 +104,7 @@ def report(pieces: list[dict], out: Path) -> str:
     for p in pieces:
         if p["name"] == "machine" and p["status"] == "ok":
             lines += ["", "## Machine", "", "```", p["output"].strip(), "```"]
-        if p["name"].startswith("golden") and "| model |" in p["output"]:
+        if p["name"].startswith(("golden", "profile")) and "|" in p["output"]:
             table = [line for line in p["output"].splitlines() if line.startswith("|")]
             lines += ["", f"## {p['name']}", "", *table]
         if p["name"].startswith("bench") and (out / f"{p['name']}.md").is_file():
@@ -125,40 +127,48 @@ def main() -> None:
     quick = args.quick
     size = 32 if quick else 256
     model = ["--ch", "4", "--n-res", "1"] if quick else []
-    iters = 12 if quick else 300
+    iters = 12 if quick else 200
 
     suite.run("machine", [py, "-c", MACHINE], 60, minimum=5)
     golden = [py, str(ROOT / "benchmarks" / "golden_on_device.py"), "--device", args.device]
     suite.run("golden fp32", golden, 90)
     suite.run("golden bf16", [*golden, "--precision", "bf16"], 90)
 
-    bench = [*ugatit, "bench", "--device", args.device, "--img-size", str(size), *model, "--models", "light,full"]
-    bench += ["--iters", "2" if quick else "10", "--warmup", "1" if quick else "3", "--phase-iters", "1" if quick else "2",
-              "--timeout", "60" if quick else "90"]  # fmt: skip
-    for precision, options in (("fp32", "official,eager,graph"), ("bf16", "eager,graph")):
-        name = f"bench {precision}"
-        suite.run(name, [*bench, "--precisions", precision, "--options", options, "--json", suite.out / f"{name}.json",
-                         "--markdown", suite.out / f"{name}.md"], 200)  # fmt: skip
-
+    # Training end to end first: what a user gets, and what the first H200 run (bench first) ran out of
+    # time for. Then where the eager step's time goes, then the bench's table, then torchrun.
     data = suite.out / "shapes"
     shutil.rmtree(data, ignore_errors=True)
-    suite.run("dataset", [*ugatit, "make-dataset", "shapes", data, "--size", str(size), "--count", "200", "--test-count", "4"], 60)
-    # The last one: one rank under torchrun, which joins an NCCL process group and averages its gradients
-    # (trivially, with itself) and agrees on stopping every iteration: what distributed training costs
-    # against the same eager step run plainly.
+    suite.run("dataset", [*ugatit, "make-dataset", "shapes", data, "--size", str(size), "--count", "100", "--test-count", "4"], 60)
+    # One rank under torchrun joins an NCCL process group and averages its gradients (trivially, with
+    # itself) and agrees on stopping every iteration: what distributed training costs against the same
+    # eager step run plainly.
     torchrun = [py, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "1", "-m", "ugatit"]
-    for name, launch, extra in (("train (default: fast path)", ugatit, []), ("train --eager", ugatit, ["--eager"]),
-                                ("train under torchrun, 1 rank (NCCL)", torchrun, ["--eager"])):  # fmt: skip
+
+    def train(name: str, launch: list, extra: list[str]) -> None:
         run_dir = suite.out / ("run-torchrun" if launch is torchrun else "run-eager" if extra else "run-fast")
         shutil.rmtree(run_dir, ignore_errors=True)
         piece = suite.run(name, [*launch, "train", data, "--out", run_dir, "--light", "--img-size", str(size), *model,
                                  "--iters", str(iters), "--device", args.device, "--no-progress", "--log-every", "10",
-                                 "--sample-every", "0", "--save-every", "0", "--workers", "4", *extra], 120)  # fmt: skip
+                                 "--sample-every", "0", "--save-every", "0", "--workers", "4", *extra], 100)  # fmt: skip
         piece["measured"] = train_rate(run_dir, skip=iters // 3)
         said = [line for line in piece["output"].splitlines() if "CUDA graph" in line]
         if said and piece["measured"] is not None:
             piece["measured"]["cuda_graph"] = said[0]
         suite.write()
+
+    train("train (default: fast path)", ugatit, [])
+    train("train --eager", ugatit, ["--eager"])
+    suite.run("profile light fp32 eager", [py, str(ROOT / "benchmarks" / "profile_step.py"), "--device", args.device,
+              "--img-size", str(size), *model, "--light", "--iters", "1" if quick else "3"], 60)  # fmt: skip
+
+    bench = [*ugatit, "bench", "--device", args.device, "--img-size", str(size), *model, "--models", "light,full"]
+    bench += ["--iters", "2" if quick else "6", "--warmup", "1" if quick else "2", "--phase-iters", "1" if quick else "2",
+              "--timeout", "60" if quick else "90"]  # fmt: skip
+    for precision, options in (("fp32", "official,eager,graph"), ("bf16", "eager,graph")):
+        name = f"bench {precision}"
+        suite.run(name, [*bench, "--precisions", precision, "--options", options, "--json", suite.out / f"{name}.json",
+                         "--markdown", suite.out / f"{name}.md"], 160)  # fmt: skip
+    train("train under torchrun, 1 rank (NCCL)", torchrun, ["--eager"])
 
     official = os.environ.get("UGATIT_OFFICIAL")
     if official and (Path(official) / "main.py").is_file():

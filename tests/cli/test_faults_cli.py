@@ -20,10 +20,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from test_train_cli import noise, write_plain
 from ugatit.config import Config

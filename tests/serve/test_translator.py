@@ -32,7 +32,7 @@ def test_translates_like_the_library_and_writes_only_in_its_folder(web, light_mo
     for path in [output, answer.attention[0][0], answer.inputs[0][0]]:
         assert (tmp_path / "app") in Path(path).parents
     p = source_probability(expected.cam_logit)
-    assert f"| photo.png | " in answer.verdicts and f"| {p:.3f} |" in answer.verdicts
+    assert "| photo.png | " in answer.verdicts and f"| {p:.3f} |" in answer.verdicts
     assert "P(domain B)" in answer.verdicts
 
 

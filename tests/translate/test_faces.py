@@ -7,7 +7,6 @@ restrictions", as its docstring says), shipped inside the scikit-image wheel.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
 from PIL import Image
