@@ -195,7 +195,7 @@ class DemoOptions:
     """What `ugatit demo` runs (see demo/run.py). The defaults take about five minutes on two CPU cores."""
 
     out: Path = Path("ugatit-demo")
-    iters: int = 1200
+    iters: int = 1000
     img_size: int = 48
     ch: int = 8
     n_res: int = 2

@@ -53,9 +53,9 @@ def test_checkpoint_mode_measures_kid_and_ground_truth(setup):
         assert entry["metrics"]["kid_paper"]["n_fake"] == 12 and "kid_subsets" in entry["metrics"]
         assert len(list((tmp / "fakes" / direction).glob("*.png"))) == 12
         gt = report["ground_truth"][direction]
-        assert gt["count"] == 12 and 0 < gt["l1"] < 1 and gt["identity_l1"] > 0.5
+        assert gt["count"] == 12 and 0 < gt["l1"] < 1 and gt["identity_l1"] > 0.05  # the backgrounds differ
         # The scenes in ground_truth.json let eval look inside the shapes too.
-        assert gt["shapes"] >= 12 and 0 <= gt["colour_accuracy"] <= 1 and gt["identity_foreground_l1"] > 0.2
+        assert gt["shapes"] >= 12 and 0 <= gt["colour_accuracy"] <= 1 and gt["identity_foreground_l1"] > 0.1
         assert f"{direction}: {gt['colour_correct']} of {gt['shapes']} shapes the right colour" in result.stdout
 
 
@@ -117,7 +117,7 @@ def test_ground_truth_of_a_perfect_translator_beats_the_identity_baseline():
     oracle = Oracle(ModelConfig(img_size=32, ch=2, n_res=1, light=True), discriminators=False)
     report = ground_truth_report(oracle, data["testA"], data["testB"], objects=ShapesTruth.of_task(seed=1, count=4))
     for row in report.values():
-        assert row["l1"] < 0.003 and row["cycle_l1"] < 0.003 and row["identity_l1"] > 0.5
+        assert row["l1"] < 0.003 and row["cycle_l1"] < 0.003 and row["identity_l1"] > 0.05
         assert row["colour_accuracy"] == 1.0 and row["stripe_accuracy"] == 1.0 and row["foreground_l1"] < 0.003
         assert row["identity_stripe_accuracy"] == 0.0
 
