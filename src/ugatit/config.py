@@ -192,15 +192,15 @@ def check_config(config: Config) -> None:
 
 @dataclass
 class DemoOptions:
-    """What `ugatit demo` runs (see demo.py). The defaults take about three minutes on two CPU cores."""
+    """What `ugatit demo` runs (see demo/run.py). The defaults take about five minutes on two CPU cores."""
 
     out: Path = Path("ugatit-demo")
     iters: int = 1000
-    img_size: int = 64
+    img_size: int = 48
     ch: int = 8
     n_res: int = 2
     batch_size: int = 4
-    lr: float = 2e-4
+    lr: float = 5e-4
     train_count: int = 500
     test_count: int = 64
     seed: int = 0

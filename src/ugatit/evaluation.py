@@ -10,9 +10,10 @@ the same scene in both domains (the built-in shapes task), with each image's own
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import torch
 from PIL import Image
@@ -27,6 +28,9 @@ from .metrics.groundtruth import GroundTruthMeter
 from .metrics.kid import evaluate_features
 from .nn.model import UGATIT
 from .translate import translate_images
+
+if TYPE_CHECKING:
+    from .demo.truth import ShapesTruth
 
 GROUND_TRUTH_FILE = "ground_truth.json"
 
@@ -53,9 +57,24 @@ class TestSplit:
             if names["A"] != names["B"]:
                 raise UserError(f"{self.root / GROUND_TRUTH_FILE} says testA and testB are paired by name, "
                                 "but their file names differ")  # fmt: skip
+        self.objects = _scene_truth(self.root / GROUND_TRUTH_FILE) if self.paired else None
+        if self.objects is not None and len(self.objects.scenes) != len(self.files["A"]):
+            raise UserError(f"{self.root / GROUND_TRUTH_FILE} describes {len(self.objects.scenes)} test scenes "
+                            f"but {self.root / 'testA'} holds {len(self.files['A'])} images")  # fmt: skip
 
     def images(self, domain: str) -> list[Image.Image]:
         return [load_rgb(p) for p in self.files[domain]]
+
+
+def _scene_truth(path: Path) -> Optional[ShapesTruth]:
+    """The test scenes a ground_truth.json records (the shapes task), for the object metrics."""
+    from .demo.truth import ShapesTruth
+
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+        return ShapesTruth.from_info(info) if isinstance(info, dict) else None
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        raise UserError(f"{path} is not a ground-truth description this version can read ({exc!r})") from None
 
 
 # --- Ground truth ------------------------------------------------------------------------------------
@@ -63,16 +82,19 @@ class TestSplit:
 
 def ground_truth_report(model: UGATIT, test_a: Sequence[Image.Image], test_b: Sequence[Image.Image],
                         directions: Sequence[str] = DIRECTIONS, *, batch_size: int = 16,
-                        translations: Optional[dict[str, list[Image.Image]]] = None) -> dict[str, dict]:  # fmt: skip
+                        translations: Optional[dict[str, list[Image.Image]]] = None,
+                        objects: Optional[ShapesTruth] = None) -> dict[str, dict]:  # fmt: skip
     """L1 / PSNR of each translation against its ground truth (test_b[i] is test_a[i] in domain B), the
     cycle reconstruction error, and the identity baseline, per direction. Computed at the model's size.
-    `translations` ({direction: images at the model's size}) reuses translations already made."""
+    `translations` ({direction: images at the model's size}) reuses translations already made. With the
+    test scenes (`objects`), also the object metrics of `metrics.objects` and their identity baseline."""
     side = model.config.img_size
     domains = {"A": list(test_a), "B": list(test_b)}
     if len(domains["A"]) != len(domains["B"]):
         raise UserError(f"paired test split has {len(test_a)} A images but {len(test_b)} B images")
     as_batch = lambda images: torch.stack([eval_transform(to_rgb(i), side) for i in images])  # noqa: E731
     meter = GroundTruthMeter()
+    scores = objects.score() if objects is not None else None
     for direction in directions:
         src, tgt = source_and_target(direction)
         back = reverse(direction)
@@ -82,8 +104,14 @@ def ground_truth_report(model: UGATIT, test_a: Sequence[Image.Image], test_b: Se
             targets = domains[tgt][start : start + batch_size]
             made = fakes[start : start + batch_size]
             cycles = _translations(model, made, back, batch_size)
-            meter.update(direction, as_batch(sources), as_batch(made), as_batch(targets), as_batch(cycles))
-    return meter.compute()
+            batches = [as_batch(images) for images in (sources, made, targets)]
+            meter.update(direction, *batches, as_batch(cycles))
+            if scores is not None:
+                scores.update(direction, start, *batches)
+    table = meter.compute()
+    for direction, row in (scores.compute() if scores is not None else {}).items():
+        table[direction].update(row)
+    return table
 
 
 def _translations(model: UGATIT, images: Sequence[Image.Image], direction: str, batch_size: int) -> list[Image.Image]:
@@ -100,9 +128,10 @@ def evaluate_model(model: UGATIT, test_a: Sequence[Image.Image], test_b: Sequenc
                    batch_size: int = 16, feature_batch_size: int = 50, device: str | torch.device = "cpu",
                    resize: str = "tf1", extractor_name: Optional[str] = None,
                    save_translations: Optional[Path] = None, names: Optional[dict[str, list[str]]] = None,
-                   ) -> dict[str, Any]:  # fmt: skip
+                   objects: Optional[ShapesTruth] = None) -> dict[str, Any]:  # fmt: skip
     """Translate the test split and measure it. KID/FID need an `extractor`; ground-truth metrics need
-    `paired`. With `save_translations`, the translations are written as PNG under <dir>/<direction>/."""
+    `paired` (and the test scenes, `objects`, for the object metrics). With `save_translations`, the
+    translations are written as PNG under <dir>/<direction>/."""
     domains = {"A": list(test_a), "B": list(test_b)}
     report: dict[str, Any] = {"directions": {}}
     translations: dict[str, list[Image.Image]] = {}
@@ -124,7 +153,7 @@ def evaluate_model(model: UGATIT, test_a: Sequence[Image.Image], test_b: Sequenc
         report["directions"][direction] = entry
     if paired:
         report["ground_truth"] = ground_truth_report(model, test_a, test_b, directions, batch_size=batch_size,
-                                                     translations=translations)  # fmt: skip
+                                                     translations=translations, objects=objects)  # fmt: skip
     return report
 
 

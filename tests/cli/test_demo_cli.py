@@ -1,9 +1,11 @@
-"""`ugatit demo` end to end, and proof that training learns the built-in task.
+"""`ugatit demo` end to end: it trains from scratch, measures inside the shapes, and says so first.
 
-Trains from scratch with a fixed seed (32 px, 300 iterations: well under a minute on two cores) and
-checks the ground-truth L1 of both directions against the untrained model and the identity baseline.
-Measured with these settings: L1 0.059 / 0.057 after training vs 0.41 / 0.35 at step 0 and 0.73 for
-the identity (docs/benchmarks.md).
+Trains with a fixed seed (32 px, 300 iterations: about a minute on two cores). In that time the model
+learns the background (whole-image L1 falls well below the untrained model's and the input's), not yet
+the shapes; the report must say which: it leads with the object metrics, next to the "one colour for
+all" baseline that a collapsed translator would reach (tests/demo/test_truth.py pins that baseline
+down). That the default demo learns the shapes is measured by benchmarks/bench_demo_quality.py
+(docs/benchmarks.md), too slow for CI.
 """
 
 from __future__ import annotations
@@ -46,14 +48,27 @@ def test_demo_learns_the_task_and_writes_a_report(tmp_path):
     for direction in ("a2b", "b2a"):
         start = summary["ground_truth"]["step_0"][direction]
         final = summary["ground_truth"]["final"][direction]
-        # Safe margins: measured ~0.06 against ~0.4 (step 0) and 0.73 (identity).
-        assert final["l1"] < 0.25 * final["identity_l1"], (direction, final)
-        assert final["l1"] < 0.5 * start["l1"], (direction, final, start)
-        assert final["psnr"] > final["identity_psnr"] + 6
+        # 300 iterations at 32 px learn the background and the layout, not yet the shapes. Measured:
+        # whole-image L1 0.074 / 0.067 against 0.164 / 0.138 at step 0 and 0.114 for the input itself.
+        assert final["l1"] < 0.8 * final["identity_l1"], (direction, final)
+        assert final["l1"] < 0.6 * start["l1"], (direction, final, start)
     assert [point["step"] for point in summary["curve"]] == [0, 100, 200, 300]
 
+    # The object metrics are there for every direction, with the baselines that put them in context.
+    collapsed = summary["baselines"]["one_colour_for_all"]
+    for direction in ("a2b", "b2a"):
+        final = summary["ground_truth"]["final"][direction]
+        assert final["shapes"] > 0 and 0 <= final["colour_accuracy"] <= 1
+        assert final["colour_correct"] == round(final["colour_accuracy"] * final["shapes"])
+        # One colour for all is right for exactly the shapes of that colour: never all of them here.
+        assert 0 < collapsed[direction]["colour_accuracy"] < 1
+    assert len(summary["headline"]) == 2 and summary["headline"][0].startswith("a2b: ")
+    assert "shapes the right colour" in summary["headline"][0] and summary["headline"][0] in result.stdout
+
     page = (out / "report.html").read_text()
-    for text in ("Ground truth metrics", "Test translations a2b", "Test translations b2a", "<svg"):
+    # The page leads with the sentence about the shapes, before any table or picture.
+    assert page.index(summary["headline"][0].split(";")[0]) < page.index("<table")
+    for text in ("one colour for all", "Test translations a2b", "Test translations b2a", "Whole-image metrics", "<svg"):
         assert text in page
     links = Links()
     links.feed(page)

@@ -16,6 +16,7 @@ from ugatit.config import Config, ModelConfig
 from ugatit.evaluation import ground_truth_report, kid_evaluator
 from ugatit.nn.model import UGATIT
 from ugatit.demo.shapes import make_shapes, write_shapes
+from ugatit.demo.truth import ShapesTruth
 
 HERE = Path(__file__).parent
 SRC = HERE.parents[1] / "src"
@@ -52,7 +53,10 @@ def test_checkpoint_mode_measures_kid_and_ground_truth(setup):
         assert entry["metrics"]["kid_paper"]["n_fake"] == 12 and "kid_subsets" in entry["metrics"]
         assert len(list((tmp / "fakes" / direction).glob("*.png"))) == 12
         gt = report["ground_truth"][direction]
-        assert gt["count"] == 12 and 0 < gt["l1"] < 1 and gt["identity_l1"] > 0.5
+        assert gt["count"] == 12 and 0 < gt["l1"] < 1 and gt["identity_l1"] > 0.05  # the backgrounds differ
+        # The scenes in ground_truth.json let eval look inside the shapes too.
+        assert gt["shapes"] >= 12 and 0 <= gt["colour_accuracy"] <= 1 and gt["identity_foreground_l1"] > 0.1
+        assert f"{direction}: {gt['colour_correct']} of {gt['shapes']} shapes the right colour" in result.stdout
 
 
 def test_without_inception_weights_a_paired_task_still_gets_ground_truth(setup):
@@ -78,6 +82,24 @@ def test_bad_combinations_are_one_line_errors(setup, args, message):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_dataset_without_scenes_gets_whole_image_metrics_and_a_wrong_count_is_refused(setup, tmp_path):
+    tmp, export = setup
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(tmp / "shapes", old)
+    info = json.loads((old / "ground_truth.json").read_text())
+    scenes = info.pop("test_scenes")
+    (old / "ground_truth.json").write_text(json.dumps(info))  # as written before the scenes were recorded
+    result = ugatit("eval", "--checkpoint", str(export), "--data", str(old), tmp=tmp)
+    assert result.returncode == 0, result.stderr
+    assert "identity L1" in result.stdout and "inside the shapes" not in result.stdout
+
+    (old / "ground_truth.json").write_text(json.dumps({**info, "test_scenes": scenes[:5]}))
+    result = ugatit("eval", "--checkpoint", str(export), "--data", str(old), tmp=tmp)
+    assert result.returncode == 2 and "describes 5 test scenes" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_ground_truth_of_a_perfect_translator_beats_the_identity_baseline():
     """A model whose generators return the ground truth scores L1 ~0 (up to 8-bit rounding)."""
     data = make_shapes(size=32, n_train=1, n_test=4, seed=1)
@@ -93,9 +115,11 @@ def test_ground_truth_of_a_perfect_translator_beats_the_identity_baseline():
             return Translation(out, torch.zeros(len(images), 2), torch.zeros(len(images), 1, 8, 8))
 
     oracle = Oracle(ModelConfig(img_size=32, ch=2, n_res=1, light=True), discriminators=False)
-    report = ground_truth_report(oracle, data["testA"], data["testB"])
+    report = ground_truth_report(oracle, data["testA"], data["testB"], objects=ShapesTruth.of_task(seed=1, count=4))
     for row in report.values():
-        assert row["l1"] < 0.003 and row["cycle_l1"] < 0.003 and row["identity_l1"] > 0.5
+        assert row["l1"] < 0.003 and row["cycle_l1"] < 0.003 and row["identity_l1"] > 0.05
+        assert row["colour_accuracy"] == 1.0 and row["stripe_accuracy"] == 1.0 and row["foreground_l1"] < 0.003
+        assert row["identity_stripe_accuracy"] == 0.0
 
 
 def test_kid_evaluator_for_the_training_loop():

@@ -115,8 +115,9 @@ def test_a_run_writes_logs_samples_checkpoints_and_export(dataset, tmp_path):
     assert {p.name for p in (run_dir / "samples").iterdir()} == expected
     assert [s for s, _ in sampled] == [3, 6] and set(sampled[0][1]) == {"train_a2b", "train_b2a", "test_a2b", "test_b2a"}
     grid = Image.open(run_dir / "samples" / "train_a2b_00000006.png")
-    # 4 columns (input, heatmap, translation, cycle) x 4 rows of 32 px with 2 px padding
-    assert grid.size == (4 * 32 + 5 * 2, 4 * 32 + 5 * 2)
+    # 4 columns (input, heatmap, translation, cycle) x 4 rows of 32 px scaled 4x to a readable 128 px,
+    # 2 px padding, under a 22 px row of column captions
+    assert grid.size == (4 * 128 + 5 * 2, 22 + 4 * 128 + 5 * 2)
 
     assert [p.name for p in checkpoints.list_checkpoints(run_dir)] == ["step_00000004.pt", "step_00000006.pt"]
     assert result.checkpoint == checkpoints.checkpoint_path(run_dir, ITERS)

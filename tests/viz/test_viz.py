@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from ugatit.viz.html import Markup, Section, escape, figure, html_page, image, table
-from ugatit.viz.images import heatmap_to_rgb, image_grid, jet, overlay
+from ugatit.viz.images import heatmap_to_rgb, image_grid, jet, labelled_grid, overlay
 from ugatit.viz.plots import svg_line_plot
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -142,3 +143,30 @@ def test_html_escapes_text_but_not_markup():
 def test_escape_leaves_markup_alone():
     assert escape("<a>") == "&lt;a&gt;"
     assert escape(Markup("<a>")) == "<a>"
+
+
+def test_labelled_grid_scales_small_cells_and_captions_each_column():
+    cells = [[np.full((32, 32, 3), v, np.uint8) for v in (0, 200)]] * 2
+    grid = np.asarray(labelled_grid(cells, ["input", "output"], min_cell=128))
+    header = 22
+    assert grid.shape == (header + 2 * 128 + 3 * 2, 2 * 128 + 3 * 2, 3)
+    # Whole-factor nearest-neighbour scaling: every cell is still flat.
+    assert (grid[header + 2 : header + 130, 2:130] == 0).all() and (grid[header + 2 : header + 130, 132:260] == 200).all()
+    # A caption is drawn above each column: dark text pixels in each half of the header.
+    for left, right in ((0, 130), (130, 262)):
+        assert (grid[:header, left:right] < 128).any()
+    # A grid already readable keeps its size.
+    big = [[np.zeros((256, 256, 3), np.uint8)]]
+    assert np.asarray(labelled_grid(big, ["x"])).shape == (header + 256 + 4, 256 + 4, 3)
+
+
+def test_identical_series_are_dashed_in_turns_so_both_stay_visible():
+    flat = [(0, 0.7), (100, 0.7)]
+    svg = svg_line_plot({"identity a2b": flat, "identity b2a": list(flat), "L1": [(0, 0.5), (100, 0.1)]})
+    groups = re.findall(r'<g stroke="(#[0-9A-Fa-f]{6})" fill="none" stroke-width="1.5"([^>]*)>', svg)
+    assert len(groups) == 3
+    (_, first), (_, second), (_, third) = groups
+    # Both coinciding lines get the same dash pattern, shifted by one dash; the other line stays solid.
+    assert 'stroke-dasharray="6 6"' in first and 'stroke-dasharray="6 6"' in second
+    assert 'stroke-dashoffset="0"' in first and 'stroke-dashoffset="-6"' in second
+    assert "dasharray" not in third

@@ -1,9 +1,10 @@
 """Train U-GAT-IT on the built-in shapes task and write an HTML report (no arguments needed).
 
-Draws two unpaired domains whose answer is known (flat shapes on light backgrounds <-> recoloured,
-striped shapes on dark ones), trains a small light model on the CPU for a few minutes, translates the
-test set both ways with attention maps, and measures each translation against its ground truth (L1,
-PSNR, cycle error, identity baseline). Prints the report's path. Make it longer or bigger with
+Draws two unpaired domains whose answer is known (flat red, green and blue shapes on grey <-> the same
+kind of shapes striped, on blue-grey), trains a small light model on the CPU for a few minutes,
+translates the test set both ways with attention maps, and measures each translation against its ground
+truth: inside the shapes (right colour, stripes, foreground L1) and over the whole image (L1, PSNR),
+next to the input itself and a translator that paints every shape one colour. Prints the report's path. Make it longer or bigger with
 --iters, --img-size, --ch, --n-res.
 """
 
@@ -52,9 +53,10 @@ def run(args: argparse.Namespace) -> int:
                        eval_every=args.eval_every, progress=not args.no_progress, force=args.force)  # fmt: skip
     summary = run_demo(opts)
     print()
+    for line in summary["headline"]:
+        print(line)
     for direction, row in summary["ground_truth"]["final"].items():
-        start = summary["ground_truth"]["step_0"][direction]["l1"]
-        print(f"{direction}: ground-truth L1 {row['l1']:.4f} (step 0: {start:.4f}, identity baseline: "
-              f"{row['identity_l1']:.4f}), PSNR {row['psnr']:.2f} dB")  # fmt: skip
+        print(f"{direction}: whole-image L1 {row['l1']:.4f} (input itself: {row['identity_l1']:.4f}), "
+              f"PSNR {row['psnr']:.2f} dB")  # fmt: skip
     print(f"report: {summary['report']}")
     return 0

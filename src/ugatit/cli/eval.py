@@ -192,6 +192,7 @@ def _run_checkpoint(args: argparse.Namespace, device: Any) -> int:
         extractor=extractor, paired=split.paired, protocols=protocols, batch_size=min(args.batch_size, 16),
         feature_batch_size=args.batch_size, device=device, resize=args.resize, extractor_name=extractor_name,
         save_translations=Path(args.save_translations) if args.save_translations else None, names=names,
+        objects=split.objects,
     )  # fmt: skip
     report = {"command": "ugatit eval", "checkpoint": str(args.checkpoint), "data": str(split.root),
               "model": config.model.__dict__, "device": str(device), "notes": notes, **report}  # fmt: skip
@@ -215,6 +216,12 @@ def format_checkpoint_report(report: dict[str, Any]) -> str:
         for direction, row in report["ground_truth"].items():
             lines.append(f"{direction:<9} {row['count']:>5} {row['l1']:>8.4f} {row['psnr']:>8.2f} "
                          f"{row['identity_l1']:>12.4f} {row['identity_psnr']:>14.2f} {row['cycle_l1']:>9.4f}")  # fmt: skip
+        objects = {d: row for d, row in report["ground_truth"].items() if "colour_accuracy" in row}
+        if objects:
+            from ..demo.report import headline_sentence
+
+            lines += ["", "inside the shapes (identity = the input itself as the answer)"]
+            lines += [headline_sentence(direction, row) for direction, row in objects.items()]
     lines += [f"note: {note}" for note in report.get("notes", [])]
     return "\n".join(lines)
 

@@ -16,7 +16,6 @@ Output folder:
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
@@ -29,15 +28,14 @@ from ..evaluation import ground_truth_report
 from ..nn.model import UGATIT
 from ..nn.sizes import check_model_config
 from ..training import train
-from ..training.run_dir import LOG_FILE
 from ..translate import translate_images
 from ..utils.device import resolve_device
 from ..utils.files import write_json
 from ..utils.rng import seed_everything
-from ..viz import html
-from ..viz.plots import svg_line_plot
 from ..weights import load_model
-from .shapes import make_shapes, write_shapes
+from .report import headline, write_report
+from .shapes import COLOUR_FREQUENCIES, make_shapes, write_shapes
+from .truth import ShapesTruth, collapsed_baseline
 
 #: Images of each direction shown in the report's gallery.
 GALLERY = 8
@@ -59,8 +57,12 @@ def demo_config(opts: DemoOptions) -> Config:
     )
 
 
+#: The numbers the learning curve follows, per direction.
+CURVE_KEYS = ("colour_accuracy", "stripe_accuracy", "foreground_l1", "l1", "psnr")
+
+
 def _summary(table: dict[str, dict]) -> dict[str, float]:
-    return {f"{key}_{direction}": row[key] for direction, row in table.items() for key in ("l1", "psnr")}
+    return {f"{key}_{direction}": row[key] for direction, row in table.items() for key in CURVE_KEYS}
 
 
 def run_demo(opts: DemoOptions, notify: Callable[[str], None] = print) -> dict[str, Any]:
@@ -85,13 +87,15 @@ def run_demo(opts: DemoOptions, notify: Callable[[str], None] = print) -> dict[s
     write_shapes(out / "data", size=opts.img_size, n_train=opts.train_count, n_test=opts.test_count,
                  seed=opts.seed, splits=("testA", "testB"))  # the same images as data["testA"/"testB"]
 
+    truth = ShapesTruth.of_task(opts.seed, opts.test_count)
+    measure = lambda model: ground_truth_report(model, data["testA"], data["testB"], objects=truth)  # noqa: E731
     # The untrained model, built exactly as the trainer builds it, gives the step-0 numbers.
     seed_everything(opts.seed)
-    initial = ground_truth_report(UGATIT(config.model), data["testA"], data["testB"])
+    initial = measure(UGATIT(config.model))
     curve: list[dict[str, float]] = [{"step": 0, **_summary(initial)}]
 
     def evaluate(model: UGATIT, step: int) -> dict[str, float]:
-        metrics = _summary(ground_truth_report(model, data["testA"], data["testB"]))
+        metrics = _summary(measure(model))
         curve.append({"step": step, **metrics})
         return metrics
 
@@ -102,18 +106,21 @@ def run_demo(opts: DemoOptions, notify: Callable[[str], None] = print) -> dict[s
         raise UserError(f"demo interrupted ({result.interrupted}) at step {result.step}; the run is in {out / 'run'}")
 
     model, _ = load_model(out / "run")
-    final = ground_truth_report(model, data["testA"], data["testB"])
+    final = measure(model)
+    collapsed = collapsed_baseline(truth, data["testA"], data["testB"], opts.img_size)
     gallery = _translate_gallery(model, data, out / "translations")
     summary = {
         "task": "shapes",
+        "headline": headline(final, collapsed),
         "config": config.to_dict(),
         "seconds": round(time.monotonic() - started, 1),
         "ground_truth": {"step_0": initial, "final": final},
+        "baselines": {"one_colour_for_all": collapsed},
         "curve": curve,
         "run": str(out / "run"),
     }
     write_json(summary, out / "report.json")
-    page = _write_report(out, summary, gallery, result.run_dir)
+    page = write_report(out, summary, gallery, result.run_dir, truth.palettes, COLOUR_FREQUENCIES)
     return {**summary, "report": str(page)}
 
 
@@ -135,57 +142,3 @@ def _translate_gallery(model: UGATIT, data: dict, folder: Path) -> dict[str, lis
                 row[kind] = str(path.relative_to(folder.parent))
             rows[direction].append(row)
     return rows
-
-
-def _curves(run_dir: Path) -> tuple[dict[str, list[tuple[float, float]]], dict[str, list[tuple[float, float]]]]:
-    """(total losses, generator terms) against the step, from log.jsonl."""
-    totals: dict[str, list[tuple[float, float]]] = {"Discriminator_loss": [], "Generator_loss": []}
-    terms: dict[str, list[tuple[float, float]]] = {k: [] for k in ("G_recon_loss_A", "G_recon_loss_B",
-                                                                   "G_identity_loss_A", "G_cam_loss_A")}  # fmt: skip
-    for line in (run_dir / LOG_FILE).read_text().splitlines():
-        record = json.loads(line)
-        if "event" in record or "Generator_loss" not in record:
-            continue
-        for series in (totals, terms):
-            for key in series:
-                series[key].append((record["step"], record[key]))
-    return totals, terms
-
-
-def _write_report(out: Path, summary: dict, gallery: dict, run_dir: Path) -> Path:
-    gt0, gt1 = summary["ground_truth"]["step_0"], summary["ground_truth"]["final"]
-    table = [{"direction": d, "L1 (trained)": gt1[d]["l1"], "L1 (step 0)": gt0[d]["l1"],
-              "L1 (identity baseline)": gt1[d]["identity_l1"], "PSNR dB (trained)": gt1[d]["psnr"],
-              "PSNR dB (identity)": gt1[d]["identity_psnr"], "cycle L1": gt1[d]["cycle_l1"]}
-             for d in gt1]  # fmt: skip
-    curve = summary["curve"]
-    metric_plot = svg_line_plot(
-        {**{f"L1 {d}": [(c["step"], c[f"l1_{d}"]) for c in curve] for d in gt1},
-         **{f"identity {d}": [(curve[0]["step"], gt1[d]["identity_l1"]), (curve[-1]["step"], gt1[d]["identity_l1"])]
-            for d in gt1}},
-        title="ground-truth L1 on the test set", xlabel="iteration", ylabel="L1 ([0,1] scale)",
-    )  # fmt: skip
-    totals, terms = _curves(run_dir)
-    sections = [
-        html.Section("What this is", [html.paragraph(
-            "U-GAT-IT trained from scratch on the built-in shapes task: domain A has flat shapes on a light "
-            "background, domain B the same kind of scenes recoloured, striped and on a dark background. "
-            "Training pairs are unpaired; every test image has its ground-truth translation. "
-            f"Run: {summary['config']['optim']['iterations']} iterations in {summary['seconds']:.0f} s "
-            f"(model: light, {summary['config']['model']['img_size']}px, ch {summary['config']['model']['ch']}).")]),
-        html.Section("Ground truth metrics", [html.table(table)]),
-        html.Section("Curves", [html.row([metric_plot, svg_line_plot(totals, title="total losses",
-                       xlabel="iteration", ylabel="loss", log_y=True), svg_line_plot(terms,
-                       title="generator terms", xlabel="iteration", ylabel="loss", log_y=True)])]),
-    ]  # fmt: skip
-    for direction, rows in gallery.items():
-        cells = [{kind: html.image(path, kind, width=128) for kind, path in row.items()} for row in rows]
-        sections.append(html.Section(f"Test translations {direction}", [html.table(cells)]))
-    samples = sorted((run_dir / "samples").glob("test_a2b_*.png"))
-    if samples:
-        sections.append(html.Section("Latest sample grid (input, attention, translation, cycle)",
-                                       [html.image(str(samples[-1].relative_to(out)), "sample grid")]))  # fmt: skip
-    page = out / "report.html"
-    page.write_text(html.html_page("ugatit demo: shapes", sections))
-    return page
-

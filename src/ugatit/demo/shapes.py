@@ -3,16 +3,21 @@
 Real datasets cannot be shipped and a translator cannot be judged on noise, so this module draws two
 unpaired image domains with an exact, known correspondence:
 
-* Domain A: 1-3 flat-coloured shapes (circle, square, triangle) on a light background.
-* Domain B: the same scene with every colour replaced through a fixed mapping (``PALETTE_A[i]`` ->
-  ``PALETTE_B[i]``), horizontal stripes inside each shape (the colour alternating with a dark shade
-  of itself) and a dark background.
+* Domain A: 1-2 flat circles, squares and triangles, each red, green or blue, on a mid-grey background.
+* Domain B: the same kind of scene on a blue-grey background, each shape striped horizontally (its
+  colour alternating with a dark shade of it).
 
-Going A -> B means finding the shapes and painting stripes only inside them (like horse2zebra), plus a
-colour change everywhere; B -> A means removing the texture again. Everything is drawn from a seed,
-so the same seed gives the same bytes. Training images are unpaired: trainA and trainB come from
-different random streams, so no trainB image is the translation of any trainA image. The test split
-renders the same scene in both domains, so every test input has its ground-truth translation.
+Going A -> B means finding the shapes, painting stripes inside them only (as horse2zebra paints the
+horse, not the field) and changing the background; B -> A undoes both. A shape keeps its colour: the
+colours are drawn per shape, independently of the kind, with unequal frequencies (red 50%, green 30%,
+blue 20%) in both domains, so that keeping each colour is the one recolouring under which translated
+images are distributed like the other domain, and the one the cycle and identity losses favour
+(docs/demo.md argues it). Every colour has one RGB channel above both backgrounds and two below: the
+instance normalisation at the generator's input keeps little more than the sign of a shape's contrast
+with its background, and these signs differ per colour. Everything is drawn from a seed, so the same
+seed gives the same bytes. Training images are unpaired: trainA and trainB come from different random
+streams, so no trainB image is the translation of any trainA image. The test split renders the same
+scene in both domains, so every test input has its ground-truth translation.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 import numpy as np
 from PIL import Image
@@ -32,33 +37,29 @@ Split = Literal["train", "test"]
 
 KINDS: tuple[str, ...] = ("circle", "square", "triangle")
 
-#: Domain A: saturated flat colours on an off-white background.
-BACKGROUND_A: tuple[int, int, int] = (236, 233, 226)
-PALETTE_A: tuple[tuple[int, int, int], ...] = (
-    (214, 48, 49),  # red
-    (46, 160, 67),  # green
-    (36, 88, 196),  # blue
-    (240, 160, 20),  # orange
-)
-#: Domain B: PALETTE_A[i] becomes PALETTE_B[i]; a dark, slightly blue background.
-BACKGROUND_B: tuple[int, int, int] = (24, 26, 36)
-PALETTE_B: tuple[tuple[int, int, int], ...] = (
-    (250, 210, 60),  # red -> yellow
-    (230, 80, 200),  # green -> magenta
-    (70, 220, 230),  # blue -> cyan
-    (150, 120, 250),  # orange -> violet
-)
+
+
+#: The backgrounds: A mid-grey, B blue-grey.
+BACKGROUND_A: tuple[int, int, int] = (150, 150, 150)
+BACKGROUND_B: tuple[int, int, int] = (105, 120, 140)
+#: The shapes' colours, the same in both domains: red, green, blue. Each is above both backgrounds in
+#: one channel and below them in the other two, so each contrasts with the background in its own way.
+PALETTE: tuple[tuple[int, int, int], ...] = ((225, 45, 45), (45, 190, 60), (50, 90, 230))
+PALETTE_A = PALETTE_B = PALETTE
+#: How often each colour is drawn, shape by shape, in both domains. Unequal, so that no other
+#: assignment of the colours matches the other domain's colour statistics.
+COLOUR_FREQUENCIES: tuple[float, ...] = (0.5, 0.3, 0.2)
 #: The dark stripes of domain B are the shape's colour times this; it stays clearly above the
 #: background so the shape's silhouette is the same in both domains.
 STRIPE_SHADE = 0.4
-#: One light + one dark stripe span this fraction of the image side (6.4 px at 64 px) ...
-STRIPE_PERIOD = 0.1
+#: One light + one dark stripe span this fraction of the image side (5.8 px at 48 px) ...
+STRIPE_PERIOD = 0.12
 #: ... but never less than this many pixels, or the stripes alias into a flat colour at tiny sizes.
 MIN_STRIPE_PERIOD_PX = 4.0
 #: Shape size ("radius") as a fraction of the image side; every kind of a given size has the area
 #: of the circle of that radius, so size means the same thing for all kinds.
-SIZE_RANGE = (0.10, 0.22)
-MAX_SHAPES = 3
+SIZE_RANGE = (0.17, 0.26)
+MAX_SHAPES = 2
 SUPERSAMPLE = 4
 
 # Bounding-circle radius per unit size, for equal areas: square half-side sqrt(pi)/2, triangle
@@ -80,7 +81,7 @@ class Shape:
     center: tuple[float, float]
     size: float  # radius of the circle with the same area, as a fraction of the image side
     rotation: float  # radians; irrelevant for circles
-    color: int  # index into PALETTE_A / PALETTE_B
+    color: int  # index into PALETTE
 
     def bound(self) -> float:
         """Radius of the circle around `center` that contains the shape."""
@@ -94,8 +95,12 @@ class Scene:
     shapes: tuple[Shape, ...]
 
 
+def _colour(rng: np.random.Generator) -> int:
+    return int(rng.choice(len(PALETTE), p=COLOUR_FREQUENCIES))
+
+
 def random_scene(rng: np.random.Generator) -> Scene:
-    """Draw 1-3 non-overlapping shapes that lie fully inside the image."""
+    """Draw 1-2 non-overlapping shapes that lie fully inside the image, each in a colour of its own draw."""
     count = int(rng.integers(1, MAX_SHAPES + 1))
     shapes: list[Shape] = []
     for _ in range(count):
@@ -108,11 +113,10 @@ def random_scene(rng: np.random.Generator) -> Scene:
             lo, hi = bound + _MARGIN, 1.0 - bound - _MARGIN
             center = (float(rng.uniform(lo, hi)), float(rng.uniform(lo, hi)))
             rotation = float(rng.uniform(0.0, 2 * math.pi))
-            color = int(rng.integers(len(PALETTE_A)))
             if all(
                 math.dist(center, other.center) > bound + other.bound() + _MARGIN for other in shapes
             ):
-                shapes.append(Shape(kind, center, size, rotation, color))
+                shapes.append(Shape(kind, center, size, rotation, _colour(rng)))
                 break
     return Scene(tuple(shapes))
 
@@ -327,8 +331,26 @@ def write_shapes(
     return info
 
 
+def scene_to_json(scene: Scene) -> list[dict[str, Any]]:
+    """A scene as JSON-ready shapes; floats rounded to 1e-9, far below a pixel at any size."""
+    return [{"kind": s.kind, "center": [round(c, 9) for c in s.center], "size": round(s.size, 9),
+             "rotation": round(s.rotation, 9), "colour": s.color} for s in scene.shapes]  # fmt: skip
+
+
+def scene_from_json(shapes: Sequence[dict[str, Any]]) -> Scene:
+    return Scene(tuple(Shape(d["kind"], (float(d["center"][0]), float(d["center"][1])), float(d["size"]),
+                             float(d["rotation"]), int(d["colour"])) for d in shapes))  # fmt: skip
+
+
+def palette_info() -> dict[str, Any]:
+    """The colours of both domains as `ground_truth.json` records them (0-255 RGB)."""
+    return {"palette_A": [list(c) for c in PALETTE_A], "palette_B": [list(c) for c in PALETTE_B],
+            "colour_frequencies": list(COLOUR_FREQUENCIES), "background_A": list(BACKGROUND_A),
+            "background_B": list(BACKGROUND_B), "stripe_shade": STRIPE_SHADE}  # fmt: skip
+
+
 def ground_truth_info(size: int, n_train: int, n_test: int, seed: int) -> dict:
-    """The description written to ``ground_truth.json``."""
+    """The description written to ``ground_truth.json``: the layout, the colours and every test scene."""
     return {
         "task": "shapes",
         "size": size,
@@ -337,14 +359,13 @@ def ground_truth_info(size: int, n_train: int, n_test: int, seed: int) -> dict:
         "pairs": {"testA": "testB"},
         "convention": (
             "testA/NAME.png and testB/NAME.png show the same scene: each is the ground-truth "
-            "translation of the other. trainA and trainB are unpaired (different scenes)."
+            "translation of the other. trainA and trainB are unpaired (different scenes). "
+            "test_scenes[i] describes the i-th test pair in file-name order (x right, y down, in [0, 1])."
         ),
         "domains": {
-            "A": "flat-coloured circles, squares and triangles on a light background",
-            "B": "the same shapes, colours mapped A->B, horizontal stripes inside, dark background",
+            "A": "flat red, green and blue circles, squares and triangles on a mid-grey background",
+            "B": "the same kind of scene on a blue-grey background, horizontal stripes inside the shapes",
         },
-        "palette_A": [list(c) for c in PALETTE_A],
-        "palette_B": [list(c) for c in PALETTE_B],
-        "background_A": list(BACKGROUND_A),
-        "background_B": list(BACKGROUND_B),
+        **palette_info(),
+        "test_scenes": [scene_to_json(scene_for(seed, "test", "A", i)) for i in range(n_test)],
     }

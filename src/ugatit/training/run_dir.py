@@ -44,7 +44,7 @@ from ..errors import UserError
 from ..nn.layers import ILN, AdaLIN
 from ..nn.model import UGATIT
 from ..utils.files import atomic_write, unfinished_writes
-from ..viz.images import heatmap_to_rgb, image_grid, overlay
+from ..viz.images import heatmap_to_rgb, labelled_grid, overlay
 from ..weights.checkpoints import CHECKPOINT_DIR, latest_checkpoint, newest_readable_checkpoint
 from .storage import WriteFailed, writing
 
@@ -237,9 +237,14 @@ def sample_images(loader: UnpairedLoader, test_data: dict[str, Any], img_size: i
     return found
 
 
+#: The columns of a sample grid, captioned on it.
+SAMPLE_COLUMNS = ("input", "attention", "translation", "cycle")
+
+
 def sample_grid(model: UGATIT, images: torch.Tensor, direction: str) -> np.ndarray:
     """One row per image: input, heatmap of the translating generator over it, translation, cycle
-    reconstruction (translated back by the other generator). uint8 H x W x 3."""
+    reconstruction (translated back by the other generator), under a row of column captions; small
+    images are scaled up to at least 128 px. uint8 H x W x 3."""
     back = reverse(direction)
     fake = model.translate(images, direction)
     cycle = model.translate(fake.image, back)
@@ -249,7 +254,7 @@ def sample_grid(model: UGATIT, images: torch.Tensor, direction: str) -> np.ndarr
         [inputs[i], overlay(inputs[i], heatmap_to_rgb(fake.heatmap[i], size)), fakes[i], cycles[i]]
         for i in range(len(inputs))
     ]
-    return np.asarray(image_grid(rows))
+    return np.asarray(labelled_grid(rows, SAMPLE_COLUMNS))
 
 
 

@@ -80,6 +80,37 @@ def _finite_segments(points: Iterable[tuple[float, float]], log_y: bool) -> list
     return [s for s in segments if s]
 
 
+#: Length in px of one dash where coinciding series take turns.
+_DASH = 6
+
+
+def _dashes_for_coinciding(lines: Sequence[Sequence[tuple[float, float]]]) -> list[str]:
+    """SVG dash attributes that keep series drawn on top of each other all visible.
+
+    Series whose points all lie within a pixel of another's (two runs that measure the same, a baseline
+    equal in both directions) form a group; the m members of a group are dashed with period m dashes,
+    each shifted by one dash, so their colours alternate along the line. Other series stay solid ("").
+    """
+    def same(a: Sequence[tuple[float, float]], b: Sequence[tuple[float, float]]) -> bool:
+        return len(a) == len(b) > 0 and all(abs(x1 - x2) <= 1 and abs(y1 - y2) <= 1 for (x1, y1), (x2, y2) in zip(a, b))
+
+    group_of = list(range(len(lines)))
+    for k in range(len(lines)):
+        for j in range(k):
+            if group_of[j] == j and same(lines[j], lines[k]):
+                group_of[k] = j
+                break
+    attrs = []
+    for k, g in enumerate(group_of):
+        members = [i for i, other in enumerate(group_of) if other == g]
+        if len(members) == 1:
+            attrs.append("")
+            continue
+        rank = members.index(k)
+        attrs.append(f' stroke-dasharray="{_DASH} {_DASH * (len(members) - 1)}" stroke-dashoffset="{-_DASH * rank}"')
+    return attrs
+
+
 def svg_line_plot(
     series: Mapping[str, Sequence[tuple[float, float]]],
     title: str = "",
@@ -156,10 +187,11 @@ def svg_line_plot(
 
     # Lines. The limits are rounded outwards to whole ticks, so every point is inside the frame and
     # no clipPath is needed (its id would clash when several charts share one HTML page).
+    dashes = _dashes_for_coinciding([[(px(x), py(y)) for seg in segs for x, y in seg] for segs in segments.values()])
     for k, (name, segs) in enumerate(segments.items()):
         colour = SERIES_COLOURS[k % len(SERIES_COLOURS)]
         n_points = sum(len(s) for s in segs)
-        out.append(f'<g stroke="{colour}" fill="none" stroke-width="1.5"><title>{escape(name)}</title>')
+        out.append(f'<g stroke="{colour}" fill="none" stroke-width="1.5"{dashes[k]}><title>{escape(name)}</title>')
         for seg in segs:
             if len(seg) > 1:
                 coords = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in seg)
@@ -192,8 +224,9 @@ def svg_line_plot(
         for k, name in enumerate(names):
             colour = SERIES_COLOURS[k % len(SERIES_COLOURS)]
             yy = ly + 3 + row_h * k + row_h / 2
+            legend_dash = ' stroke-dasharray="3 2"' if dashes[k] else ""
             out.append(f'<line x1="{lx + 4}" y1="{yy:.1f}" x2="{lx + 18}" y2="{yy:.1f}" '
-                       f'stroke="{colour}" stroke-width="2"/>')
+                       f'stroke="{colour}" stroke-width="2"{legend_dash}/>')
             out.append(f'<text x="{lx + 22}" y="{yy + 4:.1f}">{escape(name)}</text>')
         out.append("</g>")
     out.append("</svg>")

@@ -1,0 +1,135 @@
+"""What the shapes task's test split is made of, on disk and in memory: the scene of every test pair.
+
+`ground_truth.json` (written by `shapes.write_shapes`) records the palettes and, for each test pair, its
+shapes (kind, centre, size, rotation, palette index). That is enough to redraw each shape's mask at any
+resolution, so `ugatit eval --checkpoint --data` can look inside the shapes of a dataset written
+earlier, at whatever size the model runs. `ShapesTruth` turns it into the inputs of
+`metrics.objects.ObjectMeter`, and draws the "collapsed" baseline: the right scene with every shape in
+one colour, the best a translator can score that paints all shapes alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..metrics.objects import ObjectMeter, ObjectTruth
+from . import shapes as S
+from .shapes import ground_truth_info, scene_from_json
+
+
+@dataclass
+class ShapesTruth:
+    """The test scenes and the colours they were drawn with; the yardstick of `ObjectMeter`."""
+
+    scenes: list[S.Scene]
+    palettes: dict[str, np.ndarray]  # domain -> (K, 3) on 0-255
+    backgrounds: dict[str, np.ndarray]  # domain -> (3,) on 0-255
+    stripe_shade: float
+
+    @classmethod
+    def of_task(cls, seed: int, count: int) -> ShapesTruth:
+        """The first `count` test scenes of the task drawn with `seed`, with this version's colours."""
+        return cls.from_info(ground_truth_info(size=0, n_train=0, n_test=count, seed=seed))
+
+    @classmethod
+    def from_info(cls, info: dict[str, Any]) -> Optional[ShapesTruth]:
+        """From the content of `ground_truth.json`; None when it has no scenes (another task, or a dataset
+        written before the scenes were recorded)."""
+        if info.get("task", "shapes") != "shapes" or "test_scenes" not in info:
+            return None
+        return cls(scenes=[scene_from_json(s) for s in info["test_scenes"]],
+                   palettes={d: np.asarray(info[f"palette_{d}"], float) for d in "AB"},
+                   backgrounds={d: np.asarray(info[f"background_{d}"], float) for d in "AB"},
+                   stripe_shade=float(info["stripe_shade"]))  # fmt: skip
+
+    def references(self, domain: str) -> np.ndarray:
+        """What a shape of each palette entry averages to in `domain`, on [0, 1]: equal light and dark
+        stripes in the striped domain B."""
+        scale = (1 + self.stripe_shade) / 2 if domain == "B" else 1.0
+        return self.palettes[domain] * scale / 255
+
+    def meter(self) -> ObjectMeter:
+        return ObjectMeter({d: self.references(d) for d in "AB"}, {d: self.backgrounds[d] / 255 for d in "AB"})
+
+    def score(self) -> ShapesScore:
+        """A fresh accumulator of the object metrics of translations of these scenes."""
+        return ShapesScore(self)
+
+    def objects(self, index: int, size: int) -> list[ObjectTruth]:
+        """The shapes of test pair `index` with their coverage masks at `size` px."""
+        return [ObjectTruth(S.render_mask(S.Scene((shape,)), size), shape.color) for shape in self.scenes[index].shapes]
+
+    def collapsed(self, index: int, domain: S.Domain, size: int, colour: int) -> Image.Image:
+        """Test pair `index` in `domain` with every shape in palette colour `colour`: a translator that
+        learned everything but the colours (drawn with this version's palette)."""
+        scene = self.scenes[index]
+        one_colour = S.Scene(tuple(dataclasses.replace(s, color=colour) for s in scene.shapes))
+        return S.render(one_colour, domain, size)
+
+
+class ShapesScore:
+    """Object metrics of translations of the test split (`ObjectMeter`), next to the same metrics of the
+    identity baseline (the input offered as its own translation)."""
+
+    def __init__(self, truth: ShapesTruth):
+        self.truth = truth
+        self.translated = truth.meter()
+        self.identity = truth.meter()
+        self._objects: dict[tuple[int, int], list[ObjectTruth]] = {}
+
+    def objects(self, index: int, size: int) -> list[ObjectTruth]:
+        key = (index, size)
+        if key not in self._objects:  # every evaluation during training asks for the same masks
+            self._objects[key] = self.truth.objects(index, size)
+        return self._objects[key]
+
+    def update(self, direction: str, first: int, sources: Any, translated: Any, targets: Any) -> None:
+        """Add a batch of test pairs `first`, `first + 1`, ...: (N, 3, H, W) tensors in [-1, 1]."""
+        batches = [_unit_hwc(t) for t in (sources, translated, targets)]
+        for offset, (source, made, target) in enumerate(zip(*batches)):
+            shapes = self.objects(first + offset, source.shape[0])
+            striped = target if direction == "a2b" else source  # the scene as drawn in domain B
+            self.translated.update(direction, made, target, striped, shapes)
+            self.identity.update(direction, source, target, striped, shapes)
+
+    def compute(self) -> dict[str, dict[str, float]]:
+        identity = self.identity.compute()
+        return {d: {**row, **{f"identity_{k}": v for k, v in identity[d].items() if k != "shapes"}}
+                for d, row in self.translated.compute().items()}  # fmt: skip
+
+
+def _unit_hwc(batch: Any) -> np.ndarray:
+    """(N, C, H, W) tensor on [-1, 1] -> (N, H, W, C) float array on [0, 1]."""
+    return batch.detach().float().cpu().permute(0, 2, 3, 1).numpy() / 2 + 0.5
+
+
+def collapsed_baseline(truth: ShapesTruth, test_a: list[Image.Image], test_b: list[Image.Image],
+                       size: int) -> dict[str, dict[str, float]]:  # fmt: skip
+    """Whole-image L1 and the object metrics of the "collapsed" translator (`ShapesTruth.collapsed`:
+    everything right but every shape in one colour), per direction, at `size` px; of the palette's
+    colours, the one that scores best (most shapes right, then the lowest foreground L1)."""
+    from ..data.transforms import eval_transform
+    from ..metrics.groundtruth import GroundTruthMeter
+
+    as_batch = lambda images: torch.stack([eval_transform(i, size) for i in images])  # noqa: E731
+    best: dict[str, dict[str, float]] = {}
+    for colour in range(len(truth.palettes["A"])):
+        meter, score = GroundTruthMeter(), truth.score()
+        for direction, sources, targets, domain in (("a2b", test_a, test_b, "B"), ("b2a", test_b, test_a, "A")):
+            made = [truth.collapsed(i, domain, size, colour) for i in range(len(sources))]
+            batches = [as_batch(images) for images in (sources, made, targets)]
+            meter.update(direction, *batches)
+            score.update(direction, 0, *batches)
+        whole = meter.compute()
+        for d, row in score.translated.compute().items():
+            candidate = {"colour": colour, "l1": whole[d]["l1"], **row}
+            rank = lambda r: (r["colour_accuracy"], -r["foreground_l1"])  # noqa: E731
+            if d not in best or rank(candidate) > rank(best[d]):
+                best[d] = candidate
+    return best
