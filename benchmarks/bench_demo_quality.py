@@ -1,6 +1,7 @@
 """Ground-truth quality of the demo configuration against training iterations.
 
     python benchmarks/bench_demo_quality.py [--iters 1000] [--eval-every 50] [--out /tmp/demo-quality]
+    python benchmarks/bench_demo_quality.py --from-report ugatit-demo/report.json   # table and SVG again, no training
 
 Runs `ugatit demo` (the library call, same defaults) with frequent ground-truth evaluations and prints a
 markdown table per direction against the iteration: the object metrics (shapes in the right colour,
@@ -11,6 +12,7 @@ itself, one colour for all shapes). Writes the curves as an SVG (default docs/im
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import shutil
 from pathlib import Path
@@ -31,17 +33,23 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--out", type=Path, default=Path("/tmp/ugatit-demo-quality"))
     parser.add_argument("--svg", type=Path, default=Path(__file__).resolve().parents[1] / "docs/images/demo_learning_curve.svg")
+    parser.add_argument("--from-report", type=Path, help="a demo's report.json: print and plot it instead of training")
     args = parser.parse_args()
 
-    shutil.rmtree(args.out, ignore_errors=True)
-    summary = run_demo(DemoOptions(out=args.out, iters=args.iters, eval_every=args.eval_every,
-                                   img_size=args.img_size, seed=args.seed, progress=False))  # fmt: skip
+    if args.from_report:
+        summary = json.loads(args.from_report.read_text())
+    else:
+        shutil.rmtree(args.out, ignore_errors=True)
+        summary = run_demo(DemoOptions(out=args.out, iters=args.iters, eval_every=args.eval_every,
+                                       img_size=args.img_size, seed=args.seed, progress=False))  # fmt: skip
+    model, optim = summary["config"]["model"], summary["config"]["optim"]
     final = summary["ground_truth"]["final"]
     collapsed = summary["baselines"]["one_colour_for_all"]
     curve = summary["curve"]
 
-    print(f"\ndemo configuration ({args.img_size}px, light, ch {defaults.ch}, n_res {defaults.n_res}, batch "
-          f"{defaults.batch_size}, lr {defaults.lr}, seed {args.seed}), {summary['seconds']:.0f} s on "
+    print(f"\ndemo configuration ({model['img_size']}px, light, ch {model['ch']}, n_res {model['n_res']}, batch "
+          f"{summary['config']['data']['batch_size']}, lr {optim['lr']}, seed {summary['config']['train']['seed']}), "
+          f"{summary['seconds']:.0f} s on "
           f"{platform.machine()} with {torch.get_num_threads()} threads (torch {torch.__version__})\n")  # fmt: skip
     print("| iteration | right colour a2b | right colour b2a | stripes right a2b | stripes right b2a "
           "| foreground L1 a2b | foreground L1 b2a | L1 a2b | L1 b2a |")  # fmt: skip
@@ -67,7 +75,7 @@ def main() -> None:
     series.update({f"stripes right {d} (%)": [(p["step"], 100 * p[f"stripe_accuracy_{d}"]) for p in curve] for d in final})
     args.svg.parent.mkdir(parents=True, exist_ok=True)
     args.svg.write_text(svg_line_plot(series, title=f"shapes demo: {len(final) and int(final['a2b']['shapes'])} test shapes",
-                                      xlabel="iteration", ylabel="% of test shapes"))  # fmt: skip
+                                      xlabel="iteration", ylabel="% of test shapes", y_range=(0, 100)))  # fmt: skip
     print(f"\nwrote {args.svg}")
 
 if __name__ == "__main__":

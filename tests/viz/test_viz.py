@@ -109,6 +109,15 @@ def test_svg_log_axis_skips_non_positive_and_non_finite_points():
     assert {"0.1", "1"} <= labels
 
 
+def test_svg_fixed_y_range_shows_exactly_that_axis():
+    """A percentage that reaches 0 and 100 gets a 0-100 axis, not the padded -50..150 of free limits."""
+    series = {"right colour (%)": [(0, 0.0), (1, 38.0), (2, 100.0)]}
+    free = {t.text for t in ET.fromstring(svg_line_plot(series)).iter(f"{SVG}text")}
+    fixed = {t.text for t in ET.fromstring(svg_line_plot(series, y_range=(0, 100))).iter(f"{SVG}text")}
+    assert "-50" in free and "150" in free
+    assert {"0", "100"} <= fixed and "-50" not in fixed and "150" not in fixed
+
+
 def test_svg_without_data_is_still_valid():
     root = ET.fromstring(svg_line_plot({}, title="empty"))
     assert "no data" in [t.text for t in root.iter(f"{SVG}text")]

@@ -87,7 +87,8 @@ def metric_plots(curve: list[dict[str, float]], final: dict, collapsed: dict) ->
     whole = {f"{d}": [(c["step"], c[f"l1_{d}"]) for c in curve] for d in directions}
     whole.update({f"one colour for all, {d}": flat(collapsed[d]["l1"]) for d in directions})
     return [
-        svg_line_plot(colour, title="shapes in the right colour", xlabel="iteration", ylabel="% of test shapes"),
+        svg_line_plot(colour, title="shapes in the right colour", xlabel="iteration", ylabel="% of test shapes",
+                      y_range=(0, 100)),
         svg_line_plot(foreground, title="foreground L1 (inside the shapes)", xlabel="iteration",
                       ylabel="L1 ([0,1] scale)", log_y=True),
         svg_line_plot(whole, title="whole-image L1 (mostly background)", xlabel="iteration",

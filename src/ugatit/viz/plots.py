@@ -119,12 +119,14 @@ def svg_line_plot(
     width: int = 640,
     height: int = 360,
     log_y: bool = False,
+    y_range: tuple[float, float] | None = None,
 ) -> Markup:
     """An inline SVG line chart with axes, ticks, a grid and a legend; one line per named series.
 
     Points that are not finite (and, with `log_y`, values <= 0) are skipped and break the line, so a
     diverged loss does not flatten the rest of the curve. Series are drawn with markers when they
-    have few points, so a single evaluation is still visible.
+    have few points, so a single evaluation is still visible. `y_range` fixes a linear y axis (a
+    percentage reads best on 0-100 whatever the data).
     """
     left, right, top, bottom = 64, 16, 32 if title else 12, 44
     plot_w, plot_h = max(width - left - right, 10), max(height - top - bottom, 10)
@@ -149,6 +151,9 @@ def svg_line_plot(
     if log_y:
         y_lo, y_hi, y_ticks = _log_ticks(min(ys), max(ys))
         y_of = math.log10
+    elif y_range is not None:
+        y_lo, y_hi, y_ticks = _linear_ticks(*y_range)
+        y_of = float
     else:
         # A little headroom so a curve that ends on a round value does not run along the frame.
         margin = 0.03 * (max(ys) - min(ys))
