@@ -1,9 +1,10 @@
 """`ugatit demo`: the whole product on the built-in shapes task, in a few minutes on a CPU.
 
 It draws the shapes dataset (flat shapes <-> striped shapes, see `shapes`), trains a small light
-U-GAT-IT on it, measures the translations against their ground truth during and after training,
-translates the test set both ways with attention maps, and writes an HTML report with the inputs,
-outputs, attention, ground truth, the metric table and the loss and metric curves.
+U-GAT-IT on it, measures the translations against their ground truth during and after training (inside
+each shape: right colour, stripes, foreground L1; and over the whole image), translates the test set
+both ways with attention maps, and writes an HTML report (`report`) that leads with one sentence per
+direction and the baselines, then the gallery, the whole-image metrics and the curves.
 
 Output folder:
 
