@@ -1,11 +1,11 @@
-"""`ugatit demo` end to end: it trains from scratch, measures inside the shapes, and says so first.
+"""`ugatit demo` end to end: it trains from scratch, learns the shapes, and says so first.
 
-Trains with a fixed seed (32 px, 300 iterations: about a minute on two cores). In that time the model
-learns the background (whole-image L1 falls well below the untrained model's and the input's), not yet
-the shapes; the report must say which: it leads with the object metrics, next to the "one colour for
-all" baseline that a collapsed translator would reach (tests/demo/test_truth.py pins that baseline
-down). That the default demo learns the shapes is measured by benchmarks/bench_demo_quality.py
-(docs/benchmarks.md), too slow for CI.
+Trains the demo's own configuration with a fixed seed for 300 iterations instead of 1000 (48 px,
+about 90 s on two cores) and checks it the way the report judges it: inside the shapes. Measured here:
+32 of 32 test shapes the right colour going into B and 24 of 32 coming back, 30 and 32 of 32 with the
+stripes right, foreground L1 0.189 / 0.169 against 0.316 / 0.288 at step 0. A translator that painted
+every shape one colour gets at most half the colours right (the two shapes of an image always differ):
+the colour threshold rejects it, and the test checks that on the run's own baseline.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 def run_demo(out: Path, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
-    args = ["--out", str(out), "--img-size", "32", "--iters", "300", "--train-count", "200",
+    args = ["--out", str(out), "--img-size", "48", "--iters", "300", "--train-count", "200",
             "--test-count", "16", "--eval-every", "100", "--no-progress", *extra]  # fmt: skip
     return subprocess.run([sys.executable, "-m", "ugatit", "demo", *args], capture_output=True, text=True,
                           env=env, timeout=600)  # fmt: skip
@@ -45,23 +45,20 @@ def test_demo_learns_the_task_and_writes_a_report(tmp_path):
     assert f"report: {out / 'report.html'}" in result.stdout
 
     summary = json.loads((out / "report.json").read_text())
-    for direction in ("a2b", "b2a"):
-        start = summary["ground_truth"]["step_0"][direction]
-        final = summary["ground_truth"]["final"][direction]
-        # 300 iterations at 32 px learn the background and the layout, not yet the shapes. Measured:
-        # whole-image L1 0.074 / 0.067 against 0.164 / 0.138 at step 0 and 0.114 for the input itself.
-        assert final["l1"] < 0.8 * final["identity_l1"], (direction, final)
-        assert final["l1"] < 0.6 * start["l1"], (direction, final, start)
     assert [point["step"] for point in summary["curve"]] == [0, 100, 200, 300]
-
-    # The object metrics are there for every direction, with the baselines that put them in context.
+    final, start = summary["ground_truth"]["final"], summary["ground_truth"]["step_0"]
     collapsed = summary["baselines"]["one_colour_for_all"]
+    # Right colours, over both directions: a collapsed translator cannot pass, this one must.
+    threshold = 0.6
+    colour = lambda rows: sum(rows[d]["colour_accuracy"] for d in ("a2b", "b2a")) / 2  # noqa: E731
+    assert colour(collapsed) <= 0.5 < threshold, collapsed
+    assert colour(final) >= threshold, final
     for direction in ("a2b", "b2a"):
-        final = summary["ground_truth"]["final"][direction]
-        assert final["shapes"] > 0 and 0 <= final["colour_accuracy"] <= 1
-        assert final["colour_correct"] == round(final["colour_accuracy"] * final["shapes"])
-        # One colour for all is right for exactly the shapes of that colour: never all of them here.
-        assert 0 < collapsed[direction]["colour_accuracy"] < 1
+        row = final[direction]
+        assert row["colour_correct"] == round(row["colour_accuracy"] * row["shapes"]) and row["shapes"] == 32
+        assert row["stripe_accuracy"] >= 0.75, (direction, row)  # striped into B, flat out of it
+        assert row["foreground_l1"] < 0.8 * start[direction]["foreground_l1"], (direction, row)
+        assert row["l1"] < 0.7 * start[direction]["l1"], (direction, row)
     assert len(summary["headline"]) == 2 and summary["headline"][0].startswith("a2b: ")
     assert "shapes the right colour" in summary["headline"][0] and summary["headline"][0] in result.stdout
 

@@ -1,7 +1,7 @@
 """Write a built-in synthetic task to disk: trainA, trainB, testA, testB plus ground_truth.json.
 
-`shapes`: flat red, green and blue circles, squares and triangles on a grey background (A) versus the
-same kind of shapes striped, on a blue-grey background (B). trainA and trainB are unpaired; testA/NAME.png
+`shapes`: two flat shapes (circles, squares, triangles) in two different colours of red, green and
+blue on a grey background (A) versus the same kind of shapes striped, on a blue-grey background (B). trainA and trainB are unpaired; testA/NAME.png
 and testB/NAME.png show the same scene, so every test translation can be scored against the truth.
 """
 

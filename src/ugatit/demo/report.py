@@ -103,9 +103,9 @@ def _swatch(rgb: Any) -> html.Markup:
 
 
 def palette_table(palettes: dict[str, Any], frequencies: Any) -> html.Markup:
-    """The colours shapes come in, as swatches per domain, with how often each is drawn."""
+    """The colours shapes come in, as swatches per domain, with the weight each is drawn with."""
     rows = [{"domain A": _swatch(a), "domain B (light / dark stripes)": html.Markup(f"{_swatch(b)} {_swatch([v * 0.4 for v in b])}"),
-             "share of shapes": f"{100 * f:.0f}%"}
+             "weight in the draw": f"{f:g}"}
             for a, b, f in zip(palettes["A"], palettes["B"], frequencies)]  # fmt: skip
     return html.table(rows)
 
@@ -140,9 +140,10 @@ def write_report(out: Path, summary: dict, gallery: dict, run_dir: Path, palette
         sections.append(html.Section(f"Test translations {direction}", [html.table(cells)]))
     sections += [
         html.Section("The task", [html.paragraph(
-            "Domain A: flat circles, squares and triangles on a mid-grey background. Domain B: the same kind "
-            "of scene on a blue-grey background, each shape striped. Shapes are red, green or blue, drawn "
-            "independently of the kind with the same unequal frequencies in both domains, and a translation "
+            "Domain A: two flat shapes on a mid-grey background. Domain B: the same kind of scene on a "
+            "blue-grey background, each shape striped. The two shapes of an image are two different colours "
+            "of red, green and blue, drawn independently of the kind with the same unequal frequencies in "
+            "both domains, and a translation "
             "keeps them: a2b paints stripes inside the shapes and changes the background, b2a undoes both. "
             "Training images are unpaired; each test image has its ground-truth translation. Why keeping "
             "the colours is the one answer an unpaired translator can find: docs/demo.md."),

@@ -3,16 +3,17 @@
 Real datasets cannot be shipped and a translator cannot be judged on noise, so this module draws two
 unpaired image domains with an exact, known correspondence:
 
-* Domain A: 1-2 flat circles, squares and triangles, each red, green or blue, on a mid-grey background.
+* Domain A: two flat shapes (circle, square or triangle) in two different colours of red, green and
+  blue, on a mid-grey background.
 * Domain B: the same kind of scene on a blue-grey background, each shape striped horizontally (its
   colour alternating with a dark shade of it).
 
 Going A -> B means finding the shapes, painting stripes inside them only (as horse2zebra paints the
 horse, not the field) and changing the background; B -> A undoes both. A shape keeps its colour: the
-colours are drawn per shape, independently of the kind, with unequal frequencies (red 50%, green 30%,
-blue 20%) in both domains, so that keeping each colour is the one recolouring under which translated
-images are distributed like the other domain, and the one the cycle and identity losses favour
-(docs/demo.md argues it). Every colour has one RGB channel above both backgrounds and two below: the
+colours are drawn independently of the kind, the two shapes of an image never alike, with unequal
+frequencies (red most, blue least) in both domains, so that keeping each colour is the one recolouring
+under which translated images look like the other domain, and the one the cycle and identity losses
+favour (docs/demo.md argues it). Every colour has one RGB channel above both backgrounds and two below: the
 instance normalisation at the generator's input keeps little more than the sign of a shape's contrast
 with its background, and these signs differ per colour. Everything is drawn from a seed, so the same
 seed gives the same bytes. Training images are unpaired: trainA and trainB come from different random
@@ -25,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, overload
@@ -59,7 +61,9 @@ MIN_STRIPE_PERIOD_PX = 4.0
 #: Shape size ("radius") as a fraction of the image side; every kind of a given size has the area
 #: of the circle of that radius, so size means the same thing for all kinds.
 SIZE_RANGE = (0.17, 0.26)
-MAX_SHAPES = 2
+#: Shapes per image, always in different colours: a translation that paints both alike is then wrong
+#: in a single image, which a discriminator judging one image at a time can see (docs/demo.md).
+SHAPES = 2
 SUPERSAMPLE = 4
 
 # Bounding-circle radius per unit size, for equal areas: square half-side sqrt(pi)/2, triangle
@@ -95,30 +99,36 @@ class Scene:
     shapes: tuple[Shape, ...]
 
 
-def _colour(rng: np.random.Generator) -> int:
-    return int(rng.choice(len(PALETTE), p=COLOUR_FREQUENCIES))
+def _distinct_colours(rng: np.random.Generator, count: int) -> list[int]:
+    """`count` different palette indices, each drawn with COLOUR_FREQUENCIES among those left."""
+    weights = np.asarray(COLOUR_FREQUENCIES, dtype=np.float64)
+    colours = []
+    for _ in range(count):
+        colour = int(rng.choice(len(PALETTE), p=weights / weights.sum()))
+        colours.append(colour)
+        weights[colour] = 0.0
+    return colours
 
 
 def random_scene(rng: np.random.Generator) -> Scene:
-    """Draw 1-2 non-overlapping shapes that lie fully inside the image, each in a colour of its own draw."""
-    count = int(rng.integers(1, MAX_SHAPES + 1))
+    """Draw SHAPES non-overlapping shapes that lie fully inside the image, in different colours."""
     shapes: list[Shape] = []
-    for _ in range(count):
-        # Shapes never overlap, so every silhouette stays whole and recognisable; if one does not fit
-        # after many tries the scene simply has fewer shapes.
-        for _attempt in range(100):
-            kind = KINDS[int(rng.integers(len(KINDS)))]
-            size = float(rng.uniform(*SIZE_RANGE))
-            bound = size * _BOUND[kind]
-            lo, hi = bound + _MARGIN, 1.0 - bound - _MARGIN
-            center = (float(rng.uniform(lo, hi)), float(rng.uniform(lo, hi)))
-            rotation = float(rng.uniform(0.0, 2 * math.pi))
-            if all(
-                math.dist(center, other.center) > bound + other.bound() + _MARGIN for other in shapes
-            ):
-                shapes.append(Shape(kind, center, size, rotation, _colour(rng)))
-                break
-    return Scene(tuple(shapes))
+    while len(shapes) < SHAPES:  # the rare draw where a shape finds no room starts again
+        shapes = []
+        for _ in range(SHAPES):
+            # Shapes never overlap, so every silhouette stays whole and recognisable.
+            for _attempt in range(100):
+                kind = KINDS[int(rng.integers(len(KINDS)))]
+                size = float(rng.uniform(*SIZE_RANGE))
+                bound = size * _BOUND[kind]
+                lo, hi = bound + _MARGIN, 1.0 - bound - _MARGIN
+                center = (float(rng.uniform(lo, hi)), float(rng.uniform(lo, hi)))
+                rotation = float(rng.uniform(0.0, 2 * math.pi))
+                if all(math.dist(center, other.center) > bound + other.bound() + _MARGIN for other in shapes):
+                    shapes.append(Shape(kind, center, size, rotation, 0))
+                    break
+    colours = _distinct_colours(rng, SHAPES)
+    return Scene(tuple(dataclasses.replace(shape, color=c) for shape, c in zip(shapes, colours)))
 
 
 def scene_for(seed: int, split: Split, domain: Domain, index: int) -> Scene:
@@ -363,7 +373,7 @@ def ground_truth_info(size: int, n_train: int, n_test: int, seed: int) -> dict:
             "test_scenes[i] describes the i-th test pair in file-name order (x right, y down, in [0, 1])."
         ),
         "domains": {
-            "A": "flat red, green and blue circles, squares and triangles on a mid-grey background",
+            "A": "two flat shapes (circles, squares, triangles) in two different colours of red, green and blue, on a mid-grey background",
             "B": "the same kind of scene on a blue-grey background, horizontal stripes inside the shapes",
         },
         **palette_info(),
