@@ -105,8 +105,9 @@ def report(pieces: list[dict], out: Path) -> str:
         if p["name"] == "machine" and p["status"] == "ok":
             lines += ["", "## Machine", "", "```", p["output"].strip(), "```"]
         if p["name"].startswith(("golden", "profile")) and "|" in p["output"]:
-            table = [line for line in p["output"].splitlines() if line.startswith("|")]
-            lines += ["", f"## {p['name']}", "", *table]
+            # Its tables, each kept apart: two tables run together read as one with the wrong columns.
+            tables = [block.strip() for block in p["output"].split("\n\n") if block.strip().startswith("|")]
+            lines += ["", f"## {p['name']}", "", "\n\n".join(tables)]
         if p["name"].startswith("bench") and (out / f"{p['name']}.md").is_file():
             lines += ["", f"## {p['name']}", "", (out / f"{p['name']}.md").read_text().strip()]
         if "measured" in p:
