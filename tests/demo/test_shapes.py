@@ -184,9 +184,9 @@ def test_two_shapes_in_two_colours_kept_across_domains_and_unequally_common():
     two below)."""
     from collections import Counter
 
-    from ugatit.demo.shapes import COLOUR_FREQUENCIES, KINDS, PALETTE, PALETTE_A, PALETTE_B
+    from ugatit.demo.shapes import COLOUR_WEIGHTS, KINDS, PALETTE, PALETTE_A, PALETTE_B
 
-    assert PALETTE_A == PALETTE_B == PALETTE and len(set(COLOUR_FREQUENCIES)) == len(PALETTE)
+    assert PALETTE_A == PALETTE_B == PALETTE and len(set(COLOUR_WEIGHTS)) == len(PALETTE)
     for background in (BACKGROUND_A, BACKGROUND_B):
         signs = {tuple(np.sign(np.subtract(colour, background))) for colour in PALETTE}
         assert len(signs) == len(PALETTE) and all(sorted(s) == [-1, -1, 1] for s in signs)
@@ -198,7 +198,7 @@ def test_two_shapes_in_two_colours_kept_across_domains_and_unequally_common():
         assert all(len(s.shapes) == 2 and s.shapes[0].color != s.shapes[1].color for s in scenes)
         shapes = [shape for scene in scenes for shape in scene.shapes]
         colours = Counter(shape.color for shape in shapes)
-        # Drawn by COLOUR_FREQUENCIES, the second among the colours left: red ~42%, green ~34%, blue ~24%.
+        # Drawn by COLOUR_WEIGHTS, the second among the colours left: red ~42%, green ~34%, blue ~24%.
         shares = [colours[k] / len(shapes) for k in range(len(PALETTE))]
         assert shares[0] > shares[1] + 0.03 > shares[2] + 0.06, shares
         # Every kind comes in every colour.

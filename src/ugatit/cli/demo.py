@@ -4,8 +4,8 @@ Draws two unpaired domains whose answer is known (two flat shapes in two differe
 the same kind of shapes striped, on blue-grey), trains a small light model on the CPU for a few minutes,
 translates the test set both ways with attention maps, and measures each translation against its ground
 truth: inside the shapes (right colour, stripes, foreground L1) and over the whole image (L1, PSNR),
-next to the input itself and a translator that paints every shape one colour. Prints the report's path. Make it longer or bigger with
---iters, --img-size, --ch, --n-res.
+next to the input itself and a translator that paints every shape one colour. Prints the report's
+path. Make it longer or bigger with --iters, --img-size, --ch, --n-res.
 """
 
 from __future__ import annotations

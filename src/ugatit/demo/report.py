@@ -18,7 +18,7 @@ from ..viz.plots import svg_line_plot
 
 #: What each direction has to do to the stripes, in the words of the headline.
 STRIPES_DONE = {"a2b": "striped", "b2a": "with the stripes removed"}
-#: Gallery images are shown at least this wide (CSS px); 64-px outputs are too small to judge.
+#: Gallery images are shown at least this wide (CSS px); 48-px outputs are too small to judge.
 GALLERY_WIDTH = 128
 
 
@@ -102,16 +102,16 @@ def _swatch(rgb: Any) -> html.Markup:
                        f'border:1px solid #999;background:rgb({r},{g},{b})"></span>')  # fmt: skip
 
 
-def palette_table(palettes: dict[str, Any], frequencies: Any) -> html.Markup:
+def palette_table(palettes: dict[str, Any], weights: Any) -> html.Markup:
     """The colours shapes come in, as swatches per domain, with the weight each is drawn with."""
     rows = [{"domain A": _swatch(a), "domain B (light / dark stripes)": html.Markup(f"{_swatch(b)} {_swatch([v * 0.4 for v in b])}"),
              "weight in the draw": f"{f:g}"}
-            for a, b, f in zip(palettes["A"], palettes["B"], frequencies)]  # fmt: skip
+            for a, b, f in zip(palettes["A"], palettes["B"], weights)]  # fmt: skip
     return html.table(rows)
 
 
 def write_report(out: Path, summary: dict, gallery: dict, run_dir: Path, palettes: dict,
-                 frequencies: Any) -> Path:  # fmt: skip
+                 colour_weights: Any) -> Path:  # fmt: skip
     gt0, gt1 = summary["ground_truth"]["step_0"], summary["ground_truth"]["final"]
     collapsed = summary["baselines"]["one_colour_for_all"]
     config = summary["config"]
@@ -147,7 +147,7 @@ def write_report(out: Path, summary: dict, gallery: dict, run_dir: Path, palette
             "keeps them: a2b paints stripes inside the shapes and changes the background, b2a undoes both. "
             "Training images are unpaired; each test image has its ground-truth translation. Why keeping "
             "the colours is the one answer an unpaired translator can find: docs/demo.md."),
-            palette_table(palettes, frequencies)]),
+            palette_table(palettes, colour_weights)]),
         html.Section("Whole-image metrics", [html.table(whole)]),
         html.Section("Curves", [html.row(metric_plots(summary["curve"], gt1, collapsed) + [
             svg_line_plot(totals, title="total losses", xlabel="iteration", ylabel="loss", log_y=True),

@@ -35,7 +35,7 @@ from ..utils.files import write_json
 from ..utils.rng import seed_everything
 from ..weights import load_model
 from .report import headline, write_report
-from .shapes import COLOUR_FREQUENCIES, make_shapes, write_shapes
+from .shapes import COLOUR_WEIGHTS, make_shapes, write_shapes
 from .truth import ShapesTruth, collapsed_baseline
 
 #: Images of each direction shown in the report's gallery.
@@ -121,7 +121,7 @@ def run_demo(opts: DemoOptions, notify: Callable[[str], None] = print) -> dict[s
         "run": str(out / "run"),
     }
     write_json(summary, out / "report.json")
-    page = write_report(out, summary, gallery, result.run_dir, truth.palettes, COLOUR_FREQUENCIES)
+    page = write_report(out, summary, gallery, result.run_dir, truth.palettes, COLOUR_WEIGHTS)
     return {**summary, "report": str(page)}
 
 

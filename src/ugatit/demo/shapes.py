@@ -39,8 +39,6 @@ Split = Literal["train", "test"]
 
 KINDS: tuple[str, ...] = ("circle", "square", "triangle")
 
-
-
 #: The backgrounds: A mid-grey, B blue-grey.
 BACKGROUND_A: tuple[int, int, int] = (150, 150, 150)
 BACKGROUND_B: tuple[int, int, int] = (105, 120, 140)
@@ -48,9 +46,11 @@ BACKGROUND_B: tuple[int, int, int] = (105, 120, 140)
 #: one channel and below them in the other two, so each contrasts with the background in its own way.
 PALETTE: tuple[tuple[int, int, int], ...] = ((225, 45, 45), (45, 190, 60), (50, 90, 230))
 PALETTE_A = PALETTE_B = PALETTE
-#: How often each colour is drawn, shape by shape, in both domains. Unequal, so that no other
-#: assignment of the colours matches the other domain's colour statistics.
-COLOUR_FREQUENCIES: tuple[float, ...] = (0.5, 0.3, 0.2)
+#: The weight of each colour in the draw, in both domains: the first shape of an image takes a colour
+#: by these weights, the second one of the colours left by theirs (so about 42% of the shapes are red,
+#: 34% green, 24% blue). Unequal, so that no other assignment of the colours matches the other domain's
+#: colour statistics.
+COLOUR_WEIGHTS: tuple[float, ...] = (0.5, 0.3, 0.2)
 #: The dark stripes of domain B are the shape's colour times this; it stays clearly above the
 #: background so the shape's silhouette is the same in both domains.
 STRIPE_SHADE = 0.4
@@ -100,8 +100,8 @@ class Scene:
 
 
 def _distinct_colours(rng: np.random.Generator, count: int) -> list[int]:
-    """`count` different palette indices, each drawn with COLOUR_FREQUENCIES among those left."""
-    weights = np.asarray(COLOUR_FREQUENCIES, dtype=np.float64)
+    """`count` different palette indices, each drawn with COLOUR_WEIGHTS among those left."""
+    weights = np.asarray(COLOUR_WEIGHTS, dtype=np.float64)
     colours = []
     for _ in range(count):
         colour = int(rng.choice(len(PALETTE), p=weights / weights.sum()))
@@ -355,7 +355,7 @@ def scene_from_json(shapes: Sequence[dict[str, Any]]) -> Scene:
 def palette_info() -> dict[str, Any]:
     """The colours of both domains as `ground_truth.json` records them (0-255 RGB)."""
     return {"palette_A": [list(c) for c in PALETTE_A], "palette_B": [list(c) for c in PALETTE_B],
-            "colour_frequencies": list(COLOUR_FREQUENCIES), "background_A": list(BACKGROUND_A),
+            "colour_weights": list(COLOUR_WEIGHTS), "background_A": list(BACKGROUND_A),
             "background_B": list(BACKGROUND_B), "stripe_shade": STRIPE_SHADE}  # fmt: skip
 
 
