@@ -55,7 +55,13 @@ def per_worker(folder: Path, img_size: int, seconds: float = 4.0) -> float:
 
 def through_loader(folder_a: Path, folder_b: Path, img_size: int, workers: int, batches: int = 60) -> float:
     """Training images per second out of UnpairedLoader with `workers` processes (after its start-up)."""
-    loader = UnpairedLoader(FileSource.from_folder(folder_a), FileSource.from_folder(folder_b), img_size=img_size, seed=0, num_workers=workers)
+    loader = UnpairedLoader(
+        FileSource.from_folder(folder_a),
+        FileSource.from_folder(folder_b),
+        img_size=img_size,
+        seed=0,
+        num_workers=workers,
+    )
     try:
         next(loader)
         start = time.perf_counter()
@@ -74,10 +80,17 @@ def main() -> None:
     parser.add_argument("--workers", default="0,1,2", help="comma-separated worker counts for the loader rows")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    print(f"\n{cpu}, {os.cpu_count()} cores, torch {torch.__version__}: {args.source_size} px files -> "
-          f"{args.img_size} px training crops\n")  # fmt: skip
-    print("| files | per worker (img/s) | " + " | ".join(f"loader, {w} workers (img/s)" for w in args.workers.split(",")) + " |")
+    with open("/proc/cpuinfo") as info:
+        cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), "?")
+    print(
+        f"\n{cpu}, {os.cpu_count()} cores, torch {torch.__version__}: {args.source_size} px files -> "
+        f"{args.img_size} px training crops\n"
+    )
+    print(
+        "| files | per worker (img/s) | "
+        + " | ".join(f"loader, {w} workers (img/s)" for w in args.workers.split(","))
+        + " |"
+    )
     print("|---|---:|" + "---:|" * len(args.workers.split(",")))
     with tempfile.TemporaryDirectory() as tmp:
         for fmt in ("jpg", "png"):
@@ -85,8 +98,11 @@ def main() -> None:
             b = write_images(Path(tmp) / fmt / "B", args.count, args.source_size, fmt, seed=2)
             mean_kb = sum(p.stat().st_size for p in a.iterdir()) / args.count / 1024
             rates = [through_loader(a, b, args.img_size, int(w)) for w in args.workers.split(",")]
-            print(f"| {fmt.upper()}, {mean_kb:.0f} KB | {per_worker(a, args.img_size):.0f} | "
-                  + " | ".join(f"{r:.0f}" for r in rates) + " |")  # fmt: skip
+            print(
+                f"| {fmt.upper()}, {mean_kb:.0f} KB | {per_worker(a, args.img_size):.0f} | "
+                + " | ".join(f"{r:.0f}" for r in rates)
+                + " |"
+            )
 
 
 if __name__ == "__main__":

@@ -86,7 +86,9 @@ def measure(args: argparse.Namespace, official: bool) -> dict:
 def machine(device: str) -> str:
     if device.startswith("cuda"):
         return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads (torch {torch.__version__})"
+    return (
+        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads (torch {torch.__version__})"
+    )
 
 
 def main() -> None:
@@ -123,19 +125,25 @@ def main() -> None:
         rows.append({"variant": name, "tflop_per_iter": flops / 1e12, "gen_fwd_gflop": gen_flops / 1e9, **result})
 
     kind = "light" if args.light else "full"
-    print(f"\n{kind} model, {args.img_size}px, ch {args.ch}, n_res {args.n_res}, batch {args.batch_size}, "
-          f"{args.precision}{', channels_last' if args.channels_last else ''}{', compiled' if args.compile else ''}"
-          f" on {args.device}: {machine(args.device)}\n")  # fmt: skip
+    print(
+        f"\n{kind} model, {args.img_size}px, ch {args.ch}, n_res {args.n_res}, batch {args.batch_size}, "
+        f"{args.precision}{', channels_last' if args.channels_last else ''}{', compiled' if args.compile else ''}"
+        f" on {args.device}: {machine(args.device)}\n"
+    )
     print("| step | s / iter | TFLOP / iter | generator fwd GFLOP | peak memory (GiB) |")
     print("|---|---:|---:|---:|---:|")
     base = rows[-1]
     for r in rows:
         rel = f" ({r['seconds'] / base['seconds']:.0%})" if r is not base else ""
-        print(f"| {r['variant']} | {r['seconds']:.3f}{rel} | {r['tflop_per_iter']:.3f} | {r['gen_fwd_gflop']:.1f} | "
-              f"{r['peak_gib']:.2f} {r['memory_kind']} |")  # fmt: skip
+        print(
+            f"| {r['variant']} | {r['seconds']:.3f}{rel} | {r['tflop_per_iter']:.3f} | {r['gen_fwd_gflop']:.1f} | "
+            f"{r['peak_gib']:.2f} {r['memory_kind']} |"
+        )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"args": {k: v for k, v in vars(args).items() if not k.startswith("_")}, "rows": rows}, f, indent=2)
+            json.dump(
+                {"args": {k: v for k, v in vars(args).items() if not k.startswith("_")}, "rows": rows}, f, indent=2
+            )
 
 
 if __name__ == "__main__":

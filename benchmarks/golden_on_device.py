@@ -27,8 +27,13 @@ def errors(mode: str, device: str, precision: str, official: bool) -> dict[str, 
     model = UGATIT(ModelConfig(img_size=96, ch=cfg["ch"], n_res=cfg["n_res"], light=cfg["light"]))
     model.load_official_state_dict(golden["init_params"])
     model.to(device)
-    step = TrainingStep(model, LossConfig(), OptimConfig(lr=cfg["lr"], weight_decay=cfg["weight_decay"]),
-                        precision=precision, official=official)  # fmt: skip
+    step = TrainingStep(
+        model,
+        LossConfig(),
+        OptimConfig(lr=cfg["lr"], weight_decay=cfg["weight_decay"]),
+        precision=precision,
+        official=official,
+    )
     losses = step(golden["real_A"].to(device), golden["real_B"].to(device), 1)
     loss_rel = max(abs(losses[k].item() - v) / abs(v) for k, v in golden["step1_losses"].items())
     ours = model.official_state_dict()
@@ -51,15 +56,20 @@ def main() -> None:
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
-    print(f"\ngolden iteration on {name} ({args.precision}, torch {torch.__version__}); tolerances (docs/faithfulness.md): "
-          "loss rel 1e-6, params 2.1e-4, u/v 1e-6 (fp32)\n")  # fmt: skip
+    print(
+        f"\ngolden iteration on {name} ({args.precision}, torch {torch.__version__}); "
+        "tolerances (docs/faithfulness.md): "
+        "loss rel 1e-6, params 2.1e-4, u/v 1e-6 (fp32)\n"
+    )
     print("| model | step | loss rel | params abs | u/v abs |")
     print("|---|---|---:|---:|---:|")
     for mode in ("light", "full"):
         for official in (False, True):
             e = errors(mode, args.device, args.precision, official)
-            print(f"| {mode} | {'official' if official else 'ugatit'} | {e['loss rel']:.1e} | "
-                  f"{e['params abs']:.1e} | {e['u/v abs']:.1e} |")  # fmt: skip
+            print(
+                f"| {mode} | {'official' if official else 'ugatit'} | {e['loss rel']:.1e} | "
+                f"{e['params abs']:.1e} | {e['u/v abs']:.1e} |"
+            )
 
 
 if __name__ == "__main__":

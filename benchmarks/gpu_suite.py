@@ -46,8 +46,14 @@ class Suite:
             timeout = min(limit, left)
             start = time.monotonic()
             try:
-                done = subprocess.run([str(c) for c in command], capture_output=True, text=True, timeout=timeout,
-                                      cwd=cwd, env=dict(os.environ, PYTHONUNBUFFERED="1"))  # fmt: skip
+                done = subprocess.run(
+                    [str(c) for c in command],
+                    capture_output=True,
+                    text=True,
+                    timeout=timeout,
+                    cwd=cwd,
+                    env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                )
                 status = "ok" if done.returncode == 0 else f"failed (exit {done.returncode})"
                 output = done.stdout + ("\n" + done.stderr if done.stderr.strip() else "")
             except subprocess.TimeoutExpired as exc:
@@ -84,7 +90,12 @@ def train_rate(run_dir: Path, skip: int) -> dict | None:
     if len(after) < 2 or after[-1][1] <= after[0][1]:
         return None
     (s0, t0), (s1, t1) = after[0], after[-1]
-    return {"steps": [s0, s1], "iters_per_second": (s1 - s0) / (t1 - t0), "first_steps_seconds": t0, "total_seconds": t1}
+    return {
+        "steps": [s0, s1],
+        "iters_per_second": (s1 - s0) / (t1 - t0),
+        "first_steps_seconds": t0,
+        "total_seconds": t1,
+    }
 
 
 def official_rate(output: str, skip: int) -> dict | None:
@@ -139,7 +150,11 @@ def main() -> None:
     # time for. Then where the eager step's time goes, then the bench's table, then torchrun.
     data = suite.out / "shapes"
     shutil.rmtree(data, ignore_errors=True)
-    suite.run("dataset", [*ugatit, "make-dataset", "shapes", data, "--size", str(size), "--count", "100", "--test-count", "4"], 60)
+    suite.run(
+        "dataset",
+        [*ugatit, "make-dataset", "shapes", data, "--size", str(size), "--count", "100", "--test-count", "4"],
+        60,
+    )
     # One rank under torchrun joins an NCCL process group and averages its gradients (trivially, with
     # itself) and agrees on stopping every iteration: what distributed training costs against the same
     # eager step run plainly.
@@ -148,9 +163,35 @@ def main() -> None:
     def train(name: str, launch: list, extra: list[str]) -> None:
         run_dir = suite.out / ("run-torchrun" if launch is torchrun else "run-eager" if extra else "run-fast")
         shutil.rmtree(run_dir, ignore_errors=True)
-        piece = suite.run(name, [*launch, "train", data, "--out", run_dir, "--light", "--img-size", str(size), *model,
-                                 "--iters", str(iters), "--device", args.device, "--no-progress", "--log-every", "10",
-                                 "--sample-every", "0", "--save-every", "0", "--workers", "4", *extra], 100)  # fmt: skip
+        piece = suite.run(
+            name,
+            [
+                *launch,
+                "train",
+                data,
+                "--out",
+                run_dir,
+                "--light",
+                "--img-size",
+                str(size),
+                *model,
+                "--iters",
+                str(iters),
+                "--device",
+                args.device,
+                "--no-progress",
+                "--log-every",
+                "10",
+                "--sample-every",
+                "0",
+                "--save-every",
+                "0",
+                "--workers",
+                "4",
+                *extra,
+            ],
+            100,
+        )
         piece["measured"] = train_rate(run_dir, skip=iters // 3)
         said = [line for line in piece["output"].splitlines() if "CUDA graph" in line]
         if said and piece["measured"] is not None:
@@ -159,16 +200,51 @@ def main() -> None:
 
     train("train (default: fast path)", ugatit, [])
     train("train --eager", ugatit, ["--eager"])
-    suite.run("profile light fp32 eager", [py, str(ROOT / "benchmarks" / "profile_step.py"), "--device", args.device,
-              "--img-size", str(size), *model, "--light", "--iters", "1" if quick else "3"], 60)  # fmt: skip
+    suite.run(
+        "profile light fp32 eager",
+        [
+            py,
+            str(ROOT / "benchmarks" / "profile_step.py"),
+            "--device",
+            args.device,
+            "--img-size",
+            str(size),
+            *model,
+            "--light",
+            "--iters",
+            "1" if quick else "3",
+        ],
+        60,
+    )
 
     bench = [*ugatit, "bench", "--device", args.device, "--img-size", str(size), *model, "--models", "light,full"]
-    bench += ["--iters", "2" if quick else "6", "--warmup", "1" if quick else "2", "--phase-iters", "1" if quick else "2",
-              "--timeout", "60" if quick else "90"]  # fmt: skip
+    bench += [
+        "--iters",
+        "2" if quick else "6",
+        "--warmup",
+        "1" if quick else "2",
+        "--phase-iters",
+        "1" if quick else "2",
+        "--timeout",
+        "60" if quick else "90",
+    ]
     for precision, options in (("fp32", "official,eager,graph"), ("bf16", "eager,graph")):
         name = f"bench {precision}"
-        suite.run(name, [*bench, "--precisions", precision, "--options", options, "--json", suite.out / f"{name}.json",
-                         "--markdown", suite.out / f"{name}.md"], 160)  # fmt: skip
+        suite.run(
+            name,
+            [
+                *bench,
+                "--precisions",
+                precision,
+                "--options",
+                options,
+                "--json",
+                suite.out / f"{name}.json",
+                "--markdown",
+                suite.out / f"{name}.md",
+            ],
+            160,
+        )
     train("train under torchrun, 1 rank (NCCL)", torchrun, ["--eager"])
 
     official = os.environ.get("UGATIT_OFFICIAL")
@@ -178,15 +254,43 @@ def main() -> None:
         (work / "dataset").mkdir(parents=True)
         (work / "dataset" / "shapes").symlink_to(data.resolve())
         steps = 20 if quick else 100
-        piece = suite.run("official code (light, 256 px)", [py, Path(official).resolve() / "main.py", "--dataset", "shapes",
-                          "--light", "True", "--iteration", str(steps), "--img_size", str(size), "--print_freq", "100000",
-                          "--save_freq", "100000", "--device", args.device, "--result_dir", work / "results"],
-                          150, cwd=work)  # fmt: skip
+        piece = suite.run(
+            "official code (light, 256 px)",
+            [
+                py,
+                Path(official).resolve() / "main.py",
+                "--dataset",
+                "shapes",
+                "--light",
+                "True",
+                "--iteration",
+                str(steps),
+                "--img_size",
+                str(size),
+                "--print_freq",
+                "100000",
+                "--save_freq",
+                "100000",
+                "--device",
+                args.device,
+                "--result_dir",
+                work / "results",
+            ],
+            150,
+            cwd=work,
+        )
         piece["measured"] = official_rate(piece["output"], skip=steps // 4)
         suite.write()
     else:
-        suite.pieces.append({"name": "official code", "status": "skipped: UGATIT_OFFICIAL not set (the bench's "
-                             "`official` rows are the official loop in this package)", "seconds": 0.0, "output": ""})  # fmt: skip
+        suite.pieces.append(
+            {
+                "name": "official code",
+                "status": "skipped: UGATIT_OFFICIAL not set (the bench's "
+                "`official` rows are the official loop in this package)",
+                "seconds": 0.0,
+                "output": "",
+            }
+        )
         suite.write()
     print(f"[suite] wrote {suite.out / 'suite.md'} and {suite.out / 'suite.json'}")
 

@@ -51,8 +51,12 @@ def main() -> None:
         synchronize(device)
         wall = (time.perf_counter() - start) / args.iters
     on_device = "cuda" if device.type == "cuda" else "cpu"
-    kernels = [e for e in prof.events() if (e.device_type.name.lower() == on_device and on_device == "cuda")
-               or (on_device == "cpu" and e.name.startswith("aten::") and e.cpu_parent is None)]  # fmt: skip
+    kernels = [
+        e
+        for e in prof.events()
+        if (e.device_type.name.lower() == on_device and on_device == "cuda")
+        or (on_device == "cpu" and e.name.startswith("aten::") and e.cpu_parent is None)
+    ]
     busy = sum(e.device_time if on_device == "cuda" else e.cpu_time for e in kernels) / 1e3 / args.iters
     per_name = Counter()
     counts = Counter()
@@ -60,9 +64,11 @@ def main() -> None:
         per_name[e.name[:90]] += (e.device_time if on_device == "cuda" else e.cpu_time) / 1e3 / args.iters
         counts[e.name[:90]] += 1
     mode = "light" if args.light else "full"
-    print(f"\none {mode} {args.precision} iteration at {args.img_size} px on {args.device} "
-          f"({torch.cuda.get_device_name() if on_device == 'cuda' else 'cpu'}, torch {torch.__version__}), "
-          f"mean of {args.iters}\n")  # fmt: skip
+    print(
+        f"\none {mode} {args.precision} iteration at {args.img_size} px on {args.device} "
+        f"({torch.cuda.get_device_name() if on_device == 'cuda' else 'cpu'}, torch {torch.__version__}), "
+        f"mean of {args.iters}\n"
+    )
     print("| wall ms | kernels | busy ms | busy share |")
     print("|---:|---:|---:|---:|")
     print(f"| {wall * 1e3:.1f} | {len(kernels) // args.iters:,} | {busy:.1f} | {busy / (wall * 1e3):.0%} |\n")

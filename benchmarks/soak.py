@@ -65,8 +65,14 @@ def write_dataset(root: Path, seed: int) -> None:
 
 def start(args: list[str]) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-m", "ugatit", "train", *args, "--no-progress"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "ugatit", "train", *args, "--no-progress"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def last_logged_step(run_dir: Path) -> int:
@@ -117,8 +123,9 @@ def wait_and_kill(process: subprocess.Popen, run_dir: Path, mid_write: bool, tar
     return False
 
 
-def trial(data: Path, config: Path, run_dir: Path, reference: dict, iters: int, max_kills: int,
-          rng: random.Random) -> Trial:  # fmt: skip
+def trial(
+    data: Path, config: Path, run_dir: Path, reference: dict, iters: int, max_kills: int, rng: random.Random
+) -> Trial:
     result = Trial()
     kills = rng.randint(1, max_kills)
     fresh = [str(data), "--config", str(config), "--out", str(run_dir)]
@@ -146,8 +153,16 @@ def trial(data: Path, config: Path, run_dir: Path, reference: dict, iters: int, 
     return result
 
 
-def soak(out: Path, trials: int = 20, iters: int = 24, save_every: int = 4, max_kills: int = 3, workers: int = 2,
-         seed: int = 0, log=print) -> list[Trial]:  # fmt: skip
+def soak(
+    out: Path,
+    trials: int = 20,
+    iters: int = 24,
+    save_every: int = 4,
+    max_kills: int = 3,
+    workers: int = 2,
+    seed: int = 0,
+    log=print,
+) -> list[Trial]:
     """Run the soak in `out` (emptied first); returns one `Trial` per trial."""
     shutil.rmtree(out, ignore_errors=True)
     data, config = out / "data", out / "config.yaml"
@@ -161,8 +176,10 @@ def soak(out: Path, trials: int = 20, iters: int = 24, save_every: int = 4, max_
     for index in range(trials):
         results.append(trial(data, config, out / f"trial_{index:02d}", reference, iters, max_kills, rng))
         r = results[-1]
-        log(f"trial {index + 1}/{trials}: {r.kills} kills ({r.mid_write} mid-write), lost {r.lost}, "
-            f"{'bit-identical' if r.identical else 'DIFFERENT'}, {r.unloadable} unloadable")  # fmt: skip
+        log(
+            f"trial {index + 1}/{trials}: {r.kills} kills ({r.mid_write} mid-write), lost {r.lost}, "
+            f"{'bit-identical' if r.identical else 'DIFFERENT'}, {r.unloadable} unloadable"
+        )
     return results
 
 
@@ -170,12 +187,15 @@ def table(results: list[Trial]) -> str:
     kills = sum(r.kills for r in results)
     mid = sum(r.mid_write for r in results)
     lost = max((n for r in results for n in r.lost), default=0)
-    return "\n".join([
-        "| trials | kills (mid-write) | bit-identical | unloadable checkpoints | max iterations lost | temporary files left |",
-        "|---:|---:|---:|---:|---:|---:|",
-        f"| {len(results)} | {kills} ({mid}) | {sum(r.identical for r in results)} | "
-        f"{sum(r.unloadable for r in results)} | {lost} | {sum(r.leftover for r in results)} |",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            "| trials | kills (mid-write) | bit-identical | unloadable checkpoints | max iterations lost "
+            "| temporary files left |",
+            "|---:|---:|---:|---:|---:|---:|",
+            f"| {len(results)} | {kills} ({mid}) | {sum(r.identical for r in results)} | "
+            f"{sum(r.unloadable for r in results)} | {lost} | {sum(r.leftover for r in results)} |",
+        ]
+    )
 
 
 def cpu_name() -> str:
@@ -200,9 +220,11 @@ def main() -> None:
     args = parser.parse_args()
     started = time.monotonic()
     results = soak(args.out, args.trials, args.iters, args.save_every, args.max_kills, args.workers, args.seed)
-    print(f"\n{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{args.iters} iterations a run, a checkpoint every {args.save_every}, {args.workers} data workers, "
-          f"{time.monotonic() - started:.0f} s\n")  # fmt: skip
+    print(
+        f"\n{cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{args.iters} iterations a run, a checkpoint every {args.save_every}, {args.workers} data workers, "
+        f"{time.monotonic() - started:.0f} s\n"
+    )
     print(table(results))
 
 

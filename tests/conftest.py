@@ -25,7 +25,8 @@ def _few_threads():
 
 @pytest.fixture(scope="session", params=["light", "full"])
 def golden(request) -> dict:
-    """One official training iteration (tests/assets, described in docs/faithfulness.md): config, init_params, real_A/B, step1_*."""
+    """One official training iteration (tests/assets, described in docs/faithfulness.md):
+    config, init_params, real_A/B, step1_*."""
     return torch.load(GOLDEN[request.param], weights_only=True)
 
 

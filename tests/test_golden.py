@@ -14,8 +14,14 @@ from ugatit.training.step import LOSS_NAMES, TrainingStep
 from ugatit.weights.official import infer_model_config
 
 # Which real batch each network sees in the golden eval outputs.
-EVAL_INPUT = {"genA2B": "real_A", "disGA": "real_A", "disLA": "real_A",
-              "genB2A": "real_B", "disGB": "real_B", "disLB": "real_B"}  # fmt: skip
+EVAL_INPUT = {
+    "genA2B": "real_A",
+    "disGA": "real_A",
+    "disLA": "real_A",
+    "genB2A": "real_B",
+    "disGB": "real_B",
+    "disLB": "real_B",
+}
 
 
 def golden_model(golden: dict, which: str = "init_params") -> UGATIT:

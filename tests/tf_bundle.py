@@ -51,7 +51,9 @@ def write_checkpoint(prefix: Path, tensors: dict[str, np.ndarray], compression: 
     for name in sorted(tensors):
         raw = np.ascontiguousarray(tensors[name], dtype="<f4").tobytes()
         shape = b"".join(field(2, field(1, d)) for d in tensors[name].shape)
-        entry = field(1, 1) + field(2, shape) + field(4, len(data)) + field(5, len(raw)) + field(6, mask(crc32c(raw)), True)
+        entry = (
+            field(1, 1) + field(2, shape) + field(4, len(data)) + field(5, len(raw)) + field(6, mask(crc32c(raw)), True)
+        )
         entries.append((name.encode(), entry))
         data += raw
     Path(f"{prefix}.data-00000-of-00001").write_bytes(bytes(data))
@@ -65,8 +67,10 @@ def write_checkpoint(prefix: Path, tensors: dict[str, np.ndarray], compression: 
         table.extend(block + kind + struct.pack("<I", mask(crc32c(block + kind))))
         return handle
 
-    index = [(chunk[-1][0], put(_block(chunk))) for chunk in
-             (entries[i : i + per_block] for i in range(0, len(entries), per_block))]  # fmt: skip
+    index = [
+        (chunk[-1][0], put(_block(chunk)))
+        for chunk in (entries[i : i + per_block] for i in range(0, len(entries), per_block))
+    ]
     meta = put(_block([]))
     footer = meta + put(_block(index))
     table += footer + b"\0" * (40 - len(footer)) + struct.pack("<Q", 0xDB4775248B80FB57)

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from typing import Any
 
 #: The speed options: what each row runs.
 OPTIONS = {
@@ -80,8 +80,13 @@ def measure(case: Case, settings: Settings) -> dict[str, Any]:
         model = UGATIT(cfg)
     channels_last = case.option == "channels-last"
     prepare_model(model, channels_last=channels_last, compile=case.option == "compile")
-    step = TrainingStep(model, optim_cfg=OptimConfig(), precision=case.precision, channels_last=channels_last,
-                        official=case.option == "official")  # fmt: skip
+    step = TrainingStep(
+        model,
+        optim_cfg=OptimConfig(),
+        precision=case.precision,
+        channels_last=channels_last,
+        official=case.option == "official",
+    )
     notes: list[str] = []
     runner = CapturedStep(step, CudaGraph(device), notify=notes.append) if case.option == "graph" else step
     shape = (settings.batch_size, 3, settings.img_size, settings.img_size)
@@ -98,9 +103,12 @@ def measure(case: Case, settings: Settings) -> dict[str, Any]:
 
     reset_peak_memory(device)
     start = time.perf_counter()
-    for n in range(n + 1, n + 1 + settings.iters):
+    first = n + 1
+    for n in range(first, first + settings.iters):
         losses = runner(a, b, n)
-    finite = all(v == v and abs(v) != float("inf") for v in (float(losses[k]) for k in ("Generator_loss", "Discriminator_loss")))
+    finite = all(
+        v == v and abs(v) != float("inf") for v in (float(losses[k]) for k in ("Generator_loss", "Discriminator_loss"))
+    )
     synchronize(device)
     seconds = (time.perf_counter() - start) / settings.iters
     peak = peak_memory_gib(device)
@@ -109,12 +117,13 @@ def measure(case: Case, settings: Settings) -> dict[str, Any]:
         peak, memory_kind = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, "peak RSS (process)"
 
     phases_ms: dict[str, float] = {}
-    ops: Optional[int] = None
+    ops: int | None = None
     if case.option == "graph" and getattr(runner, "captured", False):
         notes.append("one graph replay per iteration: phases are not separable")
     else:  # eager steps (also a graph that fell back): time per phase, then the ops of one iteration
         step.phase_clock = PhaseClock(device)
-        for n in range(n + 1, n + 1 + settings.phase_iters):
+        first = n + 1
+        for n in range(first, first + settings.phase_iters):
             step(a, b, n)
         phases_ms = {name: 1e3 * step.phase_clock.seconds.get(name, 0.0) / settings.phase_iters for name in PHASES}
         step.phase_clock = None
@@ -139,7 +148,14 @@ def measure(case: Case, settings: Settings) -> dict[str, Any]:
 
 def measure_isolated(case: Case, settings: Settings) -> dict[str, Any]:
     """`measure` in a child process (`ugatit bench --_case`); a failure becomes a row with `error`."""
-    command = [sys.executable, "-m", "ugatit", "bench", "--_case", json.dumps({"case": asdict(case), "settings": asdict(settings)})]
+    command = [
+        sys.executable,
+        "-m",
+        "ugatit",
+        "bench",
+        "--_case",
+        json.dumps({"case": asdict(case), "settings": asdict(settings)}),
+    ]
     try:
         child = subprocess.run(command, capture_output=True, text=True, timeout=settings.timeout)
     except subprocess.TimeoutExpired:

@@ -11,7 +11,7 @@ import dataclasses
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from .errors import UserError
 
@@ -30,8 +30,8 @@ class ModelConfig:
     light: bool = False  # light: gamma/beta MLP on pooled features instead of the whole map
     # Discriminator depths; None picks the paper's (7 global, 5 local) when the image size allows,
     # otherwise the deepest that does (see networks.discriminator_layers).
-    n_layers_global: Optional[int] = None
-    n_layers_local: Optional[int] = None
+    n_layers_global: int | None = None
+    n_layers_local: int | None = None
     # "normal": N(0, 0.02) for conv/linear weights, zero biases (the paper, the TF code);
     # "pytorch": PyTorch's default init (what the official PyTorch code does).
     init: Literal["normal", "pytorch"] = "normal"
@@ -72,7 +72,7 @@ class DataConfig:
     # Processes that train together (torchrun ranks), each drawing its own batch_size images; set by
     # the launch, not by hand, and recorded so a run says what global batch it trained with.
     world_size: int = 1
-    num_workers: Optional[int] = None  # None: automatic (ugatit.data.unpaired.default_workers)
+    num_workers: int | None = None  # None: automatic (ugatit.data.unpaired.default_workers)
     resize_margin: int = 30  # train images are resized to img_size + margin, then randomly cropped
     flip: bool = True
 
@@ -108,7 +108,7 @@ class Config:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Config":
+    def from_dict(cls, data: dict[str, Any]) -> Config:
         return _from_dict(cls, data, "")
 
     def to_json(self) -> str:
@@ -128,7 +128,7 @@ class Config:
         atomic_write(path, lambda tmp: tmp.write_text(text))
 
     @classmethod
-    def load(cls, path: str | Path, base: "Config | None" = None, *, complete: bool = False) -> "Config":
+    def load(cls, path: str | Path, base: Config | None = None, *, complete: bool = False) -> Config:
         """Read a YAML or JSON file; keys it leaves out keep their value in `base` (default: the
         paper's), so a file holding only `optim: {iterations: N}` changes only that. `complete=True`
         is for files that `save` wrote (a run's config.yaml): a missing key means a damaged file, not
@@ -164,7 +164,7 @@ class Config:
         except UserError as exc:
             raise UserError(f"{path}: {exc}") from None
 
-    def replace(self, **sections: Any) -> "Config":
+    def replace(self, **sections: Any) -> Config:
         return dataclasses.replace(self, **sections)
 
 
@@ -186,8 +186,10 @@ def check_config(config: Config) -> None:
         if value is not None and value < minimum:  # None: automatic
             raise UserError(f"config key `{key}` must be at least {minimum}, got {value}")
     if config.model.variant != "official":
-        raise UserError(f"config key `model.variant` is {config.model.variant!r}: only the official networks "
-                        "are trained here (imported TF weights are for translation and evaluation)")
+        raise UserError(
+            f"config key `model.variant` is {config.model.variant!r}: only the official networks "
+            "are trained here (imported TF weights are for translation and evaluation)"
+        )
 
 
 @dataclass
@@ -270,7 +272,7 @@ def _coerce(value: Any, f: dataclasses.Field, where: str) -> Any:
         raise UserError(f"config key '{key}' must be a string, got {value!r}")
     choices = getattr(f.type, "__args__", None) if "Literal" in str(f.type) else None
     if choices is None and isinstance(f.type, str) and f.type.startswith("Literal["):
-        choices = tuple(c.strip().strip("'\"") for c in f.type[len("Literal["):-1].split(","))
+        choices = tuple(c.strip().strip("'\"") for c in f.type[len("Literal[") : -1].split(","))
     if choices and value not in choices:
         raise UserError(f"config key '{key}' must be one of {', '.join(map(str, choices))}, got {value!r}")
     return value

@@ -5,7 +5,6 @@ Anything a user can cause (a missing folder, a bad value, a checkpoint of the wr
 in terms of its flags, and exits 2; every other exception is a bug and keeps its traceback.
 """
 
-
 from typing import Any
 
 

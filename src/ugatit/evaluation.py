@@ -11,9 +11,9 @@ the same scene in both domains (the built-in shapes task), with each image's own
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any
 
 import torch
 from PIL import Image
@@ -55,18 +55,22 @@ class TestSplit:
         if self.paired:
             names = {d: [p.relative_to(self.root / f"test{d}") for p in self.files[d]] for d in ("A", "B")}
             if names["A"] != names["B"]:
-                raise UserError(f"{self.root / GROUND_TRUTH_FILE} says testA and testB are paired by name, "
-                                "but their file names differ")  # fmt: skip
+                raise UserError(
+                    f"{self.root / GROUND_TRUTH_FILE} says testA and testB are paired by name, "
+                    "but their file names differ"
+                )
         self.objects = _scene_truth(self.root / GROUND_TRUTH_FILE) if self.paired else None
         if self.objects is not None and len(self.objects.scenes) != len(self.files["A"]):
-            raise UserError(f"{self.root / GROUND_TRUTH_FILE} describes {len(self.objects.scenes)} test scenes "
-                            f"but {self.root / 'testA'} holds {len(self.files['A'])} images")  # fmt: skip
+            raise UserError(
+                f"{self.root / GROUND_TRUTH_FILE} describes {len(self.objects.scenes)} test scenes "
+                f"but {self.root / 'testA'} holds {len(self.files['A'])} images"
+            )
 
     def images(self, domain: str) -> list[Image.Image]:
         return [load_rgb(p) for p in self.files[domain]]
 
 
-def _scene_truth(path: Path) -> Optional[ShapesTruth]:
+def _scene_truth(path: Path) -> ShapesTruth | None:
     """The test scenes a ground_truth.json records (the shapes task), for the object metrics."""
     from .demo.truth import ShapesTruth
 
@@ -80,10 +84,16 @@ def _scene_truth(path: Path) -> Optional[ShapesTruth]:
 # --- Ground truth ------------------------------------------------------------------------------------
 
 
-def ground_truth_report(model: UGATIT, test_a: Sequence[Image.Image], test_b: Sequence[Image.Image],
-                        directions: Sequence[str] = DIRECTIONS, *, batch_size: int = 16,
-                        translations: Optional[dict[str, list[Image.Image]]] = None,
-                        objects: Optional[ShapesTruth] = None) -> dict[str, dict]:  # fmt: skip
+def ground_truth_report(
+    model: UGATIT,
+    test_a: Sequence[Image.Image],
+    test_b: Sequence[Image.Image],
+    directions: Sequence[str] = DIRECTIONS,
+    *,
+    batch_size: int = 16,
+    translations: dict[str, list[Image.Image]] | None = None,
+    objects: ShapesTruth | None = None,
+) -> dict[str, dict]:
     """L1 / PSNR of each translation against its ground truth (test_b[i] is test_a[i] in domain B), the
     cycle reconstruction error, and the identity baseline, per direction. Computed at the model's size.
     `translations` ({direction: images at the model's size}) reuses translations already made. With the
@@ -92,7 +102,7 @@ def ground_truth_report(model: UGATIT, test_a: Sequence[Image.Image], test_b: Se
     domains = {"A": list(test_a), "B": list(test_b)}
     if len(domains["A"]) != len(domains["B"]):
         raise UserError(f"paired test split has {len(test_a)} A images but {len(test_b)} B images")
-    as_batch = lambda images: torch.stack([eval_transform(to_rgb(i), side) for i in images])  # noqa: E731
+    as_batch = lambda images: torch.stack([eval_transform(to_rgb(i), side) for i in images])
     meter = GroundTruthMeter()
     scores = objects.score() if objects is not None else None
     for direction in directions:
@@ -122,13 +132,24 @@ def _translations(model: UGATIT, images: Sequence[Image.Image], direction: str, 
 # --- A whole evaluation --------------------------------------------------------------------------------
 
 
-def evaluate_model(model: UGATIT, test_a: Sequence[Image.Image], test_b: Sequence[Image.Image], *,
-                   directions: Sequence[str] = DIRECTIONS, extractor: Optional[nn.Module] = None,
-                   paired: bool = False, protocols: Sequence[str] = ("paper", "subsets"),
-                   batch_size: int = 16, feature_batch_size: int = 50, device: str | torch.device = "cpu",
-                   resize: str = "tf1", extractor_name: Optional[str] = None,
-                   save_translations: Optional[Path] = None, names: Optional[dict[str, list[str]]] = None,
-                   objects: Optional[ShapesTruth] = None) -> dict[str, Any]:  # fmt: skip
+def evaluate_model(
+    model: UGATIT,
+    test_a: Sequence[Image.Image],
+    test_b: Sequence[Image.Image],
+    *,
+    directions: Sequence[str] = DIRECTIONS,
+    extractor: nn.Module | None = None,
+    paired: bool = False,
+    protocols: Sequence[str] = ("paper", "subsets"),
+    batch_size: int = 16,
+    feature_batch_size: int = 50,
+    device: str | torch.device = "cpu",
+    resize: str = "tf1",
+    extractor_name: str | None = None,
+    save_translations: Path | None = None,
+    names: dict[str, list[str]] | None = None,
+    objects: ShapesTruth | None = None,
+) -> dict[str, Any]:
     """Translate the test split and measure it. KID/FID need an `extractor`; ground-truth metrics need
     `paired` (and the test scenes, `objects`, for the object metrics). With `save_translations`, the
     translations are written as PNG under <dir>/<direction>/."""
@@ -147,22 +168,41 @@ def evaluate_model(model: UGATIT, test_a: Sequence[Image.Image], test_b: Sequenc
                 img.save(folder / f"{Path(stem).with_suffix('')}.png".replace("/", "_"))
             entry["translations"] = str(folder)
         if extractor is not None:
-            entry.update(kid_report(domains[tgt], fakes, extractor, source=domains[src], protocols=protocols,
-                                    batch_size=feature_batch_size, device=device, resize=resize,
-                                    extractor_name=extractor_name))  # fmt: skip
+            entry.update(
+                kid_report(
+                    domains[tgt],
+                    fakes,
+                    extractor,
+                    source=domains[src],
+                    protocols=protocols,
+                    batch_size=feature_batch_size,
+                    device=device,
+                    resize=resize,
+                    extractor_name=extractor_name,
+                )
+            )
         report["directions"][direction] = entry
     if paired:
-        report["ground_truth"] = ground_truth_report(model, test_a, test_b, directions, batch_size=batch_size,
-                                                     translations=translations, objects=objects)  # fmt: skip
+        report["ground_truth"] = ground_truth_report(
+            model, test_a, test_b, directions, batch_size=batch_size, translations=translations, objects=objects
+        )
     return report
 
 
-def kid_evaluator(test_a: Sequence[Image.Image], test_b: Sequence[Image.Image], extractor: nn.Module, *,
-                  device: str | torch.device = "cpu", protocol: str = "paper",
-                  ) -> Callable[[UGATIT, int], dict[str, float]]:  # fmt: skip
+def kid_evaluator(
+    test_a: Sequence[Image.Image],
+    test_b: Sequence[Image.Image],
+    extractor: nn.Module,
+    *,
+    device: str | torch.device = "cpu",
+    protocol: str = "paper",
+) -> Callable[[UGATIT, int], dict[str, float]]:
     """The training loop's evaluate hook: KID x 100 of both directions on the test split, and their mean
     as `kid` (lower is better; the best checkpoint is kept by it). Real-image features are computed once."""
-    real = {"A": source_features(test_a, extractor, device=device)[0], "B": source_features(test_b, extractor, device=device)[0]}
+    real = {
+        "A": source_features(test_a, extractor, device=device)[0],
+        "B": source_features(test_b, extractor, device=device)[0],
+    }
     images = {"A": list(test_a), "B": list(test_b)}
 
     def evaluate(model: UGATIT, step: int) -> dict[str, float]:
@@ -170,8 +210,9 @@ def kid_evaluator(test_a: Sequence[Image.Image], test_b: Sequence[Image.Image], 
         for direction in DIRECTIONS:
             src, tgt = source_and_target(direction)
             fakes = _translations(model, images[src], direction, batch_size=16)
-            metrics = evaluate_features(real[tgt], source_features(fakes, extractor, device=device)[0],
-                                        protocols=(protocol,), fid=False)  # fmt: skip
+            metrics = evaluate_features(
+                real[tgt], source_features(fakes, extractor, device=device)[0], protocols=(protocol,), fid=False
+            )
             result[f"kid_{direction}"] = next(iter(metrics.values()))["value_x100"]
         result["kid"] = sum(result.values()) / len(DIRECTIONS)
         return result

@@ -14,11 +14,41 @@ from ugatit.bench import PHASES, markdown
 def test_bench_measures_each_case_and_reports_what_cannot_run(tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run(
-        [sys.executable, "-m", "ugatit", "bench", "--device", "cpu", "--img-size", "32", "--ch", "4",
-         "--n-res", "1", "--models", "light", "--precisions", "fp32", "--options", "eager,graph",
-         "--iters", "1", "--warmup", "1", "--phase-iters", "1", "--json", str(out), "--markdown", str(tmp_path / "b.md")],
-        capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "ugatit",
+            "bench",
+            "--device",
+            "cpu",
+            "--img-size",
+            "32",
+            "--ch",
+            "4",
+            "--n-res",
+            "1",
+            "--models",
+            "light",
+            "--precisions",
+            "fp32",
+            "--options",
+            "eager,graph",
+            "--iters",
+            "1",
+            "--warmup",
+            "1",
+            "--phase-iters",
+            "1",
+            "--json",
+            str(out),
+            "--markdown",
+            str(tmp_path / "b.md"),
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     rows = {row["option"]: row for row in json.loads(out.read_text())["rows"]}
     eager = rows["eager"]

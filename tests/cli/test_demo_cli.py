@@ -22,10 +22,25 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 def run_demo(out: Path, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
-    args = ["--out", str(out), "--img-size", "48", "--iters", "300", "--train-count", "200",
-            "--test-count", "16", "--eval-every", "100", "--no-progress", *extra]  # fmt: skip
-    return subprocess.run([sys.executable, "-m", "ugatit", "demo", *args], capture_output=True, text=True,
-                          env=env, timeout=600)  # fmt: skip
+    args = [
+        "--out",
+        str(out),
+        "--img-size",
+        "48",
+        "--iters",
+        "300",
+        "--train-count",
+        "200",
+        "--test-count",
+        "16",
+        "--eval-every",
+        "100",
+        "--no-progress",
+        *extra,
+    ]
+    return subprocess.run(
+        [sys.executable, "-m", "ugatit", "demo", *args], capture_output=True, text=True, env=env, timeout=600
+    )
 
 
 class Links(HTMLParser):
@@ -50,7 +65,7 @@ def test_demo_learns_the_task_and_writes_a_report(tmp_path):
     collapsed = summary["baselines"]["one_colour_for_all"]
     # Right colours, over both directions: a collapsed translator cannot pass, this one must.
     threshold = 0.6
-    colour = lambda rows: sum(rows[d]["colour_accuracy"] for d in ("a2b", "b2a")) / 2  # noqa: E731
+    colour = lambda rows: sum(rows[d]["colour_accuracy"] for d in ("a2b", "b2a")) / 2
     assert colour(collapsed) <= 0.5 < threshold, collapsed
     assert colour(final) >= threshold, final
     for direction in ("a2b", "b2a"):

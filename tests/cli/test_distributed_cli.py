@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from test_faults_cli import environment, log_lines, steps_saved, wait_for
 from test_train_cli import write_plain
+
 from ugatit.weights import checkpoints
 
 CONFIG = """\
@@ -42,10 +42,24 @@ def data(tmp_path_factory) -> Path:
 
 def train(data: Path, out: Path, *args, faults: dict[str, str] | None = None, timeout: float = 300):
     return subprocess.run(
-        [sys.executable, "-m", "ugatit", "train", str(data), "--config", str(data.parent / "dist.yaml"),
-         "--out", str(out), "--no-progress", *map(str, args)],
-        capture_output=True, text=True, env=environment(**(faults or {})), timeout=timeout,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "ugatit",
+            "train",
+            str(data),
+            "--config",
+            str(data.parent / "dist.yaml"),
+            "--out",
+            str(out),
+            "--no-progress",
+            *map(str, args),
+        ],
+        capture_output=True,
+        text=True,
+        env=environment(**(faults or {})),
+        timeout=timeout,
+    )
 
 
 def networks(run_dir: Path, step: int) -> dict[str, dict[str, torch.Tensor]]:
@@ -75,10 +89,27 @@ def test_two_ranks_of_batch_1_equal_one_process_of_batch_2(data, reference, tmp_
 def test_a_signal_to_the_whole_job_saves_once_and_resumes_exactly(data, reference, tmp_path):
     """What Slurm, systemd and Ctrl-C do: SIGTERM to the process group (launcher and ranks)."""
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "ugatit", "train", str(data), "--config", str(data.parent / "dist.yaml"),
-               "--out", str(out), "--no-progress", "--nproc", "2", "--iters", "100000", "--save-every", "100000"]  # fmt: skip
-    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment(),
-                           start_new_session=True)  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "ugatit",
+        "train",
+        str(data),
+        "--config",
+        str(data.parent / "dist.yaml"),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--nproc",
+        "2",
+        "--iters",
+        "100000",
+        "--save-every",
+        "100000",
+    ]
+    job = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment(), start_new_session=True
+    )
     try:
         wait_for(lambda: log_lines(out) >= 2, job)
         os.killpg(job.pid, signal.SIGTERM)
@@ -130,12 +161,38 @@ def test_two_nodes_on_localhost_train_one_model(data, tmp_path):
     port, run_id = free_port(), f"ugatit-test-{os.getpid()}"
     nodes = [
         subprocess.Popen(
-            [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
-             "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", run_id,
-             "-m", "ugatit", "train", str(data), "--config", str(data.parent / "dist.yaml"), "--out", str(out),
-             "--iters", "3", "--no-progress"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment(), cwd=tmp_path,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nnodes",
+                "2",
+                "--nproc-per-node",
+                "1",
+                "--rdzv-backend",
+                "c10d",
+                "--rdzv-endpoint",
+                f"127.0.0.1:{port}",
+                "--rdzv-id",
+                run_id,
+                "-m",
+                "ugatit",
+                "train",
+                str(data),
+                "--config",
+                str(data.parent / "dist.yaml"),
+                "--out",
+                str(out),
+                "--iters",
+                "3",
+                "--no-progress",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment(),
+            cwd=tmp_path,
+        )
         for _ in range(2)
     ]
     try:

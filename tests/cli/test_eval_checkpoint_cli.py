@@ -11,20 +11,24 @@ from pathlib import Path
 import pytest
 import torch
 
-from ugatit.weights.export import export_generators
 from ugatit.config import Config, ModelConfig
-from ugatit.evaluation import ground_truth_report, kid_evaluator
-from ugatit.nn.model import UGATIT
 from ugatit.demo.shapes import make_shapes, write_shapes
 from ugatit.demo.truth import ShapesTruth
+from ugatit.evaluation import ground_truth_report, kid_evaluator
+from ugatit.nn.model import UGATIT
+from ugatit.weights.export import export_generators
 
 HERE = Path(__file__).parent
 SRC = HERE.parents[1] / "src"
 
 
 def ugatit(*args: str, tmp: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(HERE)]),
-           "UGATIT_OFFLINE": "1", "TORCH_HOME": str(tmp / "torch-home")}  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SRC), str(HERE)]),
+        "UGATIT_OFFLINE": "1",
+        "TORCH_HOME": str(tmp / "torch-home"),
+    }
     env.pop("UGATIT_INCEPTION_WEIGHTS", None)
     return subprocess.run([sys.executable, "-m", "ugatit", *args], capture_output=True, text=True, env=env, timeout=120)
 
@@ -42,8 +46,20 @@ def setup(tmp_path_factory) -> tuple[Path, Path]:
 def test_checkpoint_mode_measures_kid_and_ground_truth(setup):
     tmp, export = setup
     out = tmp / "report.json"
-    result = ugatit("eval", "--checkpoint", str(export), "--data", str(tmp / "shapes"), "--feature-extractor",
-                    "standin_extractor:make", "--json", str(out), "--save-translations", str(tmp / "fakes"), tmp=tmp)  # fmt: skip
+    result = ugatit(
+        "eval",
+        "--checkpoint",
+        str(export),
+        "--data",
+        str(tmp / "shapes"),
+        "--feature-extractor",
+        "standin_extractor:make",
+        "--json",
+        str(out),
+        "--save-translations",
+        str(tmp / "fakes"),
+        tmp=tmp,
+    )
     assert result.returncode == 0, result.stderr
     assert "a2b: testA (12 images) translated, vs real testB" in result.stdout
     assert "KID x100" in result.stdout and "mean KID x100" in result.stdout and "identity L1" in result.stdout
@@ -67,12 +83,15 @@ def test_without_inception_weights_a_paired_task_still_gets_ground_truth(setup):
     assert "b2a " in result.stdout and "a2b " not in result.stdout.split("identity")[-1]
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--checkpoint", "EXPORT"], "--checkpoint and --data go together"),
-    (["--checkpoint", "EXPORT", "--data", "NOWHERE"], "test split not found"),
-    (["--checkpoint", "EXPORT", "--data", "SHAPES", "--real", "SHAPES"], "cannot be combined"),
-    ([], "give --real DIR and --fake DIR"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--checkpoint", "EXPORT"], "--checkpoint and --data go together"),
+        (["--checkpoint", "EXPORT", "--data", "NOWHERE"], "test split not found"),
+        (["--checkpoint", "EXPORT", "--data", "SHAPES", "--real", "SHAPES"], "cannot be combined"),
+        ([], "give --real DIR and --fake DIR"),
+    ],
+)
 def test_bad_combinations_are_one_line_errors(setup, args, message):
     tmp, export = setup
     subst = {"EXPORT": str(export), "NOWHERE": str(tmp / "nowhere"), "SHAPES": str(tmp / "shapes")}

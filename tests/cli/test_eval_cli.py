@@ -63,16 +63,29 @@ def load_standin():
 def test_eval_prints_table_and_writes_json(folders, tmp_path):
     out = tmp_path / "report" / "eval.json"
     proc = run_cli(
-        "--real", str(folders["real"]),
-        "--fake", str(folders["fake"]),
-        "--source", str(folders["source"]),
-        "--feature-extractor", "standin_extractor:make",
-        "--subsets", "10",
-        "--json", str(out),
-    )  # fmt: skip
+        "--real",
+        str(folders["real"]),
+        "--fake",
+        str(folders["fake"]),
+        "--source",
+        str(folders["source"]),
+        "--feature-extractor",
+        "standin_extractor:make",
+        "--subsets",
+        "10",
+        "--json",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr
     table = proc.stdout
-    for text in ("KID x100", "mean KID x100", "KID(source, fake) x100", "FID", "paper: blocks of <=10", "subsets: 10 x 20"):
+    for text in (
+        "KID x100",
+        "mean KID x100",
+        "KID(source, fake) x100",
+        "FID",
+        "paper: blocks of <=10",
+        "subsets: 10 x 20",
+    ):
         assert text in table, text
     assert f"({N_IMAGES} images)" in table
     assert "weights n/a (custom extractor)" in table and "stand-in extractor (tests)" in table
@@ -92,9 +105,9 @@ def test_eval_prints_table_and_writes_json(folders, tmp_path):
     # The CLI reports exactly what the library computes.
     from ugatit.metrics import kid_report
 
-    direct = kid_report(
-        folders["real"], folders["fake"], load_standin(), source=folders["source"], subsets=10
-    )["metrics"]
+    direct = kid_report(folders["real"], folders["fake"], load_standin(), source=folders["source"], subsets=10)[
+        "metrics"
+    ]
     for key in ("kid_paper", "kid_subsets", "mean_kid_paper", "fid"):
         field = "value" if key == "fid" else "value_x100"
         assert metrics[key][field] == pytest.approx(direct[key][field], rel=1e-6), key
@@ -104,12 +117,17 @@ def test_eval_prints_table_and_writes_json(folders, tmp_path):
 
 def test_single_protocol_and_pil_resize(folders):
     proc = run_cli(
-        "--real", str(folders["real"]),
-        "--fake", str(folders["fake"]),
-        "--feature-extractor", "standin_extractor:make",
-        "--protocol", "paper",
-        "--resize", "pil",
-    )  # fmt: skip
+        "--real",
+        str(folders["real"]),
+        "--fake",
+        str(folders["fake"]),
+        "--feature-extractor",
+        "standin_extractor:make",
+        "--protocol",
+        "paper",
+        "--resize",
+        "pil",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "paper:" in proc.stdout and "subsets:" not in proc.stdout and "mean KID" not in proc.stdout
     assert "resize pil" in proc.stdout
@@ -138,9 +156,27 @@ def test_a_feature_extractor_module_in_the_working_directory(folders, tmp_path):
     (tmp_path / "mymodule.py").write_text((HERE / "standin_extractor.py").read_text())
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     script = shutil.which("ugatit") or str(Path(sys.executable).with_name("ugatit"))
-    proc = subprocess.run([script, "eval", "--real", str(folders["real"]), "--fake", str(folders["fake"]),
-                           "--feature-extractor", "mymodule:make", "--protocol", "subsets", "--subsets", "5"],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [
+            script,
+            "eval",
+            "--real",
+            str(folders["real"]),
+            "--fake",
+            str(folders["fake"]),
+            "--feature-extractor",
+            "mymodule:make",
+            "--protocol",
+            "subsets",
+            "--subsets",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "KID" in proc.stdout
 
@@ -162,7 +198,12 @@ def test_user_errors_exit_2(folders, extra, message):
 
 def test_missing_folder_exit_2(folders, tmp_path):
     proc = run_cli(
-        "--real", str(tmp_path / "nope"), "--fake", str(folders["fake"]), "--feature-extractor", "standin_extractor:make"
+        "--real",
+        str(tmp_path / "nope"),
+        "--fake",
+        str(folders["fake"]),
+        "--feature-extractor",
+        "standin_extractor:make",
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
 
@@ -173,8 +214,13 @@ def test_folders_are_checked_before_the_weights(folders, tmp_path, fake):
     (tmp_path / fake).mkdir()
     if fake == "one":
         Image.new("RGB", (8, 8)).save(tmp_path / fake / "x.png")
-    proc = run_cli("--real", str(folders["real"]), "--fake", str(tmp_path / fake),
-                   env_extra={"TORCH_HOME": str(tmp_path / "no-weights")})  # fmt: skip
+    proc = run_cli(
+        "--real",
+        str(folders["real"]),
+        "--fake",
+        str(tmp_path / fake),
+        env_extra={"TORCH_HOME": str(tmp_path / "no-weights")},
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "--fake" in proc.stderr and "Inception" not in proc.stderr
     assert ("no images found" if fake == "empty" else "at least 2 images") in proc.stderr
@@ -204,7 +250,12 @@ def test_a_missing_folder_is_reported_before_any_weights_are_looked_for(tmp_path
     """No download attempt (and no weights error) when the folders are wrong in the first place."""
     env = {**os.environ, "TORCH_HOME": str(tmp_path / "empty-home")}
     env.pop("UGATIT_INCEPTION_WEIGHTS", None)
-    result = subprocess.run([sys.executable, "-m", "ugatit", "eval", "--real", str(tmp_path / "nope"), "--fake",
-                             str(tmp_path)], capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "ugatit", "eval", "--real", str(tmp_path / "nope"), "--fake", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert result.stderr.strip() == f"ugatit eval: error: --real folder not found: {tmp_path / 'nope'}"

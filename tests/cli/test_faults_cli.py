@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from test_train_cli import noise, write_plain
+
 from ugatit.config import Config
 from ugatit.training import train
 from ugatit.weights import checkpoints
@@ -57,8 +57,10 @@ def run(*args: str | Path, **faults: str) -> subprocess.CompletedProcess:
 
 def run_together(*commands: list[str]) -> list[subprocess.CompletedProcess]:
     """Several independent commands at once: most of each is starting Python and importing torch."""
-    processes = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment())
-                 for c in commands]  # fmt: skip
+    processes = [
+        subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment())
+        for c in commands
+    ]
     results = []
     for process, args in zip(processes, commands):
         stdout, stderr = process.communicate(timeout=300)
@@ -109,16 +111,25 @@ def config_file(data) -> Path:
 
 
 def quiet_train(config: Config, data: Path, run_dir: Path, **options) -> object:
-    return train(config, data / "trainA", data / "trainB", run_dir, progress=False, tensorboard=False,
-                 on_message=lambda text: None, **options)  # fmt: skip
+    return train(
+        config,
+        data / "trainA",
+        data / "trainB",
+        run_dir,
+        progress=False,
+        tensorboard=False,
+        on_message=lambda text: None,
+        **options,
+    )
 
 
 @pytest.fixture(scope="module")
 def reference(data, config_file) -> Path:
     """The uninterrupted run, with a checkpoint at every step."""
     config = Config.load(config_file)
-    config = config.replace(optim=replace(config.optim, iterations=REFERENCE_STEPS),
-                            train=replace(config.train, save_every=1, keep_last=0))  # fmt: skip
+    config = config.replace(
+        optim=replace(config.optim, iterations=REFERENCE_STEPS), train=replace(config.train, save_every=1, keep_last=0)
+    )
     run_dir = data.parent / "reference"
     quiet_train(config, data, run_dir)
     return run_dir
@@ -129,7 +140,7 @@ def assert_resumes_exactly(run_dir: Path, data: Path, reference: Path) -> int:
     the reference's at k + 1, bit for bit. Returns k."""
     copy = run_dir.parent / f"{run_dir.name}-continued"
     shutil.copytree(run_dir, copy)
-    path, state, _ = checkpoints.newest_readable_checkpoint(copy)
+    _path, state, _ = checkpoints.newest_readable_checkpoint(copy)
     step = int(state["step"])
     assert step + 1 <= REFERENCE_STEPS, f"the reference run is too short for step {step + 1}"
     config = Config.from_dict(state["config"])
@@ -147,10 +158,29 @@ def assert_resumes_exactly(run_dir: Path, data: Path, reference: Path) -> int:
 def test_sigterm_to_the_process_group_with_data_workers_saves(data, config_file, reference, tmp_path):
     """What `timeout`, systemd and Slurm do: SIGTERM to every process of the group, workers included."""
     out = tmp_path / "run"
-    train_command = command("train", data, "--config", config_file, "--iters", 100000, "--workers", 2,
-                            "--save-every", 100000, "--out", out, "--no-progress")  # fmt: skip
-    process = subprocess.Popen(train_command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=environment(), start_new_session=True)  # fmt: skip
+    train_command = command(
+        "train",
+        data,
+        "--config",
+        config_file,
+        "--iters",
+        100000,
+        "--workers",
+        2,
+        "--save-every",
+        100000,
+        "--out",
+        out,
+        "--no-progress",
+    )
+    process = subprocess.Popen(
+        train_command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment(),
+        start_new_session=True,
+    )
     try:
         wait_for(lambda: log_lines(out) >= 2, process)
         os.killpg(process.pid, signal.SIGTERM)
@@ -183,15 +213,22 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def test_a_full_disk_during_a_checkpoint_stops_with_the_last_good_one(small_disk, data, config_file, reference, tmp_path):
+def test_a_full_disk_during_a_checkpoint_stops_with_the_last_good_one(
+    small_disk, data, config_file, reference, tmp_path
+):
     """On a real full disk torch.save raises RuntimeError("unexpected pos"), not OSError."""
     folder, faults = small_disk
     out = folder / "run"
     result = run("train", data, "--config", config_file, "--iters", 12, "--out", out, "--no-progress", **faults)
-    line = one_line_error(result, "train", f"cannot write {out}/checkpoints/step_00000006.pt",
-                          f"no space left on the device holding {out}", "a checkpoint takes ",
-                          f"the last good checkpoint is {out}/checkpoints/step_00000004.pt (step 4)",
-                          "free some space, then continue with --resume")  # fmt: skip
+    line = one_line_error(
+        result,
+        "train",
+        f"cannot write {out}/checkpoints/step_00000006.pt",
+        f"no space left on the device holding {out}",
+        "a checkpoint takes ",
+        f"the last good checkpoint is {out}/checkpoints/step_00000004.pt (step 4)",
+        "free some space, then continue with --resume",
+    )
     if not faults:
         assert "KB free" in line, line  # less than the 420 KB a checkpoint takes
     assert f"--out {out} --resume" in result.stdout
@@ -203,8 +240,9 @@ def test_a_full_disk_during_a_checkpoint_stops_with_the_last_good_one(small_disk
 
 def test_a_full_disk_while_logging_saves_the_state_and_cuts_the_half_line(data, config_file, reference, tmp_path):
     out = tmp_path / "run"
-    result = run("train", data, "--config", config_file, "--iters", 12, "--out", out, "--no-progress",
-                 enospc="log.jsonl:4000")  # about four records  # fmt: skip
+    result = run(
+        "train", data, "--config", config_file, "--iters", 12, "--out", out, "--no-progress", enospc="log.jsonl:4000"
+    )  # about four records
     line = one_line_error(result, "train", f"cannot write {out}/log.jsonl", "no space left on the device")
     step = max(steps_saved(out))
     assert f"the state of step {step} was saved to {out}/checkpoints/step_{step:08d}.pt after it" in line
@@ -218,19 +256,32 @@ def test_a_full_disk_while_logging_saves_the_state_and_cuts_the_half_line(data, 
 
 def test_a_second_trainer_on_a_run_folder_is_refused_and_kill_9_leaves_no_lock(data, config_file, reference, tmp_path):
     out = tmp_path / "run"
-    first = subprocess.Popen(command("train", data, "--config", config_file, "--iters", 100000, "--out", out,
-                                     "--no-progress"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment())  # fmt: skip
+    first = subprocess.Popen(
+        command("train", data, "--config", config_file, "--iters", 100000, "--out", out, "--no-progress"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment(),
+    )
     second = None
     try:
         wait_for(lambda: (out / ".lock").is_file() and f"pid {first.pid} " in (out / ".lock").read_text(), first)
-        second = subprocess.Popen(command("train", data, "--out", out, "--resume", "--lr", "1", "--no-progress"),
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment())  # fmt: skip
+        second = subprocess.Popen(
+            command("train", data, "--out", out, "--resume", "--lr", "1", "--no-progress"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment(),
+        )
         wait_for(lambda: (out / "checkpoints" / "step_00000002.pt").is_file(), first)
         first.send_signal(signal.SIGSTOP)  # still holds the folder; stopped early, for the reference's sake
         stdout, stderr = second.communicate(timeout=300)
         refused = subprocess.CompletedProcess(second.args, second.returncode, stdout, stderr)
-        one_line_error(refused, "train", f"{out} is in use by another training process (pid {first.pid} on ",
-                       "wait for it to finish or stop it, or choose another output folder (--out)")  # fmt: skip
+        one_line_error(
+            refused,
+            "train",
+            f"{out} is in use by another training process (pid {first.pid} on ",
+            "wait for it to finish or stop it, or choose another output folder (--out)",
+        )
         first.kill()  # kill -9, as an OOM killer or a scheduler does
         first.wait(timeout=60)
     finally:
@@ -253,7 +304,10 @@ def test_an_empty_config_yaml_resumes_with_the_runs_own_settings(data, reference
     (out / "config.yaml").write_text("")
     result = run("train", data, "--out", out, "--resume", "--no-progress")
     assert result.returncode == 0, result.stderr
-    assert f"config file {out}/config.yaml is empty: using the settings saved in {out}/checkpoints/step_00000004.pt" in result.stderr
+    assert (
+        f"config file {out}/config.yaml is empty: using the settings saved in {out}/checkpoints/step_00000004.pt"
+        in result.stderr
+    )
     assert f"for {REFERENCE_STEPS} iterations" in result.stderr and "resuming at step 4" in result.stderr
     assert Config.load(out / "config.yaml", complete=True).optim.iterations == REFERENCE_STEPS
     final = checkpoints.load_training_checkpoint(checkpoints.checkpoint_path(out, REFERENCE_STEPS))
@@ -280,8 +334,11 @@ def crafted_files(folder: Path) -> dict[str, Path]:
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
-    files = {"pickle": folder / "runs_code.pt", "not json": folder / "not_json.safetensors",
-             "no config": folder / "no_config.safetensors"}  # fmt: skip
+    files = {
+        "pickle": folder / "runs_code.pt",
+        "not json": folder / "not_json.safetensors",
+        "no config": folder / "no_config.safetensors",
+    }
     torch.save({"networks": RunsCode(folder / "ran_code")}, files["pickle"])
     tensors = {"genA2B.gap_fc.weight": torch.zeros(2, 2)}
     save_file(tensors, str(files["not json"]), metadata={"format": "ugatit-export-1", "config": "{model: ch=4"})
@@ -303,10 +360,18 @@ def test_stale_temporaries_are_removed_and_unreadable_checkpoints_passed_over(da
     shutil.copytree(out, for_translate)  # the resumed run renames files of its own folder
 
     translated, resumed = run_together(
-        command("translate", "--checkpoint", for_translate, "--input", data / "trainA", "--output", translate_out,
-                "--no-progress"),
+        command(
+            "translate",
+            "--checkpoint",
+            for_translate,
+            "--input",
+            data / "trainA",
+            "--output",
+            translate_out,
+            "--no-progress",
+        ),
         command("train", data, "--out", out, "--resume", "--iters", 5, "--no-progress"),
-    )  # fmt: skip
+    )
     assert translated.returncode == 0, translated.stderr
     skipped = f"skipped checkpoint {for_translate}/checkpoints/step_0000000"
     assert f"{skipped}6.pt: it holds objects other than tensors" in translated.stderr
@@ -314,8 +379,13 @@ def test_stale_temporaries_are_removed_and_unreadable_checkpoints_passed_over(da
     assert "using step_00000003.pt" in translated.stderr and len(list(translate_out.glob("*.png"))) == 3
 
     assert resumed.returncode == 0, resumed.stderr
-    assert f"removed 1 unfinished file that an interrupted write left in {out}: checkpoints/{stale.name}" in resumed.stderr
-    assert "skipped checkpoint step_00000006.pt: it holds objects other than tensors and plain data (posix.system)" in resumed.stderr
+    assert (
+        f"removed 1 unfinished file that an interrupted write left in {out}: checkpoints/{stale.name}" in resumed.stderr
+    )
+    assert (
+        "skipped checkpoint step_00000006.pt: it holds objects other than tensors and plain data (posix.system)"
+        in resumed.stderr
+    )
     assert "skipped checkpoint step_00000004.pt: corrupted, truncated" in resumed.stderr
     assert "kept it as step_00000004.pt.unreadable, resuming from step_00000003.pt" in resumed.stderr
     assert "resuming at step 3" in resumed.stderr
@@ -327,11 +397,27 @@ def test_stale_temporaries_are_removed_and_unreadable_checkpoints_passed_over(da
 
 def test_crafted_checkpoints_are_one_line_errors(data, tmp_path):
     files = crafted_files(tmp_path / "crafted")
-    results = run_together(*(command("translate", "--checkpoint", path, "--input", data / "trainA", "--output",
-                                     tmp_path / name.replace(" ", "_")) for name, path in files.items()))  # fmt: skip
+    results = run_together(
+        *(
+            command(
+                "translate",
+                "--checkpoint",
+                path,
+                "--input",
+                data / "trainA",
+                "--output",
+                tmp_path / name.replace(" ", "_"),
+            )
+            for name, path in files.items()
+        )
+    )
     pickle, not_json, no_config = results
-    one_line_error(pickle, "translate", str(files["pickle"]), "holds objects other than tensors and plain data "
-                   "(posix.system), which are never unpickled here")  # fmt: skip
+    one_line_error(
+        pickle,
+        "translate",
+        str(files["pickle"]),
+        "holds objects other than tensors and plain data (posix.system), which are never unpickled here",
+    )
     one_line_error(not_json, "translate", str(files["not json"]), "the 'config' in its metadata is not JSON")
     one_line_error(no_config, "translate", str(files["no config"]), "its metadata has no 'config'")
     assert not (tmp_path / "crafted" / "ran_code").exists()
@@ -364,7 +450,7 @@ def test_unreadable_images_are_reported_before_training_and_by_check_data(config
     checked, trained = run_together(
         command("check-data", root),
         command("train", root, "--config", config_file, "--iters", 2, "--save-every", 1, "--out", out, "--no-progress"),
-    )  # fmt: skip
+    )
     assert checked.returncode == 1, checked.stderr
     listed = [line.split(": ", 1)[0] for line in checked.stdout.splitlines()[:-1]]
     assert sorted(Path(p).name for p in listed) == sorted(unreadable)
@@ -372,7 +458,10 @@ def test_unreadable_images_are_reported_before_training_and_by_check_data(config
     assert "5 cannot be read" in checked.stdout
 
     assert trained.returncode == 0, trained.stderr
-    assert "checked 13 images in" in trained.stderr and "5 cannot be read: they are skipped whenever drawn" in trained.stderr
+    assert (
+        "checked 13 images in" in trained.stderr
+        and "5 cannot be read: they are skipped whenever drawn" in trained.stderr
+    )
     records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     reported = [r for r in records if r.get("event") == "bad_image"]
     assert sorted(Path(r["name"]).name for r in reported) == sorted(unreadable)
@@ -391,9 +480,13 @@ def test_unreadable_images_are_reported_before_training_and_by_check_data(config
 def test_a_diverged_run_continues_with_an_explicit_override(data, config_file, reference, tmp_path):
     out = tmp_path / "run"
     result = run("train", data, "--config", config_file, "--iters", 6, "--out", out, "--no-progress", nan_at="5")
-    one_line_error(result, "train", "training diverged at step 5: non-finite loss (G_recon_loss_A=nan)",
-                   f"the last good checkpoint is {out}/checkpoints/step_00000004.pt: continue from it with a "
-                   "smaller learning rate through --override")  # fmt: skip
+    one_line_error(
+        result,
+        "train",
+        "training diverged at step 5: non-finite loss (G_recon_loss_A=nan)",
+        f"the last good checkpoint is {out}/checkpoints/step_00000004.pt: continue from it with a "
+        "smaller learning rate through --override",
+    )
     suggested = result.stdout.strip().splitlines()[-1]
     assert suggested.endswith(f"--out {out} --resume --override lr=5e-05"), suggested
     assert assert_resumes_exactly(out, data, reference) == 4

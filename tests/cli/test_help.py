@@ -30,6 +30,10 @@ def test_every_option_has_help_and_no_empty_default(command):
 
 
 def test_help_does_not_import_torch():
-    code = "import sys; from ugatit.cli import main\ntry: main(['train', '--help'])\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
+    code = (
+        "import sys; from ugatit.cli import main\n"
+        "try: main(['train', '--help'])\nexcept SystemExit: pass\n"
+        "print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
     assert out.strip().endswith("False")

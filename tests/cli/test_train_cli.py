@@ -59,8 +59,12 @@ def ugatit(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedPr
     env = dict(os.environ, OMP_NUM_THREADS="1")  # tiny tensors: extra threads only contend
     return subprocess.run(
         [sys.executable, "-m", "ugatit", "train", *map(str, args)],
-        capture_output=True, text=True, env=env, timeout=300, cwd=cwd,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=cwd,
+    )
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -123,10 +127,25 @@ def test_the_trained_run_translates_a_folder(trained_run, data, tmp_path):
     for checkpoint in (trained_run, trained_run / "export" / "ugatit_generators.safetensors"):
         out = tmp_path / checkpoint.name
         result = subprocess.run(
-            [sys.executable, "-m", "ugatit", "translate", "--checkpoint", str(checkpoint), "--input",
-             str(data / "testA"), "--output", str(out), "--attention", "--no-progress"],
-            capture_output=True, text=True, env=env, timeout=300,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "ugatit",
+                "translate",
+                "--checkpoint",
+                str(checkpoint),
+                "--input",
+                str(data / "testA"),
+                "--output",
+                str(out),
+                "--attention",
+                "--no-progress",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
         assert result.returncode == 0, result.stderr
         inputs = sorted(p.stem for p in (data / "testA").iterdir())
         assert sorted(p.stem for p in out.glob("*.png") if not p.stem.endswith("_attention")) == inputs
@@ -134,8 +153,21 @@ def test_the_trained_run_translates_a_folder(trained_run, data, tmp_path):
 
 
 def test_flags_override_the_config_file_and_the_default_output_is_runs_dataset(data, config_file, tmp_path):
-    result = ugatit(data.resolve(), "--config", config_file, "--iters", 2, "--sample-every", 0, "--ch", 3,
-                    "--lr", "2e-4", "--no-progress", cwd=tmp_path)  # fmt: skip
+    result = ugatit(
+        data.resolve(),
+        "--config",
+        config_file,
+        "--iters",
+        2,
+        "--sample-every",
+        0,
+        "--ch",
+        3,
+        "--lr",
+        "2e-4",
+        "--no-progress",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     run_dir = tmp_path / "runs" / data.name
     config = (run_dir / "config.yaml").read_text()
@@ -155,8 +187,20 @@ def test_odd_images_train_and_the_unreadable_ones_are_named(tmp_path, config_fil
 
 
 def test_domain_folders_instead_of_a_dataset_root(data, config_file, tmp_path):
-    result = ugatit("--domain-a", data / "trainA", "--domain-b", data / "trainB", "--config", config_file,
-                    "--iters", 1, "--sample-every", 0, "--no-progress", cwd=tmp_path)  # fmt: skip
+    result = ugatit(
+        "--domain-a",
+        data / "trainA",
+        "--domain-b",
+        data / "trainB",
+        "--config",
+        config_file,
+        "--iters",
+        1,
+        "--sample-every",
+        0,
+        "--no-progress",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "runs" / data.name / "checkpoints" / "step_00000001.pt").is_file()
 
@@ -168,10 +212,27 @@ def test_a_signal_saves_a_checkpoint_and_exits_with_its_code(data, config_file, 
     """Ctrl-C in a terminal signals the whole process group, data workers included."""
     out = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    command = [sys.executable, "-m", "ugatit", "train", str(data), "--config", str(config_file), "--iters", "100000",
-               "--workers", str(workers), "--save-every", "100000", "--out", str(out), "--no-progress"]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                               start_new_session=True)  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "ugatit",
+        "train",
+        str(data),
+        "--config",
+        str(config_file),
+        "--iters",
+        "100000",
+        "--workers",
+        str(workers),
+        "--save-every",
+        "100000",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 120
         log = out / "log.jsonl"
@@ -219,8 +280,11 @@ def test_unwritable_output_directory(data, config_file, tmp_path):
 
 
 def test_a_refused_run_leaves_no_folder(data, config_file, tmp_path):
-    assert_one_line_error(ugatit(data, "--config", config_file, "--img-size", 17, "--out", tmp_path / "odd"),
-                          "multiple of 4", "--img-size")  # fmt: skip
+    assert_one_line_error(
+        ugatit(data, "--config", config_file, "--img-size", 17, "--out", tmp_path / "odd"),
+        "multiple of 4",
+        "--img-size",
+    )
     assert_one_line_error(ugatit(data, "--out", tmp_path / "fresh", "--resume"), "nothing to resume")
     assert not (tmp_path / "odd").exists() and not (tmp_path / "fresh").exists()
 
@@ -229,12 +293,33 @@ def test_without_tensorboard_the_run_says_so(data, config_file, tmp_path):
     hide = tmp_path / "hide"
     hide.mkdir()
     (hide / "sitecustomize.py").write_text("import sys\nsys.modules['tensorboard'] = None  # as if not installed\n")
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(hide), os.environ.get("PYTHONPATH", "")]))
-    result = subprocess.run([sys.executable, "-m", "ugatit", "train", str(data), "--config", str(config_file),
-                             "--iters", "1", "--out", str(tmp_path / "run"), "--no-progress"],
-                            capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    env = dict(
+        os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(hide), os.environ.get("PYTHONPATH", "")])
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ugatit",
+            "train",
+            str(data),
+            "--config",
+            str(config_file),
+            "--iters",
+            "1",
+            "--out",
+            str(tmp_path / "run"),
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
-    assert "no tensorboard/: tensorboard is not installed" in result.stderr and "pip install tensorboard" in result.stderr
+    assert (
+        "no tensorboard/: tensorboard is not installed" in result.stderr and "pip install tensorboard" in result.stderr
+    )
     assert "tensorboard/" not in result.stderr.split("writing to", 1)[1].splitlines()[0]
     assert not (tmp_path / "run" / "tensorboard").exists()
 
@@ -248,16 +333,21 @@ def test_resume_errors(trained_run, data, tmp_path):
     for step in (4, 6):
         checkpoint = damaged / "checkpoints" / f"step_{step:08d}.pt"
         checkpoint.write_bytes(checkpoint.read_bytes()[:5000])
-    assert_one_line_error(ugatit(data, "--out", damaged, "--resume", "--no-progress"), "none of the 2 checkpoints",
-                          "cannot read checkpoint", "step_00000006.pt")  # fmt: skip
+    assert_one_line_error(
+        ugatit(data, "--out", damaged, "--resume", "--no-progress"),
+        "none of the 2 checkpoints",
+        "cannot read checkpoint",
+        "step_00000006.pt",
+    )
 
 
 def test_library_terms_come_out_as_flags(trained_run, data, config_file, tmp_path):
     """The library names config keys and arguments; the CLI says the flag the user typed."""
     result = ugatit(data, "--out", tmp_path / "fresh", "--resume")
     assert_one_line_error(result, "nothing to resume", "without --resume")
-    assert_one_line_error(ugatit(data, "--out", trained_run), "already holds a run", "continue it with --resume",
-                          "output folder (--out)")
+    assert_one_line_error(
+        ugatit(data, "--out", trained_run), "already holds a run", "continue it with --resume", "output folder (--out)"
+    )
     result = ugatit(data, "--config", config_file, "--device", "cuda:7", "--out", tmp_path / "gpu")
     assert_one_line_error(result, "--device cuda:7")
     bad = tmp_path / "zero.yaml"
@@ -281,10 +371,29 @@ def test_eval_every_logs_kid_and_keeps_the_best_checkpoint(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "ugatit", "train", str(tmp_path / "shapes"), "--out", str(out), "--config", str(config),
-         "--iters", "4", "--eval-every", "2", "--feature-extractor", "standin_extractor:make", "--no-progress"],
-        capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "ugatit",
+            "train",
+            str(tmp_path / "shapes"),
+            "--out",
+            str(out),
+            "--config",
+            str(config),
+            "--iters",
+            "4",
+            "--eval-every",
+            "2",
+            "--feature-extractor",
+            "standin_extractor:make",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     events = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if '"eval"' in line]
     assert [e["step"] for e in events] == [2, 4]
@@ -292,10 +401,30 @@ def test_eval_every_logs_kid_and_keeps_the_best_checkpoint(tmp_path):
     assert (out / "checkpoints" / "best.pt").is_file() and "best:" in result.stdout
 
     no_test = subprocess.run(
-        [sys.executable, "-m", "ugatit", "train", "--domain-a", str(tmp_path / "shapes" / "trainA"), "--domain-b",
-         str(tmp_path / "shapes" / "trainB"), "--out", str(tmp_path / "run2"), "--config", str(config),
-         "--iters", "2", "--eval-every", "1", "--feature-extractor", "standin_extractor:make"],
-        capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "ugatit",
+            "train",
+            "--domain-a",
+            str(tmp_path / "shapes" / "trainA"),
+            "--domain-b",
+            str(tmp_path / "shapes" / "trainB"),
+            "--out",
+            str(tmp_path / "run2"),
+            "--config",
+            str(config),
+            "--iters",
+            "2",
+            "--eval-every",
+            "1",
+            "--feature-extractor",
+            "standin_extractor:make",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert no_test.returncode == 2 and "--eval-every needs a test split" in no_test.stderr
     assert "Traceback" not in no_test.stderr

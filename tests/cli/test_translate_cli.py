@@ -18,12 +18,12 @@ import pytest
 import torch
 from PIL import Image
 
-from ugatit.weights.checkpoints import checkpoint_path, save_training_checkpoint
-from ugatit.weights.export import export_generators
 from ugatit.cli import main
 from ugatit.config import Config, ModelConfig
 from ugatit.data import eval_transform, tensor_to_uint8
 from ugatit.nn.model import UGATIT
+from ugatit.weights.checkpoints import checkpoint_path, save_training_checkpoint
+from ugatit.weights.export import export_generators
 
 SIZE = 32
 
@@ -51,8 +51,9 @@ def files(tmp_path_factory, models) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("translate_cli")
     light, full = models["light"], models["full"]
     run_dir = root / "run"
-    save_training_checkpoint(checkpoint_path(run_dir, 10), model=light, optimizers={},
-                             config=Config(model=light.config), step=10)  # fmt: skip
+    save_training_checkpoint(
+        checkpoint_path(run_dir, 10), model=light, optimizers={}, config=Config(model=light.config), step=10
+    )
     official = root / "official_full.pt"
     torch.save(full.official_state_dict(), official)
     export = export_generators(light, Config(), root / "light.safetensors")

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tf_bundle import write_checkpoint
 
+from tf_bundle import write_checkpoint
 from ugatit.cli import main
 from ugatit.data import tensor_to_uint8
 from ugatit.weights.checkpoints import load_training_checkpoint
@@ -29,8 +29,9 @@ TF_DIR = {mode: next((ASSETS / "golden-tf" / mode / "checkpoint").iterdir()) for
 
 def ugatit(*args) -> subprocess.CompletedProcess:
     env = {"PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, "-m", "ugatit", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=180)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "ugatit", *map(str, args)], capture_output=True, text=True, env=env, timeout=180
+    )
 
 
 def in_process(capsys, *args) -> subprocess.CompletedProcess:
@@ -72,8 +73,19 @@ def test_translate_golden_input(case, tmp_path):
     # A light model from these files runs at 256 px unless told (they do not record a size); a full one
     # runs at its size, read off the file.
     size = ["--size", "96"] if case.endswith("light") else []
-    proc = ugatit("translate", "--checkpoint", weights, "--input", photo, "--output", tmp_path / "out",
-                  "--no-progress", "--device", "cpu", *size)  # fmt: skip
+    proc = ugatit(
+        "translate",
+        "--checkpoint",
+        weights,
+        "--input",
+        photo,
+        "--output",
+        tmp_path / "out",
+        "--no-progress",
+        "--device",
+        "cpu",
+        *size,
+    )
     assert proc.returncode == 0, proc.stderr
     got = np.asarray(Image.open(tmp_path / "out/golden.png"), dtype=int)
 
@@ -108,8 +120,20 @@ def test_eval_checkpoint_reads_pdparams(tmp_path, capsys):
     from ugatit.demo.shapes import write_shapes
 
     write_shapes(tmp_path / "shapes", size=32, n_train=1, n_test=4, seed=0)
-    proc = in_process(capsys, "eval", "--checkpoint", PDPARAMS["light"], "--data", tmp_path / "shapes", "--direction",
-                      "a2b", "--feature-extractor", "standin_extractor:make", "--device", "cpu")  # fmt: skip
+    proc = in_process(
+        capsys,
+        "eval",
+        "--checkpoint",
+        PDPARAMS["light"],
+        "--data",
+        tmp_path / "shapes",
+        "--direction",
+        "a2b",
+        "--feature-extractor",
+        "standin_extractor:make",
+        "--device",
+        "cpu",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "a2b: testA (4 images) translated, vs real testB" in proc.stdout
 
@@ -128,14 +152,40 @@ def data(tmp_path_factory) -> Path:
 def test_train_init_from_pdparams(data, tmp_path, capsys):
     """With a vanishing learning rate, the first checkpoint holds the imported weights: the run really
     started from them, all six networks, at the size asked for (light models train at any size)."""
-    proc = in_process(capsys, "train", data, "--init-from", PDPARAMS["light"], "--out", tmp_path / "run", "--iters", "1",
-                      "--lr", "1e-30", "--img-size", "96", "--workers", "0", "--sample-every", "0", "--no-progress",
-                      "--device", "cpu")  # fmt: skip
+    proc = in_process(
+        capsys,
+        "train",
+        data,
+        "--init-from",
+        PDPARAMS["light"],
+        "--out",
+        tmp_path / "run",
+        "--iters",
+        "1",
+        "--lr",
+        "1e-30",
+        "--img-size",
+        "96",
+        "--workers",
+        "0",
+        "--sample-every",
+        "0",
+        "--no-progress",
+        "--device",
+        "cpu",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "starting from PaddleGAN weights" in proc.stderr and "discriminators from the file" in proc.stderr
     state = load_training_checkpoint(tmp_path / "run")
     model = state["config"]["model"]
-    assert [model[k] for k in ("light", "ch", "n_res", "img_size", "n_layers_global", "n_layers_local")] == [True, 2, 4, 96, 7, 5]
+    assert [model[k] for k in ("light", "ch", "n_res", "img_size", "n_layers_global", "n_layers_local")] == [
+        True,
+        2,
+        4,
+        96,
+        7,
+        5,
+    ]
     imported = read_weights(PDPARAMS["light"]).networks
     for net, tensors in imported.items():
         for key, value in tensors.items():
@@ -190,7 +240,9 @@ def bad(tmp_path) -> dict[str, Path]:
     ],
 )
 def test_bad_weights_are_one_line(bad, tmp_path, capsys, what, fragments):
-    proc = in_process(capsys, "translate", "--checkpoint", bad[what], "--input", bad["photo"], "--output", tmp_path / "o")
+    proc = in_process(
+        capsys, "translate", "--checkpoint", bad[what], "--input", bad["photo"], "--output", tmp_path / "o"
+    )
     one_line_error(proc, "translate", *fragments)
     proc = in_process(capsys, "convert", bad[what], tmp_path / "c")
     one_line_error(proc, "convert", *fragments)

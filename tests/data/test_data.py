@@ -107,7 +107,13 @@ def test_find_images_is_recursive_case_insensitive_and_sorted(tmp_path: Path) ->
         (tmp_path / name).write_bytes(b"x")
     found = find_images(tmp_path)
     assert [p.relative_to(tmp_path).as_posix() for p in found] == [
-        "a.png", "b.JPG", "f.BMP", "g.WebP", "sub/c.Jpeg", "sub/deeper/d.TIFF", "sub/e.tif",
+        "a.png",
+        "b.JPG",
+        "f.BMP",
+        "g.WebP",
+        "sub/c.Jpeg",
+        "sub/deeper/d.TIFF",
+        "sub/e.tif",
     ]
 
 
@@ -166,8 +172,19 @@ def _gradient16() -> np.ndarray:
 
 @pytest.mark.parametrize(
     "mode, suffix",
-    [("RGB", ".bmp"), ("RGB", ".webp"), ("RGB", ".tif"), ("1", ".png"), ("L", ".png"), ("LA", ".png"),
-     ("P", ".png"), ("RGBA", ".png"), ("CMYK", ".jpg"), ("CMYK", ".tiff"), ("I;16", ".png")],
+    [
+        ("RGB", ".bmp"),
+        ("RGB", ".webp"),
+        ("RGB", ".tif"),
+        ("1", ".png"),
+        ("L", ".png"),
+        ("LA", ".png"),
+        ("P", ".png"),
+        ("RGBA", ".png"),
+        ("CMYK", ".jpg"),
+        ("CMYK", ".tiff"),
+        ("I;16", ".png"),
+    ],
 )
 def test_every_mode_loads_as_rgb(tmp_path: Path, mode: str, suffix: str) -> None:
     if mode == "I;16":
@@ -347,8 +364,9 @@ def test_lazy_sequences_stay_lazy() -> None:
 def make_loader(num_workers: int = 0, seed: int = 0, batch_size: int = 3, **kwargs) -> UnpairedLoader:
     domain_a = [noise_image(100 + k) for k in range(5)]
     domain_b = [noise_image(200 + k, (10, 14)) for k in range(7)]
-    return UnpairedLoader(domain_a, domain_b, img_size=8, batch_size=batch_size, seed=seed,
-                          num_workers=num_workers, margin=4, **kwargs)
+    return UnpairedLoader(
+        domain_a, domain_b, img_size=8, batch_size=batch_size, seed=seed, num_workers=num_workers, margin=4, **kwargs
+    )
 
 
 def test_loader_batch_shapes() -> None:
@@ -404,8 +422,7 @@ def test_resume_across_worker_counts_and_mid_iteration() -> None:
 
 def test_domains_are_shuffled_independently_and_each_epoch_anew() -> None:
     count = 8
-    loader = UnpairedLoader(solid_images(count, 0), solid_images(count, 1), img_size=4,
-                            batch_size=1, seed=0, margin=2)
+    loader = UnpairedLoader(solid_images(count, 0), solid_images(count, 1), img_size=4, batch_size=1, seed=0, margin=2)
     order_a, order_b = [], []
     for _ in range(3 * count):
         real_a, real_b = next(loader)
@@ -436,9 +453,16 @@ def test_bad_files_are_skipped_and_reported_once(tmp_path: Path, num_workers: in
     bad = make_bad_files(domain_a / "broken")
     save_png(noise_image(400), tmp_path / "trainB" / "b.png")
     reports: list[tuple[str, str]] = []
-    loader = UnpairedLoader(domain_a, tmp_path / "trainB", img_size=8, batch_size=2, seed=1,
-                            num_workers=num_workers, margin=2,
-                            on_bad_image=lambda name, reason: reports.append((name, reason)))
+    loader = UnpairedLoader(
+        domain_a,
+        tmp_path / "trainB",
+        img_size=8,
+        batch_size=2,
+        seed=1,
+        num_workers=num_workers,
+        margin=2,
+        on_bad_image=lambda name, reason: reports.append((name, reason)),
+    )
     batches = take(loader, 14)  # 4 epochs of 7 files
     loader.close()
     assert all(a.shape == (2, 3, 8, 8) for a, _ in batches)
@@ -465,8 +489,16 @@ def test_resume_with_bad_files_is_bit_identical(tmp_path: Path) -> None:
     source_b = [noise_image(600 + k) for k in range(3)]
 
     def fresh(num_workers: int) -> UnpairedLoader:
-        return UnpairedLoader(tmp_path / "A", source_b, img_size=8, batch_size=3, seed=2,
-                              num_workers=num_workers, margin=3, on_bad_image=lambda *_: None)
+        return UnpairedLoader(
+            tmp_path / "A",
+            source_b,
+            img_size=8,
+            batch_size=3,
+            seed=2,
+            num_workers=num_workers,
+            margin=3,
+            on_bad_image=lambda *_: None,
+        )
 
     reference = take(fresh(0), 6)
     first = fresh(2)
@@ -518,7 +550,9 @@ def test_ranks_deal_out_the_stream_of_one_process() -> None:
     for _ in range(5):  # across epoch boundaries of both domains
         real_a, real_b = next(whole)
         parts = [next(loader) for loader in ranks]
-        assert torch.equal(real_a, torch.cat([p[0] for p in parts])) and torch.equal(real_b, torch.cat([p[1] for p in parts]))
+        assert torch.equal(real_a, torch.cat([p[0] for p in parts])) and torch.equal(
+            real_b, torch.cat([p[1] for p in parts])
+        )
     positions = [{k: v for k, v in loader.state_dict().items() if k in "AB"} for loader in (whole, *ranks)]
     assert positions[0] == positions[1] == positions[2]
     resumed = UnpairedLoader(a, b, img_size=8, batch_size=1, seed=3, rank=1, world_size=2)
@@ -566,8 +600,15 @@ def test_inference_loader_skips_and_reports_bad_files(tmp_path: Path, num_worker
         save_png(noise_image(k), tmp_path / f"{k}.png")
     bad = make_bad_files(tmp_path / "zz")
     reports: list[str] = []
-    batches = list(sized_batches(tmp_path, img_size=4, batch_size=2, num_workers=num_workers,
-                                 on_bad_image=lambda name, reason: reports.append(name)))
+    batches = list(
+        sized_batches(
+            tmp_path,
+            img_size=4,
+            batch_size=2,
+            num_workers=num_workers,
+            on_bad_image=lambda name, reason: reports.append(name),
+        )
+    )
     names = [name for batch in batches for name in batch.names]
     assert names == [str(tmp_path / f"{k}.png") for k in range(3)]
     assert all(b.stacked().shape[1:] == (3, 4, 4) and b.stacked().shape[0] == len(b.names) for b in batches if len(b))

@@ -61,7 +61,9 @@ def test_scan_keeps_the_order_and_refuses_a_domain_with_nothing_readable(files):
     paths = sorted(files.values())
     result = scan_images(paths, threads=3)
     assert result.checked == len(paths)
-    assert [Path(p).name for p, _ in result.unreadable] == sorted(["cut.png", "cut.jpg", "zero_size.png", "empty.png", "text.jpg"])
+    assert [Path(p).name for p, _ in result.unreadable] == sorted(
+        ["cut.png", "cut.jpg", "zero_size.png", "empty.png", "text.jpg"]
+    )
     assert result.summary().endswith("5 cannot be read")
     with pytest.raises(UserError, match=r"broken: none of its 2 images can be read \(the first, .*cut.jpg"):
         scan_sources([FileSource([files["cut.jpg"], files["empty.png"]], label="broken")])

@@ -35,10 +35,11 @@ def test_one_colour_for_all_scores_the_share_of_its_colour(task):
 
 def test_the_ground_truth_itself_is_right_everywhere(task):
     truth, test_a, test_b = task
-    from ugatit.data.transforms import eval_transform
     import torch
 
-    batch = lambda images: torch.stack([eval_transform(i, SIZE) for i in images])  # noqa: E731
+    from ugatit.data.transforms import eval_transform
+
+    batch = lambda images: torch.stack([eval_transform(i, SIZE) for i in images])
     score = truth.score()
     score.update("a2b", 0, batch(test_a), batch(test_b), batch(test_b))
     score.update("b2a", 0, batch(test_b), batch(test_a), batch(test_a))

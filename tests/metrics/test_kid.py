@@ -87,9 +87,7 @@ def test_paper_protocol_blocks_in_order_mean_and_standard_error():
     result = kid_paper(real, fake, block_size=10)
     # 3 blocks: real 8, 8, 9; fake 7, 8, 8 -- contiguous, in the given order.
     bounds_r, bounds_f = [0, 8, 16, 25], [0, 7, 15, 23]
-    per_block = [
-        naive_mmd2(real[bounds_r[i] : bounds_r[i + 1]], fake[bounds_f[i] : bounds_f[i + 1]]) for i in range(3)
-    ]
+    per_block = [naive_mmd2(real[bounds_r[i] : bounds_r[i + 1]], fake[bounds_f[i] : bounds_f[i + 1]]) for i in range(3)]
     mean = sum(per_block) / 3
     sem = math.sqrt(sum((v - mean) ** 2 for v in per_block) / 2) / math.sqrt(3)
     assert result.per_estimate == pytest.approx(per_block, rel=1e-10)

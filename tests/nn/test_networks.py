@@ -58,9 +58,17 @@ def test_state_dict_layout_equals_official_schema(light):
         assert ours == keys, net
 
 
-@pytest.mark.parametrize("img_size,global_layers,local_layers", [
-    (64, 6, 5), (96, 7, 5), (128, 7, 5), (256, 7, 5), (512, 7, 5), (32, 5, 5),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "img_size,global_layers,local_layers",
+    [
+        (64, 6, 5),
+        (96, 7, 5),
+        (128, 7, 5),
+        (256, 7, 5),
+        (512, 7, 5),
+        (32, 5, 5),
+    ],
+)
 def test_discriminator_depth_follows_image_size(img_size, global_layers, local_layers):
     cfg = ModelConfig(img_size=img_size, ch=2, n_res=1, light=True)
     with torch.device("meta"):

@@ -55,8 +55,9 @@ def light_model() -> UGATIT:
 @pytest.fixture(scope="session")
 def checkpoint(light_model, tmp_path_factory) -> Path:
     """`light_model` exported: the app's checkpoint."""
-    return export_generators(light_model, Config(model=light_model.config),
-                             tmp_path_factory.mktemp("serve_ckpt") / "tiny.safetensors")  # fmt: skip
+    return export_generators(
+        light_model, Config(model=light_model.config), tmp_path_factory.mktemp("serve_ckpt") / "tiny.safetensors"
+    )
 
 
 @dataclass
@@ -90,14 +91,34 @@ def start_server(checkpoint: Path, root: Path) -> Server:
     for d in dirs.values():
         d.mkdir()
     port = free_port()
-    env = {**os.environ, "HOME": str(dirs["home"]), "TMPDIR": str(dirs["tmp"]), "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parents[2] / "src"),
-                                                      os.environ.get("PYTHONPATH")]))}  # fmt: skip
+    env = {
+        **os.environ,
+        "HOME": str(dirs["home"]),
+        "TMPDIR": str(dirs["tmp"]),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(Path(__file__).parents[2] / "src"), os.environ.get("PYTHONPATH")])
+        ),
+    }
     log = root / "server.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "ugatit", "serve", "--checkpoint", str(checkpoint), "--port", str(port), "--device", "cpu"],
-        cwd=dirs["cwd"], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "ugatit",
+            "serve",
+            "--checkpoint",
+            str(checkpoint),
+            "--port",
+            str(port),
+            "--device",
+            "cpu",
+        ],
+        cwd=dirs["cwd"],
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     server = Server(f"http://127.0.0.1:{port}", process, dirs["cwd"], dirs["home"], dirs["tmp"], log)
     deadline = time.monotonic() + START_SECONDS
     while time.monotonic() < deadline:

@@ -25,17 +25,26 @@ WAIT_SECONDS = 60
 WIDTH, HEIGHT = 1400, 1000  # the page's size in the screenshot
 # Chromium as root in a container, offline: no sandbox, no GPU, and none of its own network traffic
 # (updates, sync, QUIC), which a closed network refuses and which would slow or break the page.
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-dev-shm-usage")  # fmt: skip
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+)
 
 
 def call_app(server, need, downloads, *images, **options):
     gradio_client = need("gradio_client")
     client = gradio_client.Client(server.url, verbose=False, download_files=str(downloads))
     arguments = {"webcam_shot": None, "direction": "a2b", "face_crop": False, "size": 32, **options}
-    return client.predict(images=[gradio_client.handle_file(str(p)) for p in images], api_name="/translate",
-                          **arguments)  # fmt: skip
+    return client.predict(
+        images=[gradio_client.handle_file(str(p)) for p in images], api_name="/translate", **arguments
+    )
 
 
 def test_api_gives_the_pixels_of_ugatit_translate(server, checkpoint, tmp_path, noise_image, need):
@@ -45,19 +54,39 @@ def test_api_gives_the_pixels_of_ugatit_translate(server, checkpoint, tmp_path, 
     assert "| photo.png |" in verdict and len(inputs) == 1 and len(downloads) == 2
 
     cli_out = tmp_path / "cli"
-    assert main(["translate", "--checkpoint", str(checkpoint), "--input", str(photo), "--output", str(cli_out),
-                 "--attention", "--no-progress"]) == 0  # fmt: skip
-    for shown, written in ((outputs[0]["image"], cli_out / "photo.png"),
-                           (attention[0]["image"], cli_out / "photo_attention.png")):  # fmt: skip
+    assert (
+        main(
+            [
+                "translate",
+                "--checkpoint",
+                str(checkpoint),
+                "--input",
+                str(photo),
+                "--output",
+                str(cli_out),
+                "--attention",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    for shown, written in (
+        (outputs[0]["image"], cli_out / "photo.png"),
+        (attention[0]["image"], cli_out / "photo_attention.png"),
+    ):
         got, want = np.asarray(Image.open(shown)), np.asarray(Image.open(written))
         assert got.shape == (30, 45, 3) and np.array_equal(got, want), shown
 
 
 def test_api_takes_a_webcam_shot_with_the_uploads(server, tmp_path, noise_image, need):
     gradio_client = need("gradio_client")
-    upload, shot = noise_image(tmp_path / "upload.png", 24, 24, seed=1), noise_image(tmp_path / "shot.png", 40, 32, seed=2)
-    *_, verdict, downloads, message = call_app(server, need, tmp_path / "api", upload, direction="b2a",
-                                                webcam_shot=gradio_client.handle_file(str(shot)))  # fmt: skip
+    upload, shot = (
+        noise_image(tmp_path / "upload.png", 24, 24, seed=1),
+        noise_image(tmp_path / "shot.png", 40, 32, seed=2),
+    )
+    *_, verdict, downloads, message = call_app(
+        server, need, tmp_path / "api", upload, direction="b2a", webcam_shot=gradio_client.handle_file(str(shot))
+    )
     assert message.startswith("Translated 2 images from domain B to domain A"), message
     assert "| upload.png |" in verdict and "| shot.png |" in verdict and len(downloads) == 4
 
@@ -83,7 +112,9 @@ def browser(need, tmp_path_factory):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
     # The window's inner size, which the screenshot has: --window-size sets the outer one.
-    outer = driver.execute_script("return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight]")
+    outer = driver.execute_script(
+        "return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight]"
+    )
     driver.set_window_size(WIDTH + outer[0], HEIGHT + outer[1])
     yield driver
     driver.quit()
@@ -138,8 +169,13 @@ def test_browser_translates_a_photo_with_its_face_crop(browser, server, tmp_path
     astronaut.save(photo)
     status = upload_and_translate(browser, server, photo, face_crop=True)
     assert status.startswith("Translated 1 image from domain A to domain B"), status
-    wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#translations img")
-             and d.find_elements(By.CSS_SELECTOR, "#attention img"), "the translation and attention images")  # fmt: skip
+    wait_for(
+        browser,
+        lambda d: (
+            d.find_elements(By.CSS_SELECTOR, "#translations img") and d.find_elements(By.CSS_SELECTOR, "#attention img")
+        ),
+        "the translation and attention images",
+    )
     crop = crop_to_face(astronaut).crop
     for gallery in ("translations", "attention"):
         [image] = shown_images(browser, gallery)

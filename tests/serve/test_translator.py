@@ -56,7 +56,9 @@ def test_refusals_are_messages(web, tmp_path, noise_image, monkeypatch):
 
     assert "at most 8" in web([good] * (MAX_IMAGES + 1)).message
     assert web([]).message.startswith("Upload an image")
-    assert web([good], "sideways").message == "**Not translated:** the direction must be one of a2b, b2a, got 'sideways'"
+    assert (
+        web([good], "sideways").message == "**Not translated:** the direction must be one of a2b, b2a, got 'sideways'"
+    )
     assert "multiple of 4" in web([good], size=34).message
     assert "limit of 1024 px" in web([good], size=2048).message
 

@@ -59,8 +59,12 @@ def train_both(graph: StandInGraph, steps: int = 6, messages: list | None = None
     cfg = OptimConfig(iterations=steps)
     plain_model, fast_model = tiny(), tiny()
     plain = TrainingStep(plain_model, optim_cfg=cfg)
-    fast = CapturedStep(TrainingStep(fast_model, optim_cfg=cfg), graph, warmup=2,
-                        notify=(messages if messages is not None else []).append)  # fmt: skip
+    fast = CapturedStep(
+        TrainingStep(fast_model, optim_cfg=cfg),
+        graph,
+        warmup=2,
+        notify=(messages if messages is not None else []).append,
+    )
     graph.owner = fast
     torch.manual_seed(1)
     for step in range(1, steps + 1):
@@ -154,7 +158,7 @@ def test_optimiser_state_moves_between_implementations():
 
     model = tiny()
     old = TrainingStep(model)
-    loop = lambda params: torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999), weight_decay=1e-4, foreach=False)  # noqa: E731
+    loop = lambda params: torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999), weight_decay=1e-4, foreach=False)
     old.G_optim = loop(itertools.chain(model.genA2B.parameters(), model.genB2A.parameters()))
     old.D_optim = loop(itertools.chain(*(getattr(model, n).parameters() for n in ("disGA", "disGB", "disLA", "disLB"))))
     x = torch.rand(1, 3, 32, 32) * 2 - 1

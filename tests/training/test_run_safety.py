@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from test_trainer import tiny_config, write_images
+
 from ugatit.config import Config
 from ugatit.errors import UserError
 from ugatit.training import train
@@ -129,11 +129,13 @@ def test_a_config_yaml_cut_short_gives_way_to_the_checkpoints_settings(dataset, 
     assert saved_run_config(run_dir, messages.append) == Config.from_dict(
         checkpoints.load_training_checkpoint(run_dir)["config"]
     )
-    assert messages == [f"config file {run_dir / 'config.yaml'} is incomplete (no 'optim.lr'): using the "
-                        f"settings saved in {checkpoints.checkpoint_path(run_dir, 2)}"]  # fmt: skip
+    assert messages == [
+        f"config file {run_dir / 'config.yaml'} is incomplete (no 'optim.lr'): using the "
+        f"settings saved in {checkpoints.checkpoint_path(run_dir, 2)}"
+    ]
     for path in checkpoints.list_checkpoints(run_dir):
         path.unlink()
-    with pytest.raises(UserError, match="is incomplete .* and .* has no checkpoint to take the run's settings from"):
+    with pytest.raises(UserError, match=r"is incomplete .* and .* has no checkpoint to take the run's settings from"):
         saved_run_config(run_dir)
 
 
@@ -159,11 +161,13 @@ def test_overrides_change_only_the_optimiser_and_the_losses_on_the_record():
     config = tiny_config()
     changed, record = apply_overrides(config, {"optim.lr": "5e-5", "loss.cam_weight": 100, "optim.beta1": 0.5})
     assert changed.optim.lr == 5e-5 and changed.loss.cam_weight == 100.0
-    assert record == [{"key": "optim.lr", "from": 1e-4, "to": 5e-5},
-                      {"key": "loss.cam_weight", "from": 1000.0, "to": 100.0}]  # fmt: skip
-    with pytest.raises(UserError, match="'model.ch' cannot be changed on resume: `overrides` changes only optim.*"):
+    assert record == [
+        {"key": "optim.lr", "from": 1e-4, "to": 5e-5},
+        {"key": "loss.cam_weight", "from": 1000.0, "to": 100.0},
+    ]
+    with pytest.raises(UserError, match=r"'model.ch' cannot be changed on resume: `overrides` changes only optim.*"):
         apply_overrides(config, {"model.ch": 4})
-    with pytest.raises(UserError, match="unknown config key 'optim.learning_rate'"):
+    with pytest.raises(UserError, match=r"unknown config key 'optim.learning_rate'"):
         apply_overrides(config, {"optim.learning_rate": 1})
     with pytest.raises(UserError, match="must be a number"):
         apply_overrides(config, {"optim.lr": "small"})
@@ -174,8 +178,14 @@ def test_overrides_reach_the_optimisers_and_need_resume(dataset, tmp_path):
     with pytest.raises(UserError, match="`overrides` change a run only when resuming"):
         quiet(dataset, tmp_path / "run", config, overrides={"optim.lr": 1e-5})
     quiet(dataset, tmp_path / "run", config.replace(optim=replace(config.optim, iterations=2)), tensorboard=False)
-    result = quiet(dataset, tmp_path / "run", config, resume=True, tensorboard=False,
-                   overrides={"optim.beta1": 0.9, "optim.weight_decay": 0.0})  # fmt: skip
+    result = quiet(
+        dataset,
+        tmp_path / "run",
+        config,
+        resume=True,
+        tensorboard=False,
+        overrides={"optim.beta1": 0.9, "optim.weight_decay": 0.0},
+    )
     optimizers = checkpoints.load_training_checkpoint(result.checkpoint)["optimizers"]
     for group in optimizers["G_optim"]["param_groups"] + optimizers["D_optim"]["param_groups"]:
         assert group["betas"][0] == 0.9 and group["weight_decay"] == 0.0

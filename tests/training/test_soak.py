@@ -23,7 +23,9 @@ def test_killed_runs_resume_to_the_uninterrupted_state(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(faults), os.environ.get("PYTHONPATH")])))
     monkeypatch.setenv("UGATIT_TEST_NO_TENSORBOARD", "1")
 
-    results = soak.soak(tmp_path, trials=3, iters=12, save_every=3, max_kills=1, workers=0, seed=1, log=lambda line: None)
+    results = soak.soak(
+        tmp_path, trials=3, iters=12, save_every=3, max_kills=1, workers=0, seed=1, log=lambda line: None
+    )
     assert sum(r.kills for r in results) >= 2, [vars(r) for r in results]
     assert all(r.identical for r in results), [vars(r) for r in results]
     assert sum(r.unloadable for r in results) == 0 and sum(r.leftover for r in results) == 0

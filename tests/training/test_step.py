@@ -63,7 +63,8 @@ def test_no_gradients_cross_between_the_two_updates():
 
 
 def test_a_quarter_of_the_flops_is_dead_work():
-    """Counted on the meta device at the paper's size: ours 2.14 TFLOP, official 2.80 (the official code's dead work is ~24% of it)."""
+    """Counted on the meta device at the paper's size: ours 2.14 TFLOP, official 2.80 (the official code's
+    dead work is ~24% of it)."""
     flops = {}
     for official in (True, False):
         with torch.device("meta"):

@@ -22,9 +22,9 @@ from ugatit import training
 from ugatit.config import Config, DataConfig, ModelConfig, OptimConfig, TrainConfig
 from ugatit.demo.shapes import ShapesDataset
 from ugatit.errors import UserError
+from ugatit.training import TrainingDiverged, resume_config, train
 from ugatit.training.step import LOSS_NAMES, TrainingStep
 from ugatit.weights import checkpoints, load_model
-from ugatit.training import TrainingDiverged, resume_config, train
 
 ITERS = 6
 
@@ -93,8 +93,12 @@ def stop_at(step: int):
 
 def test_a_run_writes_logs_samples_checkpoints_and_export(dataset, tmp_path):
     logged, sampled = [], []
-    result = run(dataset, tmp_path / "run", on_log=lambda s, l: logged.append((s, l)),
-                 on_sample=lambda s, paths: sampled.append((s, paths)))  # fmt: skip
+    result = run(
+        dataset,
+        tmp_path / "run",
+        on_log=lambda s, terms: logged.append((s, terms)),
+        on_sample=lambda s, paths: sampled.append((s, paths)),
+    )
     run_dir = tmp_path / "run"
 
     assert result.completed and result.step == ITERS and result.interrupted is None and result.exit_code == 0
@@ -113,7 +117,12 @@ def test_a_run_writes_logs_samples_checkpoints_and_export(dataset, tmp_path):
 
     expected = {f"{split}_{d}_{step:08d}.png" for split in ("train", "test") for d in ("a2b", "b2a") for step in (3, 6)}
     assert {p.name for p in (run_dir / "samples").iterdir()} == expected
-    assert [s for s, _ in sampled] == [3, 6] and set(sampled[0][1]) == {"train_a2b", "train_b2a", "test_a2b", "test_b2a"}
+    assert [s for s, _ in sampled] == [3, 6] and set(sampled[0][1]) == {
+        "train_a2b",
+        "train_b2a",
+        "test_a2b",
+        "test_b2a",
+    }
     grid = Image.open(run_dir / "samples" / "train_a2b_00000006.png")
     # 4 columns (input, heatmap, translation, cycle) x 4 rows of 32 px scaled 4x to a readable 128 px,
     # 2 px padding, under a 22 px row of column captions
@@ -123,7 +132,7 @@ def test_a_run_writes_logs_samples_checkpoints_and_export(dataset, tmp_path):
     assert result.checkpoint == checkpoints.checkpoint_path(run_dir, ITERS)
     assert result.export == run_dir / "export" / "ugatit_generators.safetensors"
     assert result.export.is_file() and result.export.with_suffix(".json").is_file()
-    model, config = load_model(result.export)
+    _model, config = load_model(result.export)
     assert config.model == result.config.model
     assert Config.load(run_dir / "config.yaml") == result.config
     assert any((run_dir / "tensorboard").iterdir())
@@ -133,8 +142,16 @@ def test_in_memory_images_train_like_folders(tmp_path):
     """The demo passes the shapes dataset itself, not files."""
     shapes = {f"{split}{d}": ShapesDataset(d, split, size=32, count=3) for split in ("train", "test") for d in "AB"}
     config = tiny_config(sample_every=ITERS, save_every=0)
-    result = train(config, shapes["trainA"], shapes["trainB"], tmp_path / "run", test_a=shapes["testA"],
-                   test_b=shapes["testB"], progress=False, on_message=lambda text: None)  # fmt: skip
+    result = train(
+        config,
+        shapes["trainA"],
+        shapes["trainB"],
+        tmp_path / "run",
+        test_a=shapes["testA"],
+        test_b=shapes["testB"],
+        progress=False,
+        on_message=lambda text: None,
+    )
     assert result.completed and result.export.is_file()
     assert (tmp_path / "run" / "samples" / "test_b2a_00000006.png").is_file()
 
@@ -337,8 +354,14 @@ def test_bad_images_are_reported_once_and_skipped(tmp_path):
     (root / "trainA" / "01.png").write_bytes(b"not a png at all")
     (root / "trainB" / "zz_truncated.png").write_bytes((root / "trainB" / "00.png").read_bytes()[:60])
     messages = []
-    result = train(tiny_config(sample_every=0), root / "trainA", root / "trainB", tmp_path / "run",
-                   progress=False, on_message=messages.append)  # fmt: skip
+    result = train(
+        tiny_config(sample_every=0),
+        root / "trainA",
+        root / "trainB",
+        tmp_path / "run",
+        progress=False,
+        on_message=messages.append,
+    )
     assert result.completed
     bad = [m for m in messages if m.startswith("skipping unreadable image")]
     assert len(bad) == 2

@@ -34,7 +34,12 @@ def iou(a: Box, b: Box) -> float:
 
 
 def contains(outer: Box, inner: Box) -> bool:
-    return outer.left <= inner.left and outer.top <= inner.top and outer.right >= inner.right and outer.bottom >= inner.bottom
+    return (
+        outer.left <= inner.left
+        and outer.top <= inner.top
+        and outer.right >= inner.right
+        and outer.bottom >= inner.bottom
+    )
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +100,23 @@ def test_translate_face_crop_cli(astronaut, tmp_path, capsys):
     astronaut.save(photos / "astronaut.png")
     astronaut.crop((300, 0, 512, 60)).save(photos / "sky.png")
     out = tmp_path / "out"
-    assert main(["translate", "--checkpoint", str(checkpoint), "--input", str(photos), "--output", str(out),
-                 "--face-crop", "--attention", "--no-progress"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "translate",
+                "--checkpoint",
+                str(checkpoint),
+                "--input",
+                str(photos),
+                "--output",
+                str(out),
+                "--face-crop",
+                "--attention",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     crop = crop_to_face(astronaut).crop
     assert Image.open(out / "astronaut.png").size == (crop.width, crop.height)
     assert Image.open(out / "astronaut_attention.png").size == (crop.width, crop.height)
@@ -113,8 +133,18 @@ def test_face_crop_without_opencv_is_one_line(tmp_path, monkeypatch, capsys):
     faces._cascade.cache_clear()
     try:
         # Any existing paths will do: the missing detector is found before the checkpoint is read.
-        code = main(["translate", "--checkpoint", str(tmp_path), "--input", str(tmp_path), "--output",
-                     str(tmp_path.parent / f"{tmp_path.name}-out"), "--face-crop"])  # fmt: skip
+        code = main(
+            [
+                "translate",
+                "--checkpoint",
+                str(tmp_path),
+                "--input",
+                str(tmp_path),
+                "--output",
+                str(tmp_path.parent / f"{tmp_path.name}-out"),
+                "--face-crop",
+            ]
+        )
     finally:
         faces._cascade.cache_clear()
     err = capsys.readouterr().err

@@ -223,8 +223,9 @@ def test_bad_files_are_skipped_and_reported(light, tmp_path):
     good = (inp / "a.png").read_bytes()
     (inp / "d.jpg").write_bytes(good[: len(good) // 2])  # truncated
     skipped = []
-    results = translate_folder(light, inp, tmp_path / "out", on_skip=lambda p, why: skipped.append((p, why)),
-                               batch_size=3)  # fmt: skip
+    results = translate_folder(
+        light, inp, tmp_path / "out", on_skip=lambda p, why: skipped.append((p, why)), batch_size=3
+    )
     assert [r.name for r in results] == ["a.png", "b.png", "c.png", "d.jpg"]  # input order
     assert [r.ok for r in results] == [True, False, True, False]
     assert [p.name for p, _ in skipped] == ["b.png", "d.jpg"]
@@ -248,8 +249,11 @@ def test_names_differing_only_in_extension_do_not_collide(light, tmp_path):
     written = [p for r in results for p in (r.output, r.attention)]
     assert len({p.as_posix().lower() for p in written}) == 8  # nothing overwritten
     assert {r.name: r.output.name for r in results} == {
-        "x.jpg": "x.jpg.png", "x.png": "x.png.png", "y.png": "y.png", "y_attention.png": "y_attention.png",
-    }  # fmt: skip
+        "x.jpg": "x.jpg.png",
+        "x.png": "x.png.png",
+        "y.png": "y.png",
+        "y_attention.png": "y_attention.png",
+    }
     by_name = {r.name: r for r in results}
     with Image.open(by_name["y_attention.png"].output) as img:
         assert img.size == (36, 36)  # the translation was not replaced by y's overlay

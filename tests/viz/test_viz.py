@@ -129,7 +129,7 @@ def test_html_escapes_text_but_not_markup():
     page = html_page(
         "A <b> & C",
         [
-            ("Scores <1>", ["x < y & \"z\""]),
+            ("Scores <1>", ['x < y & "z"']),
             Section(
                 "Samples",
                 [figure("samples/a b.png", caption="<in>"), image("http://e.x/p.png?a=1&b=2")],
@@ -160,7 +160,9 @@ def test_labelled_grid_scales_small_cells_and_captions_each_column():
     header = 22
     assert grid.shape == (header + 2 * 128 + 3 * 2, 2 * 128 + 3 * 2, 3)
     # Whole-factor nearest-neighbour scaling: every cell is still flat.
-    assert (grid[header + 2 : header + 130, 2:130] == 0).all() and (grid[header + 2 : header + 130, 132:260] == 200).all()
+    assert (grid[header + 2 : header + 130, 2:130] == 0).all() and (
+        grid[header + 2 : header + 130, 132:260] == 200
+    ).all()
     # A caption is drawn above each column: dark text pixels in each half of the header.
     for left, right in ((0, 130), (130, 262)):
         assert (grid[:header, left:right] < 128).any()

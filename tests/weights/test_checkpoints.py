@@ -47,9 +47,14 @@ def trained() -> tuple[UGATIT, TrainingStep, Config]:
 def save(trained, path: Path, step: int = 1) -> Path:
     model, train_step, config = trained
     return save_training_checkpoint(
-        path, model=model, optimizers=train_step.state_dict(), config=config, step=step,
-        data_state={"seed": 0, "A": {"epoch": 0, "index": 1, "size": 5}}, extra={"note": "x"},
-    )  # fmt: skip
+        path,
+        model=model,
+        optimizers=train_step.state_dict(),
+        config=config,
+        step=step,
+        data_state={"seed": 0, "A": {"epoch": 0, "index": 1, "size": 5}},
+        extra={"note": "x"},
+    )
 
 
 def assert_same_networks(a: UGATIT, b: UGATIT, names=NETWORK_NAMES) -> None:
@@ -122,7 +127,9 @@ def test_training_checkpoint_round_trip(trained, tmp_path):
     assert_same_networks(model, restored)
     again = TrainingStep(restored, config.loss, config.optim)
     again.load_state_dict(state["optimizers"])
-    assert again.state_dict()["G_optim"]["state"][0]["exp_avg"].equal(train_step.state_dict()["G_optim"]["state"][0]["exp_avg"])
+    assert again.state_dict()["G_optim"]["state"][0]["exp_avg"].equal(
+        train_step.state_dict()["G_optim"]["state"][0]["exp_avg"]
+    )
 
 
 def test_a_run_directory_means_its_latest_checkpoint(trained, tmp_path):

@@ -38,11 +38,38 @@ def models(tmp_path_factory) -> dict:
         torch.save(model.official_state_dict(), root / f"{name}.pt")
         for fmt in ("onnx", "torchscript"):
             direction = "a2b" if fmt == "onnx" else "both"
-            assert main(["export", str(root / f"{name}.pt"), "--format", fmt, "--direction", direction,
-                         "--output", str(root / name)]) == 0  # fmt: skip
+            assert (
+                main(
+                    [
+                        "export",
+                        str(root / f"{name}.pt"),
+                        "--format",
+                        fmt,
+                        "--direction",
+                        direction,
+                        "--output",
+                        str(root / name),
+                    ]
+                )
+                == 0
+            )
         found[name] = model
-    assert main(["export", str(root / "light.pt"), "--format", "torchscript", "--direction", "a2b", "--fp16",
-                 "--output", str(root / "light16")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "export",
+                str(root / "light.pt"),
+                "--format",
+                "torchscript",
+                "--direction",
+                "a2b",
+                "--fp16",
+                "--output",
+                str(root / "light16"),
+            ]
+        )
+        == 0
+    )
     return found
 
 
@@ -109,7 +136,11 @@ def test_readme_onnxruntime_example_runs_without_torch(models, tmp_path):
     with Image.open(tmp_path / written[-1]) as out, Image.open(tmp_path / photo_name) as photo:
         assert out.size == (70, 50)
         # What the model itself makes of the same input, through the same 8-bit steps.
-        x = torch.from_numpy(np.asarray(photo.convert("RGB").resize((256, 256), Image.BILINEAR), np.float32) / 127.5 - 1)
+        x = torch.from_numpy(
+            np.asarray(photo.convert("RGB").resize((256, 256), Image.BILINEAR), np.float32) / 127.5 - 1
+        )
         fake = models["light"].translate(x.permute(2, 0, 1)[None]).image[0].permute(1, 2, 0).numpy()
-        want = Image.fromarray(((fake + 1) * 127.5).round().clip(0, 255).astype(np.uint8)).resize((70, 50), Image.BICUBIC)
+        want = Image.fromarray(((fake + 1) * 127.5).round().clip(0, 255).astype(np.uint8)).resize(
+            (70, 50), Image.BICUBIC
+        )
         assert np.abs(np.asarray(out, dtype=int) - np.asarray(want, dtype=int)).max() <= 1

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from tf_bundle import write_checkpoint
 
+from tf_bundle import write_checkpoint
 from ugatit.errors import UserError
 from ugatit.weights.loading import build_model, read_weights
 from ugatit.weights.paddle import load_pdparams, read_pdparams
@@ -80,7 +80,13 @@ def test_tf_outputs_equal_the_authors_graph(mode):
     weights = read_weights(tf_folder(mode))  # the folder, as the authors' code saves it
     model = weights.config.model
     assert weights.kind == "TF checkpoint" and (model.variant, model.smoothing) == ("tf", True)
-    assert (model.light, model.ch, model.n_res, model.n_layers_global, model.n_layers_local) == (mode == "light", 2, 4, 7, 5)
+    assert (model.light, model.ch, model.n_res, model.n_layers_global, model.n_layers_local) == (
+        mode == "light",
+        2,
+        4,
+        7,
+        5,
+    )
     assert_within_tolerance(max_errors(weights, np.load(TF[mode] / "outputs.npz"), nhwc=True))
 
 
@@ -107,7 +113,7 @@ def test_tf_state_file_written_elsewhere(tmp_path):
 @pytest.mark.parametrize("mode", ["light", "full"])
 def test_every_tf_tensor_is_mapped_or_ignored(mode):
     ckpt = TFCheckpoint(find_prefix(tf_folder(mode)))
-    cfg, plan, ignored = plan_import(ckpt)
+    _cfg, plan, ignored = plan_import(ckpt)
     assert set(plan) | set(ignored) == set(ckpt.names) and not set(plan) & set(ignored)
     assert len(ignored) == 500 and all(n.endswith(("/Adam", "/Adam_1")) or "_power" in n for n in ignored)
     assert len(plan) == 248 + 28  # model variables and spectral-norm u
@@ -128,7 +134,9 @@ def golden_tensors(mode: str) -> dict[str, np.ndarray]:
 def test_a_tf_tensor_not_understood_is_an_error(tmp_path):
     tensors = golden_tensors("light") | {"generator_B/attention_gate/kernel": np.zeros((8, 1), np.float32)}
     prefix = write_checkpoint(tmp_path / "UGATIT_light.model-7", tensors)
-    with pytest.raises(UserError, match=r"unknown layout, 1 tensors not understood: generator_B/attention_gate/kernel$"):
+    with pytest.raises(
+        UserError, match=r"unknown layout, 1 tensors not understood: generator_B/attention_gate/kernel$"
+    ):
         read_weights(prefix)
 
 
@@ -147,7 +155,7 @@ def test_the_first_public_tf_code_layout(tmp_path):
         tensors[f"{g}/CAM_logit/dense/kernel"] = tensors[f"{g}/CAM_logit/kernel"]
         tensors[f"{g}/CAM_logit/dense/bias"] = tensors[f"{g}/CAM_logit/bias"]
     adalin = [n for n in tensors if "instance_layer_norm/rho" in n]
-    with pytest.raises(UserError, match="AdaLIN rho of 0.9.* > 0.9 .*not supported"):
+    with pytest.raises(UserError, match=r"AdaLIN rho of 0.9.* > 0.9 .*not supported"):
         read_weights(write_checkpoint(tmp_path / "between", tensors))  # golden rho reach 1: code of mid-August
 
     for n in adalin:
@@ -196,13 +204,13 @@ def test_corrupted_tf_index_block_and_data(tf_copy):
     raw = bytearray(data.read_bytes())
     raw[entry.offset + 5] ^= 0x40
     data.write_bytes(bytes(raw))
-    with pytest.raises(UserError, match="tensor generator_B/conv/conv2d/kernel in .* fails its checksum"):
+    with pytest.raises(UserError, match=r"tensor generator_B/conv/conv2d/kernel in .* fails its checksum"):
         read_weights(tf_copy)
     index = Path(f"{tf_copy}.index")
     raw = bytearray(index.read_bytes())
     raw[100] ^= 0x01
     index.write_bytes(bytes(raw))
-    with pytest.raises(UserError, match="index .* is corrupted"):
+    with pytest.raises(UserError, match=r"index .* is corrupted"):
         read_weights(tf_copy)
 
 
@@ -210,7 +218,7 @@ def test_compressed_tf_index_and_foreign_tf_checkpoint(tmp_path):
     tensors = {"encoder/conv/kernel": np.zeros((3, 3, 3, 8), np.float32)}
     with pytest.raises(UserError, match="snappy-compressed blocks"):
         read_weights(write_checkpoint(tmp_path / "snappy", tensors, compression=1))
-    with pytest.raises(UserError, match="unknown layout, not the authors' U-GAT-IT generator .*encoder/conv/kernel"):
+    with pytest.raises(UserError, match=r"unknown layout, not the authors' U-GAT-IT generator .*encoder/conv/kernel"):
         read_weights(write_checkpoint(tmp_path / "other", tensors))
 
 
@@ -230,7 +238,9 @@ def test_crafted_pdparams_is_refused_before_anything_runs(tmp_path):
     marker = tmp_path / "ran"
     crafted = tmp_path / "evil.pdparams"
     crafted.write_bytes(pickle.dumps({"genA2B": {"DownBlock.1.weight": _Touch(marker)}, "genB2A": {}}, protocol=4))
-    with pytest.raises(UserError, match=r"refused to load .*evil.pdparams: it references posix.system.*nothing in it was run"):
+    with pytest.raises(
+        UserError, match=r"refused to load .*evil.pdparams: it references posix.system.*nothing in it was run"
+    ):
         read_weights(crafted)
     assert not marker.exists()
     # The file is live: plain pickle does run it.
@@ -241,21 +251,23 @@ def test_crafted_pdparams_is_refused_before_anything_runs(tmp_path):
 def test_pdparams_of_another_model_and_bad_frozen_norms(tmp_path):
     cyclegan = tmp_path / "cyclegan.pdparams"
     cyclegan.write_bytes(pickle.dumps({"netG_A": {"w": np.zeros(2, np.float32)}, "netD_A": {}}, protocol=4))
-    with pytest.raises(UserError, match="cyclegan.pdparams is not PaddleGAN U-GAT-IT weights: its entries are netG_A, netD_A"):
+    with pytest.raises(
+        UserError, match=r"cyclegan.pdparams is not PaddleGAN U-GAT-IT weights: its entries are netG_A, netD_A"
+    ):
         read_weights(cyclegan)
 
     content = load_pdparams(PADDLE["light"] / "epoch_1_weight.pdparams")
     content["genA2B"]["DownBlock.6.scale"] = content["genA2B"]["DownBlock.6.scale"] * 2
     learned = tmp_path / "learned.pdparams"
     learned.write_bytes(pickle.dumps(content, protocol=4))
-    with pytest.raises(UserError, match="genA2B.DownBlock.6.scale is not 1"):
+    with pytest.raises(UserError, match=r"genA2B.DownBlock.6.scale is not 1"):
         read_pdparams(learned)
 
     content["genA2B"]["DownBlock.6.scale"] = content["genA2B"]["DownBlock.6.scale"] / 2
     content["genB2A"]["FC.1.weight"] = np.zeros((8, 8), np.float32)  # a tensor the official layout lacks
     unmapped = tmp_path / "unmapped.pdparams"
     unmapped.write_bytes(pickle.dumps(content, protocol=4))
-    with pytest.raises(UserError, match="genB2A has an unexpected key 'FC.1.weight'"):
+    with pytest.raises(UserError, match=r"genB2A has an unexpected key 'FC.1.weight'"):
         build_model(read_weights(unmapped))
 
 
@@ -263,7 +275,9 @@ def test_pdparams_layouts_checkpoint_and_generator_only(tmp_path):
     content = load_pdparams(PADDLE["light"] / "epoch_1_weight.pdparams")
     assert set(content) == {"genA2B", "genB2A", "disGA", "disGB", "disLA", "disLB", "StructuredToParameterName@@"}
     checkpoint = tmp_path / "epoch_3_checkpoint.pdparams"
-    checkpoint.write_bytes(pickle.dumps(content | {"epoch": 3, "optimG": {"LR_Scheduler": {"last_lr": 1e-4}}, "optimD": {}}, protocol=4))
+    checkpoint.write_bytes(
+        pickle.dumps(content | {"epoch": 3, "optimG": {"LR_Scheduler": {"last_lr": 1e-4}}, "optimD": {}}, protocol=4)
+    )
     assert read_weights(checkpoint).has_discriminators
     generators = tmp_path / "generators.pdparams"
     generators.write_bytes(pickle.dumps({k: content[k] for k in ("genA2B", "genB2A")}, protocol=4))

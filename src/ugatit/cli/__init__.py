@@ -19,8 +19,18 @@ from collections.abc import Mapping
 from ..errors import UserError
 
 #: The subcommands, in the order `ugatit --help` lists them; each is the module cli/<name>.py.
-SUBCOMMANDS = ("demo", "train", "translate", "serve", "eval", "convert", "export", "make-dataset", "check-data",
-               "bench")
+SUBCOMMANDS = (
+    "demo",
+    "train",
+    "translate",
+    "serve",
+    "eval",
+    "convert",
+    "export",
+    "make-dataset",
+    "check-data",
+    "bench",
+)
 
 _TERM = re.compile(r"`([A-Za-z_][\w.]*)(?:=([^`]*))?`")
 

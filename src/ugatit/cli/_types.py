@@ -41,13 +41,21 @@ def device(text: str) -> str:
 
 def device_argument(parser: argparse.ArgumentParser, default: str = "auto", **kwargs) -> None:
     """The one --device flag of every subcommand."""
-    parser.add_argument("--device", type=device, default=default, metavar="DEVICE",
-                        help=f"where to run: {DEVICE_HELP} (auto: CUDA, then MPS, then the CPU)", **kwargs)
+    parser.add_argument(
+        "--device",
+        type=device,
+        default=default,
+        metavar="DEVICE",
+        help=f"where to run: {DEVICE_HELP} (auto: CUDA, then MPS, then the CPU)",
+        **kwargs,
+    )
 
 
 #: What --checkpoint takes wherever a trained model is loaded (`ugatit.weights.load_model` reads them all).
-CHECKPOINT_HELP = ("run folder, training checkpoint (.pt), export (.safetensors), official checkpoint (.pt), "
-                   "PaddleGAN weights (.pdparams) or TF checkpoint (folder or prefix)")
+CHECKPOINT_HELP = (
+    "run folder, training checkpoint (.pt), export (.safetensors), official checkpoint (.pt), "
+    "PaddleGAN weights (.pdparams) or TF checkpoint (folder or prefix)"
+)
 
 
 def checkpoint_argument(parser: argparse.ArgumentParser) -> None:

@@ -22,7 +22,9 @@ SPLITS = ("trainA", "trainB", "testA", "testB")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data", metavar="DATA", help="dataset folder (trainA/, trainB/, testA/, testB/) or a folder of images")
+    parser.add_argument(
+        "data", metavar="DATA", help="dataset folder (trainA/, trainB/, testA/, testB/) or a folder of images"
+    )
     parser.add_argument("--full", action="store_true", help="decode every image in full, not only its header and end")
     parser.add_argument("--threads", type=positive_int, default=16, metavar="N", help="files read at once")
 

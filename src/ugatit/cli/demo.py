@@ -15,8 +15,15 @@ import argparse
 from ._types import device_argument, non_negative_int, positive_float, positive_int
 
 #: How library errors' terms read on this command line (see `ugatit.cli.reword`).
-FLAGS = {"device": "--device", "out": "--out", "force": "--force", "iters": "--iters",
-         "train_count": "--train-count", "test_count": "--test-count", "model.img_size": "--img-size"}
+FLAGS = {
+    "device": "--device",
+    "out": "--out",
+    "force": "--force",
+    "iters": "--iters",
+    "train_count": "--train-count",
+    "test_count": "--test-count",
+    "model.img_size": "--img-size",
+}
 
 HELP = "train on the built-in shapes task and write an HTML report (a few minutes on a CPU)"
 
@@ -30,11 +37,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--img-size", type=positive_int, default=d.img_size, help="image size (multiple of 4, >= 32)")
     parser.add_argument("--ch", type=positive_int, default=d.ch, help="base channel count (the paper: 64)")
     parser.add_argument("--n-res", type=positive_int, default=d.n_res, help="residual blocks (the paper: 4)")
-    parser.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="images per domain in a batch (the paper: 1)")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=d.batch_size, help="images per domain in a batch (the paper: 1)"
+    )
     parser.add_argument("--lr", type=positive_float, default=d.lr, help="Adam learning rate (the paper: 1e-4)")
     parser.add_argument("--train-count", type=positive_int, default=d.train_count, help="training images per domain")
     parser.add_argument("--test-count", type=positive_int, default=d.test_count, help="test pairs")
-    parser.add_argument("--eval-every", type=non_negative_int, default=d.eval_every, help="ground-truth evaluation interval")
+    parser.add_argument(
+        "--eval-every", type=non_negative_int, default=d.eval_every, help="ground-truth evaluation interval"
+    )
     parser.add_argument("--seed", type=int, default=d.seed, help="seed of the task, the weights and the data order")
     device_argument(parser, default=d.device)
     parser.add_argument("--force", action="store_true", help="replace an earlier demo in --out")
@@ -47,16 +58,30 @@ def run(args: argparse.Namespace) -> int:
     from ..config import DemoOptions
     from ..demo import run_demo
 
-    opts = DemoOptions(out=Path(args.out), iters=args.iters, img_size=args.img_size, ch=args.ch, n_res=args.n_res,
-                       batch_size=args.batch_size, lr=args.lr, train_count=args.train_count,
-                       test_count=args.test_count, seed=args.seed, device=args.device,
-                       eval_every=args.eval_every, progress=not args.no_progress, force=args.force)  # fmt: skip
+    opts = DemoOptions(
+        out=Path(args.out),
+        iters=args.iters,
+        img_size=args.img_size,
+        ch=args.ch,
+        n_res=args.n_res,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        train_count=args.train_count,
+        test_count=args.test_count,
+        seed=args.seed,
+        device=args.device,
+        eval_every=args.eval_every,
+        progress=not args.no_progress,
+        force=args.force,
+    )
     summary = run_demo(opts)
     print()
     for line in summary["headline"]:
         print(line)
     for direction, row in summary["ground_truth"]["final"].items():
-        print(f"{direction}: whole-image L1 {row['l1']:.4f} (input itself: {row['identity_l1']:.4f}), "
-              f"PSNR {row['psnr']:.2f} dB")  # fmt: skip
+        print(
+            f"{direction}: whole-image L1 {row['l1']:.4f} (input itself: {row['identity_l1']:.4f}), "
+            f"PSNR {row['psnr']:.2f} dB"
+        )
     print(f"report: {summary['report']}")
     return 0

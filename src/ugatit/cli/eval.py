@@ -27,10 +27,16 @@ from ._types import device_argument, positive_int
 
 #: How library errors' terms read on this command line (see `ugatit.cli.reword`).
 FLAGS = {
-    "device": "--device", "weights": "--inception-weights", "feature_extractor": "--feature-extractor",
-    "batch_size": "--batch-size", "block_size": "--block-size", "subsets": "--subsets",
-    "subset_size": "--subset-size", "protocol": "--protocol", "direction": "--direction",
-}  # fmt: skip
+    "device": "--device",
+    "weights": "--inception-weights",
+    "feature_extractor": "--feature-extractor",
+    "batch_size": "--batch-size",
+    "block_size": "--block-size",
+    "subsets": "--subsets",
+    "subset_size": "--subset-size",
+    "protocol": "--protocol",
+    "direction": "--direction",
+}
 
 HELP = "KID x100 (paper / subset protocol), FID and mean KID between image folders"
 
@@ -38,14 +44,25 @@ HELP = "KID x100 (paper / subset protocol), FID and mean KID between image folde
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--real", metavar="DIR", help="real images of the target domain")
     parser.add_argument("--fake", metavar="DIR", help="translated images (into the target domain)")
-    parser.add_argument("--checkpoint", metavar="PATH", help="instead of --real/--fake: a model (run directory, "
-                        "checkpoint, export, official .pt, PaddleGAN .pdparams or TF checkpoint) to translate the "
-                        "test split of --data with")
+    parser.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="instead of --real/--fake: a model (run directory, "
+        "checkpoint, export, official .pt, PaddleGAN .pdparams or TF checkpoint) to translate the "
+        "test split of --data with",
+    )
     parser.add_argument("--data", metavar="ROOT", help="with --checkpoint: a dataset root with testA and testB")
-    parser.add_argument("--direction", choices=[*DIRECTIONS, "both"], default="both",
-                        help="with --checkpoint: which translations to measure")
-    parser.add_argument("--save-translations", metavar="DIR",
-                        help="with --checkpoint: also write the translations as PNG under DIR/<direction>/")
+    parser.add_argument(
+        "--direction",
+        choices=[*DIRECTIONS, "both"],
+        default="both",
+        help="with --checkpoint: which translations to measure",
+    )
+    parser.add_argument(
+        "--save-translations",
+        metavar="DIR",
+        help="with --checkpoint: also write the translations as PNG under DIR/<direction>/",
+    )
     parser.add_argument(
         "--source",
         metavar="DIR",
@@ -90,9 +107,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..utils.files import write_json
     from ..metrics.features import kid_report
     from ..utils.device import resolve_device
+    from ..utils.files import write_json
 
     device = resolve_device(args.device)
     if args.checkpoint or args.data:
@@ -188,14 +205,31 @@ def _run_checkpoint(args: argparse.Namespace, device: Any) -> int:
     protocols = ("paper", "subsets") if args.protocol == "both" else (args.protocol,)
     names = {d: [str(p.relative_to(split.root / f"test{d}")) for p in split.files[d]] for d in ("A", "B")}
     report = evaluate_model(
-        model, split.images("A"), split.images("B"), directions=directions_for(args.direction),
-        extractor=extractor, paired=split.paired, protocols=protocols, batch_size=min(args.batch_size, 16),
-        feature_batch_size=args.batch_size, device=device, resize=args.resize, extractor_name=extractor_name,
-        save_translations=Path(args.save_translations) if args.save_translations else None, names=names,
+        model,
+        split.images("A"),
+        split.images("B"),
+        directions=directions_for(args.direction),
+        extractor=extractor,
+        paired=split.paired,
+        protocols=protocols,
+        batch_size=min(args.batch_size, 16),
+        feature_batch_size=args.batch_size,
+        device=device,
+        resize=args.resize,
+        extractor_name=extractor_name,
+        save_translations=Path(args.save_translations) if args.save_translations else None,
+        names=names,
         objects=split.objects,
-    )  # fmt: skip
-    report = {"command": "ugatit eval", "checkpoint": str(args.checkpoint), "data": str(split.root),
-              "model": config.model.__dict__, "device": str(device), "notes": notes, **report}  # fmt: skip
+    )
+    report = {
+        "command": "ugatit eval",
+        "checkpoint": str(args.checkpoint),
+        "data": str(split.root),
+        "model": config.model.__dict__,
+        "device": str(device),
+        "notes": notes,
+        **report,
+    }
     print(format_checkpoint_report(report))
     if args.json:
         print(f"wrote {write_json(report, Path(args.json))}")
@@ -211,11 +245,16 @@ def format_checkpoint_report(report: dict[str, Any]) -> str:
             lines.append(format_report(entry | {"sets": {}}))
     if "ground_truth" in report:
         lines += ["", "ground truth ([0,1] scale; identity = the input itself as the answer)", ""]
-        header = f"{'direction':<9} {'n':>5} {'L1':>8} {'PSNR dB':>8} {'identity L1':>12} {'identity PSNR':>14} {'cycle L1':>9}"
+        header = (
+            f"{'direction':<9} {'n':>5} {'L1':>8} {'PSNR dB':>8} "
+            f"{'identity L1':>12} {'identity PSNR':>14} {'cycle L1':>9}"
+        )
         lines += [header, "-" * len(header)]
         for direction, row in report["ground_truth"].items():
-            lines.append(f"{direction:<9} {row['count']:>5} {row['l1']:>8.4f} {row['psnr']:>8.2f} "
-                         f"{row['identity_l1']:>12.4f} {row['identity_psnr']:>14.2f} {row['cycle_l1']:>9.4f}")  # fmt: skip
+            lines.append(
+                f"{direction:<9} {row['count']:>5} {row['l1']:>8.4f} {row['psnr']:>8.2f} "
+                f"{row['identity_l1']:>12.4f} {row['identity_psnr']:>14.2f} {row['cycle_l1']:>9.4f}"
+            )
         objects = {d: row for d, row in report["ground_truth"].items() if "colour_accuracy" in row}
         if objects:
             from ..demo.report import headline_sentence
@@ -284,7 +323,5 @@ def format_report(report: dict[str, Any]) -> str:
             spread = _fmt(entry.get(f"{kind}_x100"))
         # For KID(source, fake) n_real counts the source images.
         counts = f"{entry['n_real']}/{entry['n_fake']}"
-        lines.append(
-            f"{entry['metric']:<24} {value:>9} {spread:>9} {kind:<4} {counts:>11}  {_settings_text(entry)}"
-        )
+        lines.append(f"{entry['metric']:<24} {value:>9} {spread:>9} {kind:<4} {counts:>11}  {_settings_text(entry)}")
     return "\n".join(lines)

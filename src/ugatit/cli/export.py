@@ -24,12 +24,17 @@ FLAGS = {"format": "--format"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("src", metavar="SRC", help="weights of any kind (run folder, checkpoint, export, .pdparams, TF)")
+    parser.add_argument(
+        "src", metavar="SRC", help="weights of any kind (run folder, checkpoint, export, .pdparams, TF)"
+    )
     parser.add_argument("--format", choices=["onnx", "torchscript"], required=True, help="file format")
     parser.add_argument("--direction", choices=["a2b", "b2a", "both"], default="both", help="which generator(s)")
     parser.add_argument("--fp16", action="store_true", help="fp16 weights for convolutions and linear layers")
-    parser.add_argument("--output", metavar="PATH", help="file to write (with both directions: PATH_a2b, PATH_b2a; "
-                        "default: the name of SRC in the current folder)")  # fmt: skip
+    parser.add_argument(
+        "--output",
+        metavar="PATH",
+        help="file to write (with both directions: PATH_a2b, PATH_b2a; default: the name of SRC in the current folder)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     if m.light:
         print("inputs: (B, 3, H, W) float32 in [-1, 1], any batch, H and W multiples of 4 (at least 32)")
     else:
-        print(f"inputs: (B, 3, {m.img_size}, {m.img_size}) float32 in [-1, 1], any batch: a full model runs only "
-              "at its trained size")  # fmt: skip
+        print(
+            f"inputs: (B, 3, {m.img_size}, {m.img_size}) float32 in [-1, 1], any batch: a full model runs only "
+            "at its trained size"
+        )
     return 0

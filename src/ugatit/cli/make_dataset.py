@@ -1,8 +1,9 @@
 """Write a built-in synthetic task to disk: trainA, trainB, testA, testB plus ground_truth.json.
 
 `shapes`: two flat shapes (circles, squares, triangles) in two different colours of red, green and
-blue on a grey background (A) versus the same kind of shapes striped, on a blue-grey background (B). trainA and trainB are unpaired; testA/NAME.png
-and testB/NAME.png show the same scene, so every test translation can be scored against the truth.
+blue on a grey background (A) versus the same kind of shapes striped, on a blue-grey background (B).
+trainA and trainB are unpaired; testA/NAME.png and testB/NAME.png show the same scene, so every test
+translation can be scored against the truth.
 """
 
 from __future__ import annotations
@@ -23,9 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=64, help="image side in pixels")
     parser.add_argument("--count", type=positive_int, default=1000, help="train images per domain")
     parser.add_argument("--test-count", type=non_negative_int, default=100, help="test pairs (testA/testB)")
-    parser.add_argument(
-        "--seed", type=int, default=0, help="random seed; the same seed writes the same bytes"
-    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes the same bytes")
     parser.add_argument(
         "--force",
         action="store_true",
@@ -54,9 +53,7 @@ def run(args: argparse.Namespace) -> int:
                 for png in folder.glob("*.png"):
                     png.unlink()
 
-    write_shapes(
-        root, size=args.size, n_train=args.count, n_test=args.test_count, seed=args.seed, progress=True
-    )
+    write_shapes(root, size=args.size, n_train=args.count, n_test=args.test_count, seed=args.seed, progress=True)
     print(
         f"wrote {args.task} to {root}: {args.count} train images per domain, {args.test_count} test pairs "
         f"at {args.size}px (seed {args.seed}); testA/NAME.png <-> testB/NAME.png is the ground truth"

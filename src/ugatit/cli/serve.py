@@ -25,8 +25,9 @@ HELP = "serve a web app that translates uploaded photos (needs the serve extra)"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     checkpoint_argument(parser)
-    parser.add_argument("--host", default="127.0.0.1",
-                        help="address to listen on (0.0.0.0: every interface, for a server)")  # fmt: skip
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface, for a server)"
+    )
     parser.add_argument("--port", type=port_number, default=7860, help="port to listen on")
     device_argument(parser)
 

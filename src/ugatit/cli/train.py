@@ -72,53 +72,126 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # typed changes the config, and the help shows the paper's values rather than "(default: None)".
     unset = argparse.SUPPRESS
     data = parser.add_argument_group("data")
-    data.add_argument("data", nargs="?", default=unset, metavar="DATA", help="dataset folder with trainA/ and trainB/ (+ testA/, testB/)")
+    data.add_argument(
+        "data",
+        nargs="?",
+        default=unset,
+        metavar="DATA",
+        help="dataset folder with trainA/ and trainB/ (+ testA/, testB/)",
+    )
     data.add_argument("--domain-a", default=unset, metavar="DIR", help="folder of domain A images (instead of DATA)")
     data.add_argument("--domain-b", default=unset, metavar="DIR", help="folder of domain B images (instead of DATA)")
-    data.add_argument("--workers", type=non_negative_int, default=unset, metavar="N", help="data loading processes (default: 2, or up to 6 when training on CUDA: enough for 60 it/s)")
+    data.add_argument(
+        "--workers",
+        type=non_negative_int,
+        default=unset,
+        metavar="N",
+        help="data loading processes (default: 2, or up to 6 when training on CUDA: enough for 60 it/s)",
+    )
 
     run = parser.add_argument_group("run")
     run.add_argument("--out", default=unset, metavar="RUN_DIR", help="run directory (default: runs/<dataset name>)")
     run.add_argument("--config", default=unset, metavar="FILE", help="YAML or JSON config; flags given override it")
-    run.add_argument("--resume", action="store_true", default=unset, help="continue the latest checkpoint in the run directory")
-    run.add_argument("--override", action="append", default=unset, metavar="KEY=VALUE",
-                     help="with --resume: change an optimiser or loss setting of the run, recorded in log.jsonl "
-                     "and config.yaml (KEY: a flag such as lr, or a config key such as optim.lr or loss.cam_weight)")
-    run.add_argument("--init-from", default=unset, metavar="SRC", help="start a new run from these weights (official "
-                     "PyTorch, PaddleGAN .pdparams, ours); the architecture comes from SRC")  # fmt: skip
+    run.add_argument(
+        "--resume", action="store_true", default=unset, help="continue the latest checkpoint in the run directory"
+    )
+    run.add_argument(
+        "--override",
+        action="append",
+        default=unset,
+        metavar="KEY=VALUE",
+        help="with --resume: change an optimiser or loss setting of the run, recorded in log.jsonl "
+        "and config.yaml (KEY: a flag such as lr, or a config key such as optim.lr or loss.cam_weight)",
+    )
+    run.add_argument(
+        "--init-from",
+        default=unset,
+        metavar="SRC",
+        help="start a new run from these weights (official "
+        "PyTorch, PaddleGAN .pdparams, ours); the architecture comes from SRC",
+    )
     run.add_argument("--iters", type=positive_int, default=unset, metavar="N", help="total iterations (paper: 1000000)")
-    run.add_argument("--nproc", type=positive_int, default=unset, metavar="N", help="train on N processes of this "
-                     "machine (torchrun --standalone; N GPUs, or N CPU processes), each with --batch-size images: "
-                     "the global batch is N x --batch-size; see docs/distributed.md")  # fmt: skip
+    run.add_argument(
+        "--nproc",
+        type=positive_int,
+        default=unset,
+        metavar="N",
+        help="train on N processes of this "
+        "machine (torchrun --standalone; N GPUs, or N CPU processes), each with --batch-size images: "
+        "the global batch is N x --batch-size; see docs/distributed.md",
+    )
     device_argument(run, default=unset)
     run.add_argument("--precision", choices=["fp32", "bf16"], default=unset, help="compute precision (default fp32)")
-    run.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=unset, help="channels-last memory layout")
-    run.add_argument("--compile", action=argparse.BooleanOptionalAction, default=unset, help="torch.compile the networks")
-    run.add_argument("--eager", action=argparse.BooleanOptionalAction, default=unset,
-                     help="CUDA: plain eager iterations, without the fast path (cuDNN autotuning, one CUDA graph "
-                     "per iteration, losses read at log/save time); the same updates either way")
+    run.add_argument(
+        "--channels-last", action=argparse.BooleanOptionalAction, default=unset, help="channels-last memory layout"
+    )
+    run.add_argument(
+        "--compile", action=argparse.BooleanOptionalAction, default=unset, help="torch.compile the networks"
+    )
+    run.add_argument(
+        "--eager",
+        action=argparse.BooleanOptionalAction,
+        default=unset,
+        help="CUDA: plain eager iterations, without the fast path (cuDNN autotuning, one CUDA graph "
+        "per iteration, losses read at log/save time); the same updates either way",
+    )
     run.add_argument("--seed", type=int, default=unset, help="seed of the weights and the data order (default 0)")
-    run.add_argument("--log-every", type=positive_int, default=unset, metavar="N", help="log.jsonl/TensorBoard period (default 10)")
-    run.add_argument("--sample-every", type=non_negative_int, default=unset, metavar="N", help="sample grid period, 0: none (default 1000)")
-    run.add_argument("--save-every", type=non_negative_int, default=unset, metavar="N", help="checkpoint period, 0: only at the end (default 10000)")
-    run.add_argument("--keep-last", type=non_negative_int, default=unset, metavar="N", help="checkpoints kept, 0: all (default 3)")
+    run.add_argument(
+        "--log-every", type=positive_int, default=unset, metavar="N", help="log.jsonl/TensorBoard period (default 10)"
+    )
+    run.add_argument(
+        "--sample-every",
+        type=non_negative_int,
+        default=unset,
+        metavar="N",
+        help="sample grid period, 0: none (default 1000)",
+    )
+    run.add_argument(
+        "--save-every",
+        type=non_negative_int,
+        default=unset,
+        metavar="N",
+        help="checkpoint period, 0: only at the end (default 10000)",
+    )
+    run.add_argument(
+        "--keep-last", type=non_negative_int, default=unset, metavar="N", help="checkpoints kept, 0: all (default 3)"
+    )
     run.add_argument("--no-progress", action="store_true", default=unset, help="no progress bar")
     evaluation = parser.add_argument_group("evaluation during training (needs testA/ and testB/)")
-    evaluation.add_argument("--eval-every", type=non_negative_int, default=unset, metavar="N",
-                            help="KID x100 of both directions on the test split every N steps (paper "
-                            "protocol), logged; the lowest mean is kept as checkpoints/best.pt (default 0: off)")
-    evaluation.add_argument("--inception-weights", default=unset, metavar="PATH",
-                            help="FID Inception weights for --eval-every (see ugatit eval)")
-    evaluation.add_argument("--feature-extractor", default=unset, metavar="MODULE:CALLABLE",
-                            help="advanced: another feature extractor for --eval-every (see ugatit eval)")
+    evaluation.add_argument(
+        "--eval-every",
+        type=non_negative_int,
+        default=unset,
+        metavar="N",
+        help="KID x100 of both directions on the test split every N steps (paper "
+        "protocol), logged; the lowest mean is kept as checkpoints/best.pt (default 0: off)",
+    )
+    evaluation.add_argument(
+        "--inception-weights",
+        default=unset,
+        metavar="PATH",
+        help="FID Inception weights for --eval-every (see ugatit eval)",
+    )
+    evaluation.add_argument(
+        "--feature-extractor",
+        default=unset,
+        metavar="MODULE:CALLABLE",
+        help="advanced: another feature extractor for --eval-every (see ugatit eval)",
+    )
 
     model = parser.add_argument_group("model and optimisation")
-    model.add_argument("--light", action=argparse.BooleanOptionalAction, default=unset, help="the light model (default: full)")
-    model.add_argument("--img-size", type=positive_int, default=unset, metavar="N", help="image side in pixels (default 256)")
+    model.add_argument(
+        "--light", action=argparse.BooleanOptionalAction, default=unset, help="the light model (default: full)"
+    )
+    model.add_argument(
+        "--img-size", type=positive_int, default=unset, metavar="N", help="image side in pixels (default 256)"
+    )
     model.add_argument("--ch", type=positive_int, default=unset, metavar="N", help="base channels (default 64)")
     model.add_argument("--n-res", type=positive_int, default=unset, metavar="N", help="residual blocks (default 4)")
     model.add_argument("--batch-size", type=positive_int, default=unset, metavar="N", help="batch size (default 1)")
-    model.add_argument("--lr", type=positive_float, default=unset, metavar="X", help="Adam learning rate (default 1e-4)")
+    model.add_argument(
+        "--lr", type=positive_float, default=unset, metavar="X", help="Adam learning rate (default 1e-4)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -211,9 +284,11 @@ def _init_weights(given: dict[str, Any], resume: bool):
 
     weights = read_weights(given["init_from"])
     if weights.config.model.variant != "official":
-        raise UserError(f"--init-from {given['init_from']}: a {weights.kind} runs the authors' TF networks "
-                        f"(variant {weights.config.model.variant}), which are not trained here; official PyTorch "
-                        "or PaddleGAN weights can be")  # fmt: skip
+        raise UserError(
+            f"--init-from {given['init_from']}: a {weights.kind} runs the authors' TF networks "
+            f"(variant {weights.config.model.variant}), which are not trained here; official PyTorch "
+            "or PaddleGAN weights can be"
+        )
     return weights
 
 
@@ -229,8 +304,10 @@ def _imported_model(model, weights):
     for key in keys:
         value = getattr(model, key)
         if value != getattr(paper, key) and value != getattr(imported, key):
-            raise UserError(f"`model.{key}` is {value}, but --init-from {weights.path} holds a model with "
-                            f"{key}={getattr(imported, key)}")  # fmt: skip
+            raise UserError(
+                f"`model.{key}` is {value}, but --init-from {weights.path} holds a model with "
+                f"{key}={getattr(imported, key)}"
+            )
     img_size = model.img_size if imported.light else imported.img_size
     depths = {} if weights.has_discriminators else {"n_layers_global": None, "n_layers_local": None}
     return replace(imported, img_size=img_size, init=model.init, **depths)
@@ -300,8 +377,10 @@ def _build_config(given: dict[str, Any], out: Path, resume: bool, on_message):
 
 def _print_summary(result, given: dict[str, Any]) -> None:
     if result.interrupted:
-        print(f"stopped by {result.interrupted} at step {result.step} of {result.iterations}; "
-              f"checkpoint: {result.checkpoint}")  # fmt: skip
+        print(
+            f"stopped by {result.interrupted} at step {result.step} of {result.iterations}; "
+            f"checkpoint: {result.checkpoint}"
+        )
         print(f"continue with: ugatit train {_data_arguments(given)} --out {shlex.quote(str(result.run_dir))} --resume")
         return
     print(f"done: step {result.step} of {result.iterations} in {result.run_dir}")

@@ -39,28 +39,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--input", required=True, metavar="FILE_OR_DIR", help="an image, or a folder searched recursively"
     )
     parser.add_argument(
-        "--output", required=True, metavar="DIR",
+        "--output",
+        required=True,
+        metavar="DIR",
         help="output folder (created; must not be the input folder or inside it)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--direction", choices=DIRECTIONS, default="a2b",
+        "--direction",
+        choices=DIRECTIONS,
+        default="a2b",
         help="a2b translates domain A images with genA2B, b2a domain B images with genB2A",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--attention", action="store_true",
+        "--attention",
+        action="store_true",
         help="also write NAME_attention.png: the attention heatmap, upsampled and blended over the input",
-    )  # fmt: skip
+    )
     parser.add_argument("--batch-size", type=positive_int, default=8, metavar="N", help="images per forward pass")
     device_argument(parser)
     parser.add_argument(
-        "--size", type=positive_int, metavar="N",
+        "--size",
+        type=positive_int,
+        metavar="N",
         help="light models only: run at N x N px (a multiple of 4, at least 32) instead of the trained size",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--face-crop", action="store_true",
+        "--face-crop",
+        action="store_true",
         help="translate a square around each image's largest face (as selfie2anime data is framed); "
-             "whole images where no face is found",
-    )  # fmt: skip
+        "whole images where no face is found",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
@@ -74,10 +82,10 @@ def run(args: argparse.Namespace) -> int:
     if not input_path.exists():
         raise UserError(f"input not found: {input_path}")
 
-    from ..utils.console import notify
-    from ..weights import load_model
-    from ..utils.device import resolve_device
     from ..translate import INDEX_NAME, check_output_dir, translate_folder
+    from ..utils.console import notify
+    from ..utils.device import resolve_device
+    from ..weights import load_model
 
     check_output_dir(output_dir, input_path)
     if args.face_crop:
@@ -92,11 +100,18 @@ def run(args: argparse.Namespace) -> int:
 
     # A folder's unreadable files are named as they are met; a single file's reason is the error itself.
     results = translate_folder(
-        model, input_path, output_dir, args.direction, attention=args.attention,
-        batch_size=args.batch_size, size=args.size, progress=not args.no_progress,
-        on_skip=report_skip if input_path.is_dir() else None, notes=[f"Checkpoint: {args.checkpoint}."],
+        model,
+        input_path,
+        output_dir,
+        args.direction,
+        attention=args.attention,
+        batch_size=args.batch_size,
+        size=args.size,
+        progress=not args.no_progress,
+        on_skip=report_skip if input_path.is_dir() else None,
+        notes=[f"Checkpoint: {args.checkpoint}."],
         face_crop=args.face_crop,
-    )  # fmt: skip
+    )
     done = [r for r in results if r.ok]
     for r in done:
         if args.face_crop and r.face is None:
@@ -106,11 +121,14 @@ def run(args: argparse.Namespace) -> int:
         if not input_path.is_dir():
             raise UserError(f"cannot read image {skipped[0].source}: {skipped[0].error}")
         first = skipped[0]
-        raise UserError(f"nothing translated: none of the {len(skipped)} images in {input_path} could be read "
-                        f"(the first, {first.source}: {first.error})")
+        raise UserError(
+            f"nothing translated: none of the {len(skipped)} images in {input_path} could be read "
+            f"(the first, {first.source}: {first.error})"
+        )
     line = f"translated {len(done)} image{'s' if len(done) != 1 else ''} ({args.direction}) into {output_dir}"
     if skipped:
-        line += f"; skipped {len(skipped)} unreadable file{'s' if len(skipped) != 1 else ''} (listed above and in the index)"
+        files = f"{len(skipped)} unreadable file{'s' if len(skipped) != 1 else ''}"
+        line += f"; skipped {files} (listed above and in the index)"
     print(line)
     print(f"index: {output_dir / INDEX_NAME}")
     return 0

@@ -9,7 +9,25 @@ from .transforms import eval_transform, tensor_to_uint8, to_pil, to_tensor, trai
 from .unpaired import UnpairedLoader
 
 __all__ = [
-    "IMAGE_EXTENSIONS", "BadImageError", "BadImageWarning", "Batch", "FileSource", "MemorySource", "Source",
-    "SourceLike", "UnpairedLoader", "as_source", "eval_transform", "find_images", "image_batches", "sized_batches",
-    "load_rgb", "resolve_domains", "tensor_to_uint8", "to_pil", "to_rgb", "to_tensor", "train_transform",
-]  # fmt: skip
+    "IMAGE_EXTENSIONS",
+    "BadImageError",
+    "BadImageWarning",
+    "Batch",
+    "FileSource",
+    "MemorySource",
+    "Source",
+    "SourceLike",
+    "UnpairedLoader",
+    "as_source",
+    "eval_transform",
+    "find_images",
+    "image_batches",
+    "load_rgb",
+    "resolve_domains",
+    "sized_batches",
+    "tensor_to_uint8",
+    "to_pil",
+    "to_rgb",
+    "to_tensor",
+    "train_transform",
+]

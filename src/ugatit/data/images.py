@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -50,9 +51,9 @@ class BadImageWarning(UserWarning):
 
 
 def resolve_domains(
-    root: Optional[PathLike] = None,
-    domain_a: Optional[PathLike] = None,
-    domain_b: Optional[PathLike] = None,
+    root: PathLike | None = None,
+    domain_a: PathLike | None = None,
+    domain_b: PathLike | None = None,
     split: str = "train",
 ) -> tuple[Path, Path]:
     """Return the folders of domains A and B.
@@ -115,9 +116,7 @@ def find_images(folder: PathLike) -> list[Path]:
             if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
                 found.append(Path(dirpath) / name)
     if not found:
-        raise UserError(
-            f"no images found in {folder} (searched recursively for {', '.join(IMAGE_EXTENSIONS)})"
-        )
+        raise UserError(f"no images found in {folder} (searched recursively for {', '.join(IMAGE_EXTENSIONS)})")
     return sorted(found, key=lambda p: p.relative_to(folder).parts)
 
 
@@ -144,7 +143,7 @@ def load_rgb(path: PathLike) -> Image.Image:
         raise BadImageError(path, exc.reason) from None
     # Pillow's format plugins raise a zoo of types on malformed data (OSError, SyntaxError,
     # ValueError, struct.error, IndexError, DecompressionBombError...); all mean "unusable file".
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise BadImageError(path, describe_failure(exc)) from None
     if rgb.width == 0 or rgb.height == 0:
         raise BadImageError(path, "image has no pixels")
@@ -155,7 +154,7 @@ def _exif_upright(img: Image.Image) -> Image.Image:
     """A copy of `img` rotated/flipped per its EXIF orientation (a plain copy when it has none)."""
     try:
         return ImageOps.exif_transpose(img)
-    except Exception:  # noqa: BLE001
+    except Exception:
         # A damaged EXIF block does not make the pixels unusable; keep them as stored.
         return img.copy()
 
@@ -220,8 +219,6 @@ def _high_depth_to_uint8(img: Image.Image) -> np.ndarray:
 
 def _gray_to_rgb(gray: np.ndarray) -> Image.Image:
     return Image.fromarray(np.repeat(gray[:, :, None], 3, axis=2), "RGB")
-
-
 
 
 def warn_bad_image(name: str, reason: str) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from PIL import Image
@@ -55,7 +55,7 @@ class _Decoded(Dataset):
     def __len__(self) -> int:
         return len(self.source)
 
-    def __getitem__(self, index: int) -> tuple[int, str, Any, Any, Optional[str]]:
+    def __getitem__(self, index: int) -> tuple[int, str, Any, Any, str | None]:
         name = self.source.name(index)
         try:
             image = self.source.load(index)
@@ -64,7 +64,7 @@ class _Decoded(Dataset):
         return index, name, self.transform(image), image if self.keep_images else None, None
 
 
-def _collate(items: list[tuple[int, str, Any, Any, Optional[str]]]) -> Batch:
+def _collate(items: list[tuple[int, str, Any, Any, str | None]]) -> Batch:
     batch = Batch([], [], [])
     for index, name, tensor, image, reason in items:
         if reason is not None:
@@ -86,7 +86,7 @@ def image_batches(
     num_workers: int = 0,
     keep_images: bool = False,
     strict: bool = False,
-    on_bad_image: Optional[BadImageCallback] = None,
+    on_bad_image: BadImageCallback | None = None,
     label: str = "images",
 ) -> Iterator[Batch]:
     """Yield `Batch`es over `source` (a folder, file paths, PIL images or a `Source`) once, in order.

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import struct
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
 from PIL import Image
 
@@ -32,7 +32,7 @@ _JPEG_START, _JPEG_END = b"\xff\xd8\xff", b"\xff\xd9"
 _TAIL = 64  # end markers may be followed by a little padding
 
 
-def check_image(path: PathLike, full: bool = False) -> Optional[str]:
+def check_image(path: PathLike, full: bool = False) -> str | None:
     """Why `path` cannot be used as a training image, or None when it can (see the module docstring)."""
     if not full:
         try:
@@ -59,11 +59,11 @@ def check_image(path: PathLike, full: bool = False) -> Optional[str]:
     return None
 
 
-def _pillow_header(path: PathLike) -> Optional[str]:
+def _pillow_header(path: PathLike) -> str | None:
     try:
         with Image.open(path) as img:
             return "image has no pixels" if img.width == 0 or img.height == 0 else None
-    except Exception as exc:  # noqa: BLE001 - Pillow's plugins raise many types on bad headers
+    except Exception as exc:
         return describe_failure(exc)
 
 
@@ -108,7 +108,9 @@ def scan_sources(sources: Sequence[Source]) -> ScanResult:
         found = scan_images(source.paths)
         if found.unreadable and len(found.unreadable) == len(source):
             name, reason = found.unreadable[0]
-            raise UserError(f"{source.label}: none of its {len(source)} images can be read (the first, {name}: {reason})")
+            raise UserError(
+                f"{source.label}: none of its {len(source)} images can be read (the first, {name}: {reason})"
+            )
         total.checked += found.checked
         total.unreadable += found.unreadable
         total.seconds += found.seconds

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Union
+from typing import Union
 
 from PIL import Image
 
 from ..errors import UserError
 from .images import BadImageError, PathLike, find_images, load_rgb, to_rgb
-
 
 
 class Source:
@@ -36,14 +35,14 @@ class Source:
 class FileSource(Source):
     """Image files, in the given order."""
 
-    def __init__(self, paths: Sequence[PathLike], label: Optional[str] = None):
+    def __init__(self, paths: Sequence[PathLike], label: str | None = None):
         self.paths = [Path(p) for p in paths]
         self.label = label or "image files"
         if not self.paths:
             raise UserError(f"{self.label}: no images given")
 
     @classmethod
-    def from_folder(cls, folder: PathLike) -> "FileSource":
+    def from_folder(cls, folder: PathLike) -> FileSource:
         """All images under `folder` (see `find_images`), labelled by the folder path."""
         return cls(find_images(folder), label=str(folder))
 
@@ -88,7 +87,7 @@ class MemorySource(Source):
         return rgb
 
 
-SourceLike = Union[Source, PathLike, Sequence[Image.Image], Sequence[PathLike]]
+SourceLike = Union[Source, PathLike, Sequence[Image.Image], Sequence[PathLike]]  # noqa: UP007 (a runtime alias on 3.10)
 
 
 def as_source(source: SourceLike, label: str = "images") -> Source:
@@ -110,5 +109,3 @@ def as_source(source: SourceLike, label: str = "images") -> Source:
     if all(isinstance(item, (str, os.PathLike)) for item in items):
         return FileSource(items, label=label)
     raise TypeError(f"{label}: expected a folder, a list of PIL images or a list of paths")
-
-

@@ -6,14 +6,11 @@ i.e. ``x = v / 127.5 - 1`` for an 8-bit value v; `tensor_to_uint8` is the exact 
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 import torch
 from PIL import Image
 
 from .images import to_rgb
-
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:
@@ -28,7 +25,7 @@ def train_transform(
     img_size: int,
     margin: int = 30,
     flip: bool = True,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Flip (p=0.5), resize to (img_size+margin)^2 bilinear, random crop img_size, scale to [-1, 1].
 
@@ -76,5 +73,3 @@ def to_pil(tensor: torch.Tensor) -> Image.Image:
     if array.shape[2] != 3:
         raise ValueError(f"to_pil needs 1 or 3 channels, got {array.shape[2]}")
     return Image.fromarray(array, "RGB")
-
-

@@ -14,7 +14,8 @@ import itertools
 import os
 import signal
 import warnings
-from typing import Any, Iterator, Optional
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -23,7 +24,6 @@ from ..errors import UserError, require_int
 from .images import BadImageCallback, BadImageError, warn_bad_image
 from .sources import Source, SourceLike, as_source
 from .transforms import train_transform
-
 
 
 def default_workers(gpu: bool) -> int:
@@ -71,7 +71,7 @@ class _DomainStream:
             self._permutation = (epoch, order.tolist())
         return self._permutation[1]
 
-    def sample(self, position: int) -> tuple[Optional[torch.Tensor], list[tuple[str, str]]]:
+    def sample(self, position: int) -> tuple[torch.Tensor | None, list[tuple[str, str]]]:
         """The augmented sample at `position` and the (name, reason) of files skipped on the way.
 
         An undecodable file is replaced by the next one in the epoch's order (wrapping around),
@@ -154,7 +154,6 @@ def _leave_stop_signals_to_the_main_process(worker_id: int) -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
-
 class UnpairedLoader:
     """Endless, seeded, resumable batches ``(real_A, real_B)`` of shape (B, 3, img_size, img_size).
 
@@ -180,7 +179,7 @@ class UnpairedLoader:
         num_workers: int = 0,
         margin: int = 30,
         flip: bool = True,
-        on_bad_image: Optional[BadImageCallback] = None,
+        on_bad_image: BadImageCallback | None = None,
         pin_memory: bool = False,
         prefetch_factor: int = 2,
         rank: int = 0,
@@ -210,13 +209,11 @@ class UnpairedLoader:
         ]
         self._dataset = _UnpairedBatches(*streams, batch_size=batch_size)
         self._position = {"A": 0, "B": 0}  # stream position of the next global batch
-        self._iterator: Optional[Iterator[dict[str, Any]]] = None
+        self._iterator: Iterator[dict[str, Any]] | None = None
         self._reported: dict[str, str] = {}
 
     @classmethod
-    def from_config(
-        cls, config: Any, domain_a: SourceLike, domain_b: SourceLike, **overrides: Any
-    ) -> "UnpairedLoader":
+    def from_config(cls, config: Any, domain_a: SourceLike, domain_b: SourceLike, **overrides: Any) -> UnpairedLoader:
         """Build from a `ugatit.config.Config` (data section, model.img_size, train.seed). Without a
         `data.num_workers`, `default_workers` decides, for a GPU where `pin_memory` is asked for."""
         options: dict[str, Any] = dict(
@@ -242,7 +239,7 @@ class UnpairedLoader:
         """Every file reported as undecodable so far: name -> reason."""
         return dict(self._reported)
 
-    def __iter__(self) -> "UnpairedLoader":
+    def __iter__(self) -> UnpairedLoader:
         return self
 
     def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -266,8 +263,9 @@ class UnpairedLoader:
         return self.rank * self.batch_size
 
     def _make_dataloader(self) -> DataLoader:
-        sampler = _EndlessKeys(self._position["A"] + self._offset, self._position["B"] + self._offset,
-                               self.batch_size * self.world_size)  # fmt: skip
+        sampler = _EndlessKeys(
+            self._position["A"] + self._offset, self._position["B"] + self._offset, self.batch_size * self.world_size
+        )
         extra: dict[str, Any] = {}
         if self.num_workers > 0:
             extra["prefetch_factor"] = self.prefetch_factor
@@ -343,15 +341,14 @@ class UnpairedLoader:
         # Dropping the only reference shuts a multiprocessing iterator's workers down (its __del__).
         self._iterator = None
 
-    def __enter__(self) -> "UnpairedLoader":
+    def __enter__(self) -> UnpairedLoader:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
 
-
-def _parse_position(state: Any, domain: str) -> tuple[int, int, Optional[int]]:
+def _parse_position(state: Any, domain: str) -> tuple[int, int, int | None]:
     try:
         entry = state[domain]
         epoch, index = int(entry["epoch"]), int(entry["index"])
@@ -362,5 +359,3 @@ def _parse_position(state: Any, domain: str) -> tuple[int, int, Optional[int]]:
     if epoch < 0 or index < 0:
         raise UserError(f"malformed data position for domain {domain} in the checkpoint")
     return epoch, index, size
-
-

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..config import Config, DataConfig, DemoOptions, LossConfig, ModelConfig, OptimConfig, TrainConfig
 from ..domains import DIRECTIONS, source_and_target
@@ -53,8 +54,15 @@ def demo_config(opts: DemoOptions) -> Config:
         loss=LossConfig(),
         optim=OptimConfig(lr=opts.lr, iterations=opts.iters, decay=True),
         data=DataConfig(batch_size=opts.batch_size, num_workers=0, resize_margin=0),
-        train=TrainConfig(seed=opts.seed, device=opts.device, log_every=10, sample_every=max(opts.iters // 4, 1),
-                          save_every=opts.iters, keep_last=1, eval_every=opts.eval_every),  # fmt: skip
+        train=TrainConfig(
+            seed=opts.seed,
+            device=opts.device,
+            log_every=10,
+            sample_every=max(opts.iters // 4, 1),
+            save_every=opts.iters,
+            keep_last=1,
+            eval_every=opts.eval_every,
+        ),
     )
 
 
@@ -82,14 +90,22 @@ def run_demo(opts: DemoOptions, notify: Callable[[str], None] = print) -> dict[s
     resolve_device(opts.device)
     started = time.monotonic()
 
-    notify(f"building the shapes task: {opts.train_count} unpaired training images a domain, "
-           f"{opts.test_count} test pairs, {opts.img_size}px")  # fmt: skip
+    notify(
+        f"building the shapes task: {opts.train_count} unpaired training images a domain, "
+        f"{opts.test_count} test pairs, {opts.img_size}px"
+    )
     data = make_shapes(size=opts.img_size, n_train=opts.train_count, n_test=opts.test_count, seed=opts.seed)
-    write_shapes(out / "data", size=opts.img_size, n_train=opts.train_count, n_test=opts.test_count,
-                 seed=opts.seed, splits=("testA", "testB"))  # the same images as data["testA"/"testB"]
+    write_shapes(
+        out / "data",
+        size=opts.img_size,
+        n_train=opts.train_count,
+        n_test=opts.test_count,
+        seed=opts.seed,
+        splits=("testA", "testB"),
+    )  # the same images as data["testA"/"testB"]
 
     truth = ShapesTruth.of_task(opts.seed, opts.test_count)
-    measure = lambda model: ground_truth_report(model, data["testA"], data["testB"], objects=truth)  # noqa: E731
+    measure = lambda model: ground_truth_report(model, data["testA"], data["testB"], objects=truth)
     # The untrained model, built exactly as the trainer builds it, gives the step-0 numbers.
     seed_everything(opts.seed)
     initial = measure(UGATIT(config.model))
@@ -101,8 +117,17 @@ def run_demo(opts: DemoOptions, notify: Callable[[str], None] = print) -> dict[s
         return metrics
 
     notify(f"training a light U-GAT-IT (ch {opts.ch}, n_res {opts.n_res}) for {opts.iters} iterations on {opts.device}")
-    result = train(config, data["trainA"], data["trainB"], out / "run", test_a=data["testA"][:4],
-                   test_b=data["testB"][:4], evaluate=evaluate, progress=opts.progress, tensorboard=False)  # fmt: skip
+    result = train(
+        config,
+        data["trainA"],
+        data["trainB"],
+        out / "run",
+        test_a=data["testA"][:4],
+        test_b=data["testB"][:4],
+        evaluate=evaluate,
+        progress=opts.progress,
+        tensorboard=False,
+    )
     if result.interrupted:
         raise UserError(f"demo interrupted ({result.interrupted}) at step {result.step}; the run is in {out / 'run'}")
 
@@ -134,8 +159,12 @@ def _translate_gallery(model: UGATIT, data: dict, folder: Path) -> dict[str, lis
         target_dir.mkdir(parents=True, exist_ok=True)
         rows[direction] = []
         for i, t in enumerate(translate_images(model, data[src][:GALLERY], direction)):
-            paths = {"input": t.source, "attention": t.attention_overlay(), "output": t.image,
-                     "ground truth": data[tgt][i]}  # fmt: skip
+            paths = {
+                "input": t.source,
+                "attention": t.attention_overlay(),
+                "output": t.image,
+                "ground truth": data[tgt][i],
+            }
             row = {}
             for kind, img in paths.items():
                 path = target_dir / f"{i:02d}_{kind.replace(' ', '_')}.png"

@@ -23,10 +23,10 @@ scene in both domains, so every test input has its ground-truth translation.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Sequence
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, overload
@@ -277,9 +277,7 @@ class ShapesDataset(Sequence):
         return render(self.scene(index), self.domain, self.size)
 
 
-def make_shapes(
-    size: int = 64, n_train: int = 1000, n_test: int = 100, seed: int = 0
-) -> dict[str, list[Image.Image]]:
+def make_shapes(size: int = 64, n_train: int = 1000, n_test: int = 100, seed: int = 0) -> dict[str, list[Image.Image]]:
     """The whole task in memory: {'trainA', 'trainB', 'testA', 'testB'} -> lists of PIL images.
 
     testA[i] translates to testB[i]; trainA and trainB are unpaired.
@@ -343,20 +341,43 @@ def write_shapes(
 
 def scene_to_json(scene: Scene) -> list[dict[str, Any]]:
     """A scene as JSON-ready shapes; floats rounded to 1e-9, far below a pixel at any size."""
-    return [{"kind": s.kind, "center": [round(c, 9) for c in s.center], "size": round(s.size, 9),
-             "rotation": round(s.rotation, 9), "colour": s.color} for s in scene.shapes]  # fmt: skip
+    return [
+        {
+            "kind": s.kind,
+            "center": [round(c, 9) for c in s.center],
+            "size": round(s.size, 9),
+            "rotation": round(s.rotation, 9),
+            "colour": s.color,
+        }
+        for s in scene.shapes
+    ]
 
 
 def scene_from_json(shapes: Sequence[dict[str, Any]]) -> Scene:
-    return Scene(tuple(Shape(d["kind"], (float(d["center"][0]), float(d["center"][1])), float(d["size"]),
-                             float(d["rotation"]), int(d["colour"])) for d in shapes))  # fmt: skip
+    return Scene(
+        tuple(
+            Shape(
+                d["kind"],
+                (float(d["center"][0]), float(d["center"][1])),
+                float(d["size"]),
+                float(d["rotation"]),
+                int(d["colour"]),
+            )
+            for d in shapes
+        )
+    )
 
 
 def palette_info() -> dict[str, Any]:
     """The colours of both domains as `ground_truth.json` records them (0-255 RGB)."""
-    return {"palette_A": [list(c) for c in PALETTE_A], "palette_B": [list(c) for c in PALETTE_B],
-            "colour_weights": list(COLOUR_WEIGHTS), "background_A": list(BACKGROUND_A),
-            "background_B": list(BACKGROUND_B), "stripe_shade": STRIPE_SHADE}  # fmt: skip
+    return {
+        "palette_A": [list(c) for c in PALETTE_A],
+        "palette_B": [list(c) for c in PALETTE_B],
+        "colour_weights": list(COLOUR_WEIGHTS),
+        "background_A": list(BACKGROUND_A),
+        "background_B": list(BACKGROUND_B),
+        "stripe_shade": STRIPE_SHADE,
+    }
 
 
 def ground_truth_info(size: int, n_train: int, n_test: int, seed: int) -> dict:
@@ -373,7 +394,8 @@ def ground_truth_info(size: int, n_train: int, n_test: int, seed: int) -> dict:
             "test_scenes[i] describes the i-th test pair in file-name order (x right, y down, in [0, 1])."
         ),
         "domains": {
-            "A": "two flat shapes (circles, squares, triangles) in two different colours of red, green and blue, on a mid-grey background",
+            "A": "two flat shapes (circles, squares, triangles) in two different colours of red, green and blue, "
+            "on a mid-grey background",
             "B": "the same kind of scene on a blue-grey background, horizontal stripes inside the shapes",
         },
         **palette_info(),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,15 +38,17 @@ class ShapesTruth:
         return cls.from_info(ground_truth_info(size=0, n_train=0, n_test=count, seed=seed))
 
     @classmethod
-    def from_info(cls, info: dict[str, Any]) -> Optional[ShapesTruth]:
+    def from_info(cls, info: dict[str, Any]) -> ShapesTruth | None:
         """From the content of `ground_truth.json`; None when it has no scenes (another task, or a dataset
         written before the scenes were recorded)."""
         if info.get("task", "shapes") != "shapes" or "test_scenes" not in info:
             return None
-        return cls(scenes=[scene_from_json(s) for s in info["test_scenes"]],
-                   palettes={d: np.asarray(info[f"palette_{d}"], float) for d in "AB"},
-                   backgrounds={d: np.asarray(info[f"background_{d}"], float) for d in "AB"},
-                   stripe_shade=float(info["stripe_shade"]))  # fmt: skip
+        return cls(
+            scenes=[scene_from_json(s) for s in info["test_scenes"]],
+            palettes={d: np.asarray(info[f"palette_{d}"], float) for d in "AB"},
+            backgrounds={d: np.asarray(info[f"background_{d}"], float) for d in "AB"},
+            stripe_shade=float(info["stripe_shade"]),
+        )
 
     def references(self, domain: str) -> np.ndarray:
         """What a shape of each palette entry averages to in `domain`, on [0, 1]: equal light and dark
@@ -100,8 +102,10 @@ class ShapesScore:
 
     def compute(self) -> dict[str, dict[str, float]]:
         identity = self.identity.compute()
-        return {d: {**row, **{f"identity_{k}": v for k, v in identity[d].items() if k != "shapes"}}
-                for d, row in self.translated.compute().items()}  # fmt: skip
+        return {
+            d: {**row, **{f"identity_{k}": v for k, v in identity[d].items() if k != "shapes"}}
+            for d, row in self.translated.compute().items()
+        }
 
 
 def _unit_hwc(batch: Any) -> np.ndarray:
@@ -109,15 +113,16 @@ def _unit_hwc(batch: Any) -> np.ndarray:
     return batch.detach().float().cpu().permute(0, 2, 3, 1).numpy() / 2 + 0.5
 
 
-def collapsed_baseline(truth: ShapesTruth, test_a: list[Image.Image], test_b: list[Image.Image],
-                       size: int) -> dict[str, dict[str, float]]:  # fmt: skip
+def collapsed_baseline(
+    truth: ShapesTruth, test_a: list[Image.Image], test_b: list[Image.Image], size: int
+) -> dict[str, dict[str, float]]:
     """Whole-image L1 and the object metrics of the "collapsed" translator (`ShapesTruth.collapsed`:
     everything right but every shape in one colour), per direction, at `size` px; of the palette's
     colours, the one that scores best (most shapes right, then the lowest foreground L1)."""
     from ..data.transforms import eval_transform
     from ..metrics.groundtruth import GroundTruthMeter
 
-    as_batch = lambda images: torch.stack([eval_transform(i, size) for i in images])  # noqa: E731
+    as_batch = lambda images: torch.stack([eval_transform(i, size) for i in images])
     best: dict[str, dict[str, float]] = {}
     for colour in range(len(truth.palettes["A"])):
         meter, score = GroundTruthMeter(), truth.score()
@@ -129,7 +134,7 @@ def collapsed_baseline(truth: ShapesTruth, test_a: list[Image.Image], test_b: li
         whole = meter.compute()
         for d, row in score.translated.compute().items():
             candidate = {"colour": colour, "l1": whole[d]["l1"], **row}
-            rank = lambda r: (r["colour_accuracy"], -r["foreground_l1"])  # noqa: E731
+            rank = lambda r: (r["colour_accuracy"], -r["foreground_l1"])
             if d not in best or rank(candidate) > rank(best[d]):
                 best[d] = candidate
     return best

@@ -16,8 +16,9 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,7 +40,7 @@ RESIZE_MODES = ("tf1", "pil", "none")
 Progress = Callable[[int, int], None]
 
 
-def image_tensor(img: Image.Image, size: Optional[int], resize: str = "tf1") -> Tensor:
+def image_tensor(img: Image.Image, size: int | None, resize: str = "tf1") -> Tensor:
     """RGB PIL image -> float32 (3, H, W) in [0, 1], resized to size x size unless size is None."""
     if resize not in RESIZE_MODES:
         raise UserError(f"unknown resize mode {resize!r}: use one of {', '.join(RESIZE_MODES)}")
@@ -70,9 +71,9 @@ def extract_features(
     extractor: nn.Module,
     *,
     batch_size: int = 50,
-    device: Union[str, torch.device] = "cpu",
-    total: Optional[int] = None,
-    progress: Optional[Progress] = None,
+    device: str | torch.device = "cpu",
+    total: int | None = None,
+    progress: Progress | None = None,
 ) -> Tensor:
     """Features (N, d), float32 on the CPU, of images given one by one as (3, H, W) in [0, 1].
 
@@ -102,9 +103,9 @@ def source_features(
     extractor: nn.Module,
     *,
     batch_size: int = 50,
-    device: Union[str, torch.device] = "cpu",
+    device: str | torch.device = "cpu",
     resize: str = "tf1",
-    progress: Optional[Progress] = None,
+    progress: Progress | None = None,
 ) -> tuple[Tensor, list[str]]:
     """Features of a set of images (a folder in sorted file order, file paths or PIL images), and their
     names in that order. An image that cannot be decoded is an error: a metric must not silently
@@ -120,12 +121,13 @@ def source_features(
             names.extend(batch.names)
             yield from batch.tensors
 
-    feats = extract_features(tensors(), extractor, batch_size=batch_size, device=device, total=len(source),
-                             progress=progress)  # fmt: skip
+    feats = extract_features(
+        tensors(), extractor, batch_size=batch_size, device=device, total=len(source), progress=progress
+    )
     return feats, names
 
 
-def describe_extractor(extractor: nn.Module, fallback_name: Optional[str] = None) -> dict[str, Any]:
+def describe_extractor(extractor: nn.Module, fallback_name: str | None = None) -> dict[str, Any]:
     """Name and weights identity of an extractor, as the report prints them."""
     info = getattr(extractor, "weights_info", None)
     return {
@@ -141,17 +143,17 @@ def kid_report(
     fake: SourceLike,
     extractor: nn.Module,
     *,
-    source: Optional[SourceLike] = None,
+    source: SourceLike | None = None,
     protocols: Sequence[str] = ("paper", "subsets"),
     block_size: int = PAPER_BLOCK_SIZE,
     subsets: int = DEFAULT_SUBSETS,
     subset_size: int = DEFAULT_SUBSET_SIZE,
-    seed: Optional[int] = 0,
+    seed: int | None = 0,
     batch_size: int = 50,
-    device: Union[str, torch.device] = "cpu",
+    device: str | torch.device = "cpu",
     resize: str = "tf1",
-    extractor_name: Optional[str] = None,
-    progress: Optional[Callable[[str, int, int], None]] = None,
+    extractor_name: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
     """KID (chosen protocols), FID and, given ``source``, the authors' mean KID.
 
@@ -169,9 +171,12 @@ def kid_report(
         if images is None:
             continue
         report = (lambda done, total, role=role: progress(role, done, total)) if progress else None
-        feats[role], names = source_features(images, extractor, batch_size=batch_size, device=device,
-                                             resize=resize, progress=report)  # fmt: skip
-        sets[role] = {"path": str(images), "n": len(names)} if isinstance(images, (str, os.PathLike)) else {"n": len(names)}
+        feats[role], names = source_features(
+            images, extractor, batch_size=batch_size, device=device, resize=resize, progress=report
+        )
+        sets[role] = (
+            {"path": str(images), "n": len(names)} if isinstance(images, (str, os.PathLike)) else {"n": len(names)}
+        )
     extractor_desc = {**describe_extractor(extractor, extractor_name), "resize": resize}
     metrics = evaluate_features(
         feats["real"],
@@ -206,8 +211,10 @@ def custom_extractor(spec: str) -> nn.Module:
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            raise UserError(f"`feature_extractor`: cannot import {module_name!r} from the working directory "
-                            f"or the import path: {exc}") from None  # fmt: skip
+            raise UserError(
+                f"`feature_extractor`: cannot import {module_name!r} from the working directory "
+                f"or the import path: {exc}"
+            ) from None
         factory = getattr(module, attr, None)
         if not callable(factory):
             raise UserError(f"`feature_extractor`: {module_name} has no callable {attr!r}")

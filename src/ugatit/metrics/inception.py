@@ -26,7 +26,6 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -70,9 +69,9 @@ def resize_bilinear_tf1(x: Tensor, size: tuple[int, int]) -> Tensor:
     rows_top = x.index_select(-2, y0)
     rows_bottom = x.index_select(-2, y1)
     top = rows_top.index_select(-1, x0) + (rows_top.index_select(-1, x1) - rows_top.index_select(-1, x0)) * dx
-    bottom = rows_bottom.index_select(-1, x0) + (
-        rows_bottom.index_select(-1, x1) - rows_bottom.index_select(-1, x0)
-    ) * dx
+    bottom = (
+        rows_bottom.index_select(-1, x0) + (rows_bottom.index_select(-1, x1) - rows_bottom.index_select(-1, x0)) * dx
+    )
     return top + (bottom - top) * dy
 
 
@@ -243,7 +242,7 @@ class FIDInceptionV3(nn.Module):
     input_size = INPUT_SIZE
     num_features = FEATURE_DIM
     #: set by `load_fid_inception` once the FID weights are loaded; None while the weights are untrained
-    weights_info: Optional["WeightsInfo"] = None
+    weights_info: WeightsInfo | None = None
 
     @property
     def name(self) -> str:
@@ -329,7 +328,7 @@ class WeightsInfo:
         return {"file": self.filename, "path": self.path, "sha256": self.sha256}
 
 
-def sha256_of(path: Union[str, Path]) -> str:
+def sha256_of(path: str | Path) -> str:
     """Hex sha256 of a file, read in chunks (the weights are ~95 MB)."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -347,7 +346,7 @@ def _offline() -> bool:
     return os.environ.get(OFFLINE_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
-def locate_weights(path: Optional[Union[str, Path]] = None, download: bool = True) -> Path:
+def locate_weights(path: str | Path | None = None, download: bool = True) -> Path:
     """Find the FID Inception weights file, downloading it into the hub cache if allowed.
 
     Order: ``path`` (the `weights` argument of `load_fid_inception`), then $UGATIT_INCEPTION_WEIGHTS, then the torch hub
@@ -387,8 +386,8 @@ def _existing(path: Path, origin: str) -> Path:
 
 
 def load_fid_inception(
-    weights: Optional[Union[str, Path]] = None,
-    device: Union[str, torch.device] = "cpu",
+    weights: str | Path | None = None,
+    device: str | torch.device = "cpu",
     input_range: str = "0,1",
     download: bool = True,
 ) -> tuple[FIDInceptionV3, WeightsInfo]:

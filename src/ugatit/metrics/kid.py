@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -129,8 +129,9 @@ def paper_block_sizes(n_real: int, n_fake: int, max_block_size: int = PAPER_BLOC
     return split(n_real), split(n_fake)
 
 
-def check_set_sizes(n_real: int, n_fake: int, protocols: Sequence[str] = ("paper", "subsets"),
-                    block_size: int = PAPER_BLOCK_SIZE) -> tuple[list[int], list[int]]:
+def check_set_sizes(
+    n_real: int, n_fake: int, protocols: Sequence[str] = ("paper", "subsets"), block_size: int = PAPER_BLOCK_SIZE
+) -> tuple[list[int], list[int]]:
     """Refuse set sizes the protocols cannot measure, before any feature is computed: KID needs two
     images a set, and the paper protocol two a block. Returns the paper protocol's block sizes."""
     if min(n_real, n_fake) < 2:
@@ -190,8 +191,8 @@ def kid_subsets(
     fake: Tensor,
     subsets: int = DEFAULT_SUBSETS,
     subset_size: int = DEFAULT_SUBSET_SIZE,
-    seed: Optional[int] = 0,
-    generator: Optional[torch.Generator] = None,
+    seed: int | None = 0,
+    generator: torch.Generator | None = None,
 ) -> KIDResult:
     """KID over random subsets: mean and population std over ``subsets`` draws.
 
@@ -311,12 +312,12 @@ def evaluate_features(
     real: Tensor,
     fake: Tensor,
     *,
-    source: Optional[Tensor] = None,
+    source: Tensor | None = None,
     protocols: tuple[str, ...] = ("paper", "subsets"),
     block_size: int = PAPER_BLOCK_SIZE,
     subsets: int = DEFAULT_SUBSETS,
     subset_size: int = DEFAULT_SUBSET_SIZE,
-    seed: Optional[int] = 0,
+    seed: int | None = 0,
     fid: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """All metrics on precomputed features, keyed by metric name, values JSON-ready.

@@ -79,8 +79,9 @@ class ObjectMeter:
     """
 
     def __init__(self, references: dict[str, np.ndarray], backgrounds: dict[str, np.ndarray], striped: str = "B"):
-        self.candidates = {d: np.vstack([np.asarray(references[d], float), np.asarray(backgrounds[d], float)])
-                           for d in references}  # fmt: skip
+        self.candidates = {
+            d: np.vstack([np.asarray(references[d], float), np.asarray(backgrounds[d], float)]) for d in references
+        }
         self.striped = striped
         self.reset()
 
@@ -89,8 +90,14 @@ class ObjectMeter:
             d: {"correct": [], "abs_error": [], "weight": [], "strength": []} for d in DIRECTIONS
         }
 
-    def update(self, direction: str, translated: np.ndarray, target: np.ndarray, striped_truth: np.ndarray,
-               shapes: Sequence[ObjectTruth]) -> None:  # fmt: skip
+    def update(
+        self,
+        direction: str,
+        translated: np.ndarray,
+        target: np.ndarray,
+        striped_truth: np.ndarray,
+        shapes: Sequence[ObjectTruth],
+    ) -> None:
         """Add one image: `translated` into the domain of `target` (its ground truth); `striped_truth` is
         the scene as drawn in the striped domain (the target or the source), the stripes' yardstick."""
         if direction not in DIRECTIONS:

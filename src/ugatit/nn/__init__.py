@@ -4,4 +4,4 @@ six networks together (`model`), the size rules (`sizes`) and the objective (`lo
 from .model import DISCRIMINATORS, GENERATORS, NETWORK_NAMES, UGATIT, Translation
 from .networks import Discriminator, Generator
 
-__all__ = ["DISCRIMINATORS", "GENERATORS", "NETWORK_NAMES", "UGATIT", "Translation", "Discriminator", "Generator"]
+__all__ = ["DISCRIMINATORS", "GENERATORS", "NETWORK_NAMES", "UGATIT", "Discriminator", "Generator", "Translation"]

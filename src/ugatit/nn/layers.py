@@ -46,7 +46,7 @@ class _LayerInstanceNorm(torch.autograd.Function):
         w_in_flat = _per_sample(w_in, n)
         x_in, mean_in, invstd_in = torch.native_batch_norm(
             x.reshape(1, n * c, h, w), w_in_flat, _per_sample(beta, n), None, None, True, 0.0, eps * k_in
-        )  # fmt: skip
+        )
         x_ln, mean_ln, rstd_ln = torch.native_group_norm(x, None, None, n, c, h * w, 1, eps * k_ln)
         w_ln = w_ln.view(-1, c, 1, 1)
         ctx.save_for_backward(x, r, gamma, w_in_flat, w_ln, x_ln, mean_in, invstd_in, mean_ln, rstd_ln)
@@ -60,12 +60,20 @@ class _LayerInstanceNorm(torch.autograd.Function):
         n, c, h, w = x.shape
         g = grad.to(x.dtype)
         dx_in, dw_in, dbeta = torch.ops.aten.native_batch_norm_backward(
-            g.reshape(1, n * c, h, w), x.reshape(1, n * c, h, w), w_in_flat, None, None, mean_in, invstd_in,
-            True, eps_in, [True, True, True],
-        )  # fmt: skip
+            g.reshape(1, n * c, h, w),
+            x.reshape(1, n * c, h, w),
+            w_in_flat,
+            None,
+            None,
+            mean_in,
+            invstd_in,
+            True,
+            eps_in,
+            [True, True, True],
+        )
         dx_ln, _, _ = torch.ops.aten.native_group_norm_backward(
             g * w_ln.to(g.dtype), x, mean_ln, rstd_ln, None, n, c, h * w, 1, [True, False, False]
-        )  # fmt: skip
+        )
         dw_ln = (grad * x_ln).sum((2, 3))
         dw_in, dbeta = dw_in.view(n, c), dbeta.view(n, c)
         if gamma.shape[0] != n:  # one gamma, beta for the whole batch (ILN)
@@ -220,7 +228,9 @@ def power_iteration(layers: list[nn.Module]) -> tuple[list[Tensor], list[Tensor]
 def stored_sigma(layers: list[nn.Module]) -> list[Tensor]:
     """sigma = u . (W v) from the stored vectors (eval mode: no power iteration)."""
     with _no_autocast(layers[0].weight_orig):
-        return [torch.dot(layer.weight_u, torch.mv(_fp32(layer.weight_orig).flatten(1), layer.weight_v)) for layer in layers]
+        return [
+            torch.dot(layer.weight_u, torch.mv(_fp32(layer.weight_orig).flatten(1), layer.weight_v)) for layer in layers
+        ]
 
 
 class _DivideBySigma(torch.autograd.Function):
@@ -241,8 +251,9 @@ class _DivideBySigma(torch.autograd.Function):
         # <G, W / sigma> u, from <G, W> u / sigma
         inner = [(g * w).sum() for g, w in zip(grads, weights)]
         scaled_u = torch._foreach_div(torch._foreach_mul(us, inner), sigmas)
-        corrected = [torch.addr(g.reshape(g.shape[0], -1), cu, v, alpha=-1).view_as(g)
-                     for g, cu, v in zip(grads, scaled_u, vs)]  # fmt: skip
+        corrected = [
+            torch.addr(g.reshape(g.shape[0], -1), cu, v, alpha=-1).view_as(g) for g, cu, v in zip(grads, scaled_u, vs)
+        ]
         return (None, *([None] * (3 * n)), *torch._foreach_div(corrected, sigmas))
 
 
@@ -252,7 +263,8 @@ def spectral_weights(layers: list[nn.Module], power_iteration_step: bool) -> lis
     if power_iteration_step:
         us, vs, sigmas = power_iteration(layers)
     else:
-        us, vs, sigmas = [l.weight_u for l in layers], [l.weight_v for l in layers], stored_sigma(layers)
+        us, vs = [layer.weight_u for layer in layers], [layer.weight_v for layer in layers]
+        sigmas = stored_sigma(layers)
     weights = [layer.weight_orig for layer in layers]
     return list(_DivideBySigma.apply(len(layers), *us, *vs, *sigmas, *weights))
 

@@ -127,8 +127,10 @@ def _network_classes(cfg: ModelConfig):
 
     first = cfg.variant == "tf-2019-07"  # its rho was used as stored, whatever --smoothing said
     offset = SMOOTHING_OFFSET if cfg.smoothing and not first else 0.0
-    return (partial(TFGenerator, rho_offset=offset, separate_cam_logit=first),
-            partial(TFDiscriminator, raw_cam_weights=first))  # fmt: skip
+    return (
+        partial(TFGenerator, rho_offset=offset, separate_cam_logit=first),
+        partial(TFDiscriminator, raw_cam_weights=first),
+    )
 
 
 def _describe(cfg: ModelConfig) -> str:

@@ -58,7 +58,11 @@ class ResnetAdaLINBlock(nn.Module):
 
 
 def class_activation(
-    x: Tensor, gap_logit_weight: Tensor, gmp_logit_weight: Tensor, gap_weight: Tensor, gmp_weight: Tensor,
+    x: Tensor,
+    gap_logit_weight: Tensor,
+    gmp_logit_weight: Tensor,
+    gap_weight: Tensor,
+    gmp_weight: Tensor,
     logit_bias: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The CAM block shared by generator and discriminators.

@@ -40,8 +40,10 @@ def discriminator_layers(img_size: int, requested: int | None, paper: int, key: 
     that does. The official global D (7 layers) cannot run below 96 px; at 64 px we use 6."""
     if requested is not None:
         if requested < 3 or discriminator_output_size(img_size, requested) is None:
-            raise UserError(f"{key}={requested} does not fit {img_size}px images (the deepest that does: "
-                            f"{_deepest(img_size, max(requested, paper))})")
+            raise UserError(
+                f"{key}={requested} does not fit {img_size}px images (the deepest that does: "
+                f"{_deepest(img_size, max(requested, paper))})"
+            )
         return requested
     depth = _deepest(img_size, paper)
     if depth is None:
@@ -66,5 +68,3 @@ def check_model_config(cfg: ModelConfig) -> tuple[int, int]:
     n_global = discriminator_layers(cfg.img_size, cfg.n_layers_global, PAPER_GLOBAL_LAYERS, "n_layers_global")
     n_local = discriminator_layers(cfg.img_size, cfg.n_layers_local, PAPER_LOCAL_LAYERS, "n_layers_local")
     return n_global, n_local
-
-

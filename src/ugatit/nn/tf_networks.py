@@ -135,8 +135,15 @@ class TFGenerator(nn.Module):
     4 (the only value the authors' graph runs with); it is built 4ch wide and the importer checks it.
     """
 
-    def __init__(self, ch: int = 64, n_res: int = 4, img_size: int = 256, light: bool = False,
-                 rho_offset: float = SMOOTHING_OFFSET, separate_cam_logit: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        ch: int = 64,
+        n_res: int = 4,
+        img_size: int = 256,
+        light: bool = False,
+        rho_offset: float = SMOOTHING_OFFSET,
+        separate_cam_logit: bool = False,
+    ):
         super().__init__()
         self.light = light
         self.n_res = n_res
@@ -200,8 +207,11 @@ class TFDiscriminator(nn.Module):
         model: list[nn.Module] = []
         channels = [3] + [ch * 2**i for i in range(n_layers - 1)]
         for i in range(n_layers - 2):
-            model += [tf_pad(4, 2, 1), SNConv2d(channels[i], channels[i + 1], kernel_size=4, stride=2),
-                      nn.LeakyReLU(0.2, inplace=True)]  # fmt: skip
+            model += [
+                tf_pad(4, 2, 1),
+                SNConv2d(channels[i], channels[i + 1], kernel_size=4, stride=2),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
         model += [tf_pad(4, 1, 1), SNConv2d(channels[-2], channels[-1], kernel_size=4), nn.LeakyReLU(0.2, True)]
         dim = channels[-1]
         self.cam_fc = SNLinear(dim, 1)

@@ -29,57 +29,92 @@ def build_app(translator: WebTranslator) -> gr.Blocks:
     """The Blocks app around `translator`. Requests queue and run one at a time: a forward pass
     already uses every core, and one model serves them all."""
     # delete_cache: Gradio's copies of uploads and results go after an hour, like the request folders.
-    with gr.Blocks(title="ugatit: U-GAT-IT translation", analytics_enabled=False,
-                   delete_cache=(600, KEEP_SECONDS)) as demo:  # fmt: skip
+    with gr.Blocks(
+        title="ugatit: U-GAT-IT translation", analytics_enabled=False, delete_cache=(600, KEEP_SECONDS)
+    ) as demo:
         gr.Markdown(
             "## U-GAT-IT image-to-image translation\n"
             f"{translator.describe()} Upload up to {MAX_IMAGES} images ({MAX_FILE_MB} MB each), choose the "
             "direction and press **Translate**. The attention map is where the generator looked: its "
             "auxiliary classifier's weights on the feature maps (the CAM)."
-        )  # fmt: skip
+        )
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
                 files = gr.File(label="Images", file_count="multiple", file_types=["image"], elem_id="upload")
-                webcam = gr.Image(label="Or a webcam shot", sources=["webcam"], type="filepath",
-                                  format="png", height=220, elem_id="webcam")  # fmt: skip
+                webcam = gr.Image(
+                    label="Or a webcam shot",
+                    sources=["webcam"],
+                    type="filepath",
+                    format="png",
+                    height=220,
+                    elem_id="webcam",
+                )
                 direction = gr.Radio(
-                    [(_direction_label(d), d) for d in translator.directions], value=translator.directions[0],
-                    label="Direction", elem_id="direction",
-                )  # fmt: skip
+                    [(_direction_label(d), d) for d in translator.directions],
+                    value=translator.directions[0],
+                    label="Direction",
+                    elem_id="direction",
+                )
                 face_crop = gr.Checkbox(
                     label="Face-centred crop (find the largest face and translate a square around it, as "
-                          "selfie2anime data is framed)", value=False, elem_id="face-crop",
-                )  # fmt: skip
+                    "selfie2anime data is framed)",
+                    value=False,
+                    elem_id="face-crop",
+                )
                 size = gr.Slider(
-                    32, translator.max_size, value=translator.trained_size, step=4,
-                    label="Model size (px): the square a light model runs at", visible=translator.light,
+                    32,
+                    translator.max_size,
+                    value=translator.trained_size,
+                    step=4,
+                    label="Model size (px): the square a light model runs at",
+                    visible=translator.light,
                     elem_id="size",
-                )  # fmt: skip
+                )
                 button = gr.Button("Translate", variant="primary", elem_id="translate")
                 status = gr.Markdown(elem_id="status")
             with gr.Column(scale=3):
                 with gr.Row():
                     galleries = [
-                        gr.Gallery(label=label, format="png", columns=1, object_fit="contain", height=300,
-                                   interactive=False, elem_id=elem_id)  # fmt: skip
-                        for label, elem_id in (("Input", "inputs"), ("Translation", "translations"),
-                                               ("Attention", "attention"))  # fmt: skip
+                        gr.Gallery(
+                            label=label,
+                            format="png",
+                            columns=1,
+                            object_fit="contain",
+                            height=300,
+                            interactive=False,
+                            elem_id=elem_id,
+                        )
+                        for label, elem_id in (
+                            ("Input", "inputs"),
+                            ("Translation", "translations"),
+                            ("Attention", "attention"),
+                        )
                     ]
                 verdict = gr.Markdown(elem_id="verdict")
-                downloads = gr.File(label="Download", file_count="multiple", interactive=False, height=150,
-                                    elem_id="downloads")  # fmt: skip
+                downloads = gr.File(
+                    label="Download", file_count="multiple", interactive=False, height=150, elem_id="downloads"
+                )
 
         # The parameter names are the API's (gradio_client's keyword arguments).
         def translate(images, webcam_shot, direction, face_crop, size):
             paths = [*(images or []), *([webcam_shot] if webcam_shot else [])]
             answer = translator(paths, direction, face_crop, size)
-            return (answer.inputs, answer.outputs, answer.attention, answer.verdicts,
-                    answer.downloads or None, answer.message)  # fmt: skip
+            return (
+                answer.inputs,
+                answer.outputs,
+                answer.attention,
+                answer.verdicts,
+                answer.downloads or None,
+                answer.message,
+            )
 
         button.click(
-            translate, inputs=[files, webcam, direction, face_crop, size],
-            outputs=[*galleries, verdict, downloads, status], api_name=API_NAME, concurrency_limit=1,
-        )  # fmt: skip
+            translate,
+            inputs=[files, webcam, direction, face_crop, size],
+            outputs=[*galleries, verdict, downloads, status],
+            api_name=API_NAME,
+            concurrency_limit=1,
+        )
     return demo
 
 
@@ -89,10 +124,21 @@ def launch(demo: gr.Blocks, host: str, port: int, temp_dir: str | os.PathLike[st
     demo.queue(max_size=32)
     try:
         demo.launch(
-            server_name=host, server_port=port, share=False, ssr_mode=False, mcp_server=False, pwa=False,
-            enable_monitoring=False, show_error=False, inbrowser=False, max_file_size=f"{MAX_FILE_MB}mb",
-            allowed_paths=[str(Path(temp_dir))], css=CSS, quiet=True, prevent_thread_lock=True,
-        )  # fmt: skip
+            server_name=host,
+            server_port=port,
+            share=False,
+            ssr_mode=False,
+            mcp_server=False,
+            pwa=False,
+            enable_monitoring=False,
+            show_error=False,
+            inbrowser=False,
+            max_file_size=f"{MAX_FILE_MB}mb",
+            allowed_paths=[str(Path(temp_dir))],
+            css=CSS,
+            quiet=True,
+            prevent_thread_lock=True,
+        )
     except OSError as exc:
         from ..errors import UserError
 

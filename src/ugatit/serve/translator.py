@@ -85,11 +85,15 @@ class WebTranslator:
 
     def describe(self) -> str:
         cfg = self.model.config
-        kind = "a light model (it runs at any size)" if cfg.light else f"a full model (it runs at {cfg.img_size} px only)"
+        kind = (
+            "a light model (it runs at any size)" if cfg.light else f"a full model (it runs at {cfg.img_size} px only)"
+        )
         device = next(self.model.parameters()).device
         blocks = f"{cfg.n_res} residual block{'s' if cfg.n_res != 1 else ''}"
-        return (f"Checkpoint `{self.checkpoint_name}`: {kind}, trained at {cfg.img_size} px, {cfg.ch} base "
-                f"channels, {blocks}; running on {device}.")  # fmt: skip
+        return (
+            f"Checkpoint `{self.checkpoint_name}`: {kind}, trained at {cfg.img_size} px, {cfg.ch} base "
+            f"channels, {blocks}; running on {device}."
+        )
 
     def __call__(
         self,
@@ -106,7 +110,7 @@ class WebTranslator:
             from ..cli import reword
 
             return Answer(f"**Not translated:** {reword(str(exc), TERMS)}")
-        except Exception:  # noqa: BLE001 - a bug: the page says so in a line, the log keeps the traceback
+        except Exception:
             traceback.print_exc(file=sys.stderr)
             return Answer("**Something went wrong on the server** (a bug; the server's log has the details).")
 
@@ -129,10 +133,21 @@ class WebTranslator:
                 accepted.append(path)
         request_dir = self._new_request_dir()
         started = time.perf_counter()
-        results = translate_paths(
-            self.model, accepted, request_dir, direction, attention=True, thumbnails=True,
-            batch_size=MAX_IMAGES, size=side, face_crop=face_crop,
-        ) if accepted else []  # fmt: skip
+        results = (
+            translate_paths(
+                self.model,
+                accepted,
+                request_dir,
+                direction,
+                attention=True,
+                thumbnails=True,
+                batch_size=MAX_IMAGES,
+                size=side,
+                face_crop=face_crop,
+            )
+            if accepted
+            else []
+        )
         seconds = time.perf_counter() - started
         problems += [f"{r.source.name}: {r.error}" for r in results if not r.ok]
         done = [r for r in results if r.ok]
@@ -176,7 +191,7 @@ def _refusal(path: Path) -> str | None:
     try:
         with Image.open(path) as img:  # reads the header only
             width, height = img.size
-    except Exception:  # noqa: BLE001 - not an image: the translation's own reason is clearer
+    except Exception:
         return None
     if width * height > MAX_PIXELS:
         return f"{width}x{height} px, over the {MAX_PIXELS // 1_000_000}-megapixel limit"
@@ -186,8 +201,10 @@ def _refusal(path: Path) -> str | None:
 def _summary(done: list, problems: list[str], source: str, target: str, side: int, seconds: float) -> str:
     lines = []
     if done:
-        lines.append(f"Translated {len(done)} image{'s' if len(done) != 1 else ''} from domain {source} to "
-                     f"domain {target} at {side}x{side} px in {seconds:.1f} s.")  # fmt: skip
+        lines.append(
+            f"Translated {len(done)} image{'s' if len(done) != 1 else ''} from domain {source} to "
+            f"domain {target} at {side}x{side} px in {seconds:.1f} s."
+        )
         no_face = [r.name for r in done if r.face_note is not None and r.face is None]
         if no_face:
             lines.append(f"No face found in {', '.join(no_face)}: translated the whole image.")

@@ -2,12 +2,20 @@
 what a resumed run keeps (`resume`), how signals stop it (`signals`) and the guard against
 NaN (`divergence`)."""
 
+from .divergence import TrainingDiverged
 from .resume import RESUME_OVERRIDES, resume_config, saved_run_config
 from .step import LOSS_NAMES, TrainingStep, learning_rate
-from .divergence import TrainingDiverged
-from .trainer import TrainResult, Trainer, train
+from .trainer import Trainer, TrainResult, train
 
 __all__ = [
-    "LOSS_NAMES", "RESUME_OVERRIDES", "TrainResult", "Trainer", "TrainingDiverged", "TrainingStep",
-    "learning_rate", "resume_config", "saved_run_config", "train",
-]  # fmt: skip
+    "LOSS_NAMES",
+    "RESUME_OVERRIDES",
+    "TrainResult",
+    "Trainer",
+    "TrainingDiverged",
+    "TrainingStep",
+    "learning_rate",
+    "resume_config",
+    "saved_run_config",
+    "train",
+]

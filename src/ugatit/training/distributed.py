@@ -22,7 +22,6 @@ import datetime
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 from torch import Tensor, nn
@@ -54,11 +53,11 @@ class Distributed:
     launched: bool = False  # by torchrun
 
     @classmethod
-    def single(cls) -> "Distributed":
+    def single(cls) -> Distributed:
         return cls()
 
     @classmethod
-    def from_environment(cls) -> "Distributed":
+    def from_environment(cls) -> Distributed:
         """The ranks torchrun describes in RANK / WORLD_SIZE / LOCAL_RANK; one process without them."""
         if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
             return cls.single()
@@ -169,8 +168,10 @@ class Distributed:
             function(*args, **kwargs)
         except (RuntimeError, ValueError) as exc:  # gloo/NCCL: a peer closed its connection or timed out
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise RankFailed(f"rank {self.rank} of {self.world_size}: another rank stopped answering ({reason}); "
-                             "the job stops without saving the unfinished iteration") from None
+            raise RankFailed(
+                f"rank {self.rank} of {self.world_size}: another rank stopped answering ({reason}); "
+                "the job stops without saving the unfinished iteration"
+            ) from None
 
 
 def _buckets(tensors: list[Tensor], limit: int) -> Iterable[list[Tensor]]:
@@ -201,12 +202,14 @@ def launch_local(nproc: int, argv: Sequence[str]) -> int:
         return 128 + int(exc.sigval)
     except ChildFailedError as exc:
         rank, failure = exc.get_first_failure()  # the root cause: the others failed because of it
-        raise RankFailed(f"rank {rank} of {nproc} failed with exit code {failure.exitcode} (its message is above); "
-                         "torchrun stopped the others") from None  # fmt: skip
+        raise RankFailed(
+            f"rank {rank} of {nproc} failed with exit code {failure.exitcode} (its message is above); "
+            "torchrun stopped the others"
+        ) from None
     return 0
 
 
-def describe(dist: Optional["Distributed"], batch_size: int) -> str:
+def describe(dist: Distributed | None, batch_size: int) -> str:
     """'2 processes x batch 1 = global batch 2' for the start notice."""
     world = dist.world_size if dist is not None else 1
     return f"{world} processes x batch {batch_size} = global batch {world * batch_size}"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional
 
 import torch
 from torch import Tensor, nn
@@ -17,19 +16,21 @@ class TrainingDiverged(UserError):
     """A loss or a weight became NaN or infinite; nothing of that state was saved. `checkpoint` is the
     last good one (None: none yet), `lr` the learning rate the run diverged with."""
 
-    def __init__(self, message: str, checkpoint: Optional[Path] = None, lr: Optional[float] = None):
+    def __init__(self, message: str, checkpoint: Path | None = None, lr: float | None = None):
         super().__init__(message)
         self.checkpoint = checkpoint
         self.lr = lr
 
     @classmethod
-    def at(cls, step: int, what: str, checkpoint: Optional[Path], lr: float) -> "TrainingDiverged":
+    def at(cls, step: int, what: str, checkpoint: Path | None, lr: float) -> TrainingDiverged:
         """The error for step `step`, saying what went wrong and how to go on from `checkpoint`."""
         if checkpoint is None:
             kept = "no checkpoint had been written yet: start again with a smaller `optim.lr`"
         else:
-            kept = (f"the last good checkpoint is {checkpoint}: continue from it with a smaller learning "
-                    "rate through `overrides`")  # fmt: skip
+            kept = (
+                f"the last good checkpoint is {checkpoint}: continue from it with a smaller learning "
+                "rate through `overrides`"
+            )
         return cls(f"training diverged at step {step}: {what}; nothing of it was saved, {kept}", checkpoint, lr)
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -73,16 +73,23 @@ class CapturedStep:
     outputs, overwritten by the next call: read or copy them first. `graph` is the backend (CudaGraph
     on CUDA; the tests pass a stand-in); `notify` hears why a capture was given up."""
 
-    def __init__(self, step: TrainingStep, graph, *, warmup: int = 3, validate: bool = True,
-                 notify: Callable[[str], None] = print):  # fmt: skip
+    def __init__(
+        self,
+        step: TrainingStep,
+        graph,
+        *,
+        warmup: int = 3,
+        validate: bool = True,
+        notify: Callable[[str], None] = print,
+    ):
         self.step = step
         self.graph = graph
         self.warmup = max(1, warmup)  # Adam's state must exist before capture
         self.validate = validate
         self.notify = notify
         self.calls = 0
-        self.replay: Optional[Replay] = None
-        self.given_up: Optional[str] = None
+        self.replay: Replay | None = None
+        self.given_up: str | None = None
         # One learning-rate tensor on the device for both optimisers: the graph reads it.
         device = next(step.model.parameters()).device
         self.lr = torch.tensor(float(step.optim_cfg.lr), device=device)
@@ -125,10 +132,12 @@ class CapturedStep:
                 self._restore(saved)
             self.replay()  # this call's iteration
             checked = ", two replays checked against eager iterations" if expected else ""
-            self.notify(f"training iteration captured as a CUDA graph after {self.warmup} eager iterations "
-                        f"({time.perf_counter() - start:.1f} s{checked})")  # fmt: skip
+            self.notify(
+                f"training iteration captured as a CUDA graph after {self.warmup} eager iterations "
+                f"({time.perf_counter() - start:.1f} s{checked})"
+            )
             return self.outputs
-        except Exception as exc:  # noqa: BLE001 - any failure of the fast path falls back to eager
+        except Exception as exc:
             self.replay = None
             self.given_up = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             self._restore(saved)
@@ -171,14 +180,18 @@ class CapturedStep:
                 raise GraphMismatch("the iteration moved a weight, buffer or optimiser state to new memory")
             for name, value in losses.items():
                 got = self.outputs[name].item()
-                if not (math.isclose(got, value, rel_tol=rtol, abs_tol=1e-6) or (math.isnan(got) and math.isnan(value))):
+                if not (
+                    math.isclose(got, value, rel_tol=rtol, abs_tol=1e-6) or (math.isnan(got) and math.isnan(value))
+                ):
                     raise GraphMismatch(f"replay {i}: {name} = {got}, eager {value} (relative tolerance {rtol:g})")
             for (name, got), ref in zip(self.step.model.state_dict().items(), weights):
                 got = got.detach().cpu()
                 if not torch.allclose(got, ref, rtol=rtol, atol=atol, equal_nan=True):
                     worst = (got.double() - ref.double()).abs().max().item()
-                    raise GraphMismatch(f"replay {i}: {name} differs from the eager iteration's by up to {worst:.3g} "
-                                        f"(tolerance {atol:.3g} + {rtol:g} relative)")
+                    raise GraphMismatch(
+                        f"replay {i}: {name} differs from the eager iteration's by up to {worst:.3g} "
+                        f"(tolerance {atol:.3g} + {rtol:g} relative)"
+                    )
 
     def _state(self) -> list[Tensor]:
         """Every tensor an iteration updates: weights and buffers, then the optimisers' state."""
@@ -202,8 +215,9 @@ class CapturedStep:
         self.step.load_state_dict(state)
 
 
-def fast_step(step: TrainingStep, device: torch.device, *, eager: bool = False,
-              notify: Callable[[str], None] = print) -> TrainingStep | CapturedStep:  # fmt: skip
+def fast_step(
+    step: TrainingStep, device: torch.device, *, eager: bool = False, notify: Callable[[str], None] = print
+) -> TrainingStep | CapturedStep:
     """The step to train with on `device`: on CUDA (unless `eager`) cuDNN autotuning and a CUDA graph;
     elsewhere the step itself."""
     if device.type != "cuda" or eager:

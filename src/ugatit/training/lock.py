@@ -16,8 +16,8 @@ import errno
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 from ..errors import UserError
 
@@ -57,10 +57,10 @@ class RunLock:
     is called again once the folder has been made; it raises `RunInUse` naming the holder.
     """
 
-    def __init__(self, run_dir: str | Path, notify: Optional[Callable[[str], None]] = None):
+    def __init__(self, run_dir: str | Path, notify: Callable[[str], None] | None = None):
         self.path = Path(run_dir) / LOCK_FILE
         self.notify = notify
-        self._fd: Optional[int] = None
+        self._fd: int | None = None
         self._unsupported = False
 
     def acquire(self) -> None:
@@ -100,7 +100,7 @@ class RunLock:
         if self.notify is not None:
             self.notify(f"cannot lock {self.path.parent} ({why}): make sure no other trainer uses it")
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         self.acquire()
         return self
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from ..config import Config
 from .signals import SIGNAL_EXIT
@@ -19,13 +18,13 @@ class TrainResult:
     iterations: int
     losses: dict[str, float]
     config: Config
-    checkpoint: Optional[Path] = None
-    export: Optional[Path] = None
-    best: Optional[Path] = None
-    interrupted: Optional[str] = None
-    log: Optional[Path] = None
-    samples: Optional[Path] = None
-    tensorboard: Optional[Path] = None
+    checkpoint: Path | None = None
+    export: Path | None = None
+    best: Path | None = None
+    interrupted: str | None = None
+    log: Path | None = None
+    samples: Path | None = None
+    tensorboard: Path | None = None
 
     @property
     def completed(self) -> bool:

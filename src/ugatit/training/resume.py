@@ -3,8 +3,9 @@ explicit override may change."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any
 
 from ..config import Config
 from ..errors import UserError
@@ -17,9 +18,19 @@ from .run_dir import CONFIG_FILE
 RESUME_OVERRIDES: dict[str, tuple[str, ...]] = {
     "optim": ("iterations",),
     "data": ("num_workers", "world_size"),
-    "train": ("device", "precision", "channels_last", "compile", "eager",
-              "log_every", "sample_every", "save_every", "keep_last", "eval_every"),
-}  # fmt: skip
+    "train": (
+        "device",
+        "precision",
+        "channels_last",
+        "compile",
+        "eager",
+        "log_every",
+        "sample_every",
+        "save_every",
+        "keep_last",
+        "eval_every",
+    ),
+}
 
 #: What `overrides` may change when resuming, explicitly and on the record (log.jsonl, config.yaml): the
 #: optimiser and the loss weights, e.g. a smaller learning rate to continue a run that diverged. The
@@ -53,8 +64,10 @@ def apply_overrides(config: Config, overrides: Mapping[str, Any]) -> tuple[Confi
         if section not in merged or name not in merged[section]:
             raise UserError(f"`overrides` names an unknown config key '{key}'")
         if section not in OVERRIDABLE_SECTIONS:
-            raise UserError(f"'{key}' cannot be changed on resume: `overrides` changes only "
-                            f"{' and '.join(s + '.*' for s in OVERRIDABLE_SECTIONS)}")  # fmt: skip
+            raise UserError(
+                f"'{key}' cannot be changed on resume: `overrides` changes only "
+                f"{' and '.join(s + '.*' for s in OVERRIDABLE_SECTIONS)}"
+            )
         merged[section][name] = overrides[key]
     new = Config.from_dict(merged)  # checks and converts the values' types
     before, after = config.to_dict(), new.to_dict()
@@ -66,7 +79,7 @@ def apply_overrides(config: Config, overrides: Mapping[str, Any]) -> tuple[Confi
     return new, changes
 
 
-def saved_run_config(run_dir: str | Path, on_message: Optional[Callable[[str], None]] = None) -> Optional[Config]:
+def saved_run_config(run_dir: str | Path, on_message: Callable[[str], None] | None = None) -> Config | None:
     """The config a run directory was last trained with (its config.yaml, else its newest readable
     checkpoint's), or None when it holds neither: the base a resumed run's settings are changed from.
 

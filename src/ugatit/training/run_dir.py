@@ -27,8 +27,9 @@ import contextlib
 import json
 import math
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,20 +59,36 @@ BEST_FILE = Path(CHECKPOINT_DIR) / "best.pt"
 BEST_METRIC = "kid"
 
 
-def announce(notify: Callable[[str], None], model: ModelConfig, device: torch.device, iterations: int,
-             sources: list[Source], run_dir: Path, *, resumed: Path | None, step: int, tensorboard: bool) -> None:  # fmt: skip
+def announce(
+    notify: Callable[[str], None],
+    model: ModelConfig,
+    device: torch.device,
+    iterations: int,
+    sources: list[Source],
+    run_dir: Path,
+    *,
+    resumed: Path | None,
+    step: int,
+    tensorboard: bool,
+) -> None:
     """What a session says before its first iteration: the model, the data, what it resumes, where it writes."""
     kind = "light" if model.light else "full"
-    notify(f"training U-GAT-IT ({kind}, ch={model.ch}, n_res={model.n_res}, {model.img_size}px) on {device} for "
-           f"{iterations} iterations: {len(sources[0])} images in domain A, {len(sources[1])} in domain B")  # fmt: skip
+    notify(
+        f"training U-GAT-IT ({kind}, ch={model.ch}, n_res={model.n_res}, {model.img_size}px) on {device} for "
+        f"{iterations} iterations: {len(sources[0])} images in domain A, {len(sources[1])} in domain B"
+    )
     if resumed is not None:
         notify(f"resuming at step {step} from {resumed}")
     available = tensorboard and tensorboard_available()
-    notify(f"writing to {run_dir}/: {CONFIG_FILE}, {LOG_FILE}, {SAMPLES_DIR}/, {CHECKPOINT_DIR}/, {EXPORT_FILE.parent}/"
-           + (f", {TENSORBOARD_DIR}/" if available else ""))  # fmt: skip
+    notify(
+        f"writing to {run_dir}/: {CONFIG_FILE}, {LOG_FILE}, {SAMPLES_DIR}/, {CHECKPOINT_DIR}/, {EXPORT_FILE.parent}/"
+        + (f", {TENSORBOARD_DIR}/" if available else "")
+    )
     if tensorboard and not available:
-        notify(f"no {TENSORBOARD_DIR}/: tensorboard is not installed (pip install tensorboard, or "
-               f"ugatit[tensorboard]); the same scalars are in {LOG_FILE}")  # fmt: skip
+        notify(
+            f"no {TENSORBOARD_DIR}/: tensorboard is not installed (pip install tensorboard, or "
+            f"ugatit[tensorboard]); the same scalars are in {LOG_FILE}"
+        )
 
 
 def remove_unfinished_writes(run_dir: Path) -> str | None:
@@ -86,7 +103,8 @@ def remove_unfinished_writes(run_dir: Path) -> str | None:
         return None
     names = ", ".join(str(p.relative_to(run_dir)) for p in removed[:3])
     more = f" and {len(removed) - 3} more" if len(removed) > 3 else ""
-    return f"removed {len(removed)} unfinished file{'s' if len(removed) > 1 else ''} that an interrupted write left in {run_dir}: {names}{more}"
+    files = f"{len(removed)} unfinished file{'s' if len(removed) > 1 else ''}"
+    return f"removed {files} that an interrupted write left in {run_dir}: {names}{more}"
 
 
 def rho_statistics(model: UGATIT) -> dict[str, float]:
@@ -100,7 +118,6 @@ def rho_statistics(model: UGATIT) -> dict[str, float]:
             mean, low, high = torch.stack([rho.mean(), rho.min(), rho.max()]).tolist()
             stats.update({f"rho_{label}_mean": mean, f"rho_{label}_min": low, f"rho_{label}_max": high})
     return stats
-
 
 
 class JsonlLog:
@@ -123,7 +140,7 @@ class JsonlLog:
             end = os.lseek(self._fd, 0, os.SEEK_END)
             try:
                 while data:
-                    data = data[os.write(self._fd, data):]
+                    data = data[os.write(self._fd, data) :]
             except OSError:
                 with contextlib.suppress(OSError):
                     os.ftruncate(self._fd, end)
@@ -194,7 +211,7 @@ class TensorBoard:
             with self._writing():
                 self.writer.close()
 
-    def __enter__(self) -> "TensorBoard":
+    def __enter__(self) -> TensorBoard:
         return self
 
     def __exit__(self, exc_type: Any, *exc_info: Any) -> None:
@@ -214,9 +231,15 @@ class TensorBoard:
             raise
 
 
-def sample_images(loader: UnpairedLoader, test_data: dict[str, Any], img_size: int, rows: int,
-                  device: torch.device, on_bad_image: BadImageCallback, notify: Callable[[str], None],
-                  ) -> dict[str, torch.Tensor]:  # fmt: skip
+def sample_images(
+    loader: UnpairedLoader,
+    test_data: dict[str, Any],
+    img_size: int,
+    rows: int,
+    device: torch.device,
+    on_bad_image: BadImageCallback,
+    notify: Callable[[str], None],
+) -> dict[str, torch.Tensor]:
     """The fixed images of every sample grid, with the test transform: {'train_a2b': ..., ...}; the
     train rows come from the loader's sources, the test rows from `test_data` ({"A": ..., "B": ...})."""
     found: dict[str, torch.Tensor] = {}
@@ -257,7 +280,6 @@ def sample_grid(model: UGATIT, images: torch.Tensor, direction: str) -> np.ndarr
     return np.asarray(labelled_grid(rows, SAMPLE_COLUMNS))
 
 
-
 def save_png(grid: np.ndarray, path: Path) -> None:
     from PIL import Image
 
@@ -269,11 +291,14 @@ def run_to_resume(run_dir: Path, resume: bool) -> bool:
     """Whether the folder holds a run to resume; an error when that is not what was asked for."""
     latest = latest_checkpoint(run_dir)
     if resume and latest is None:
-        raise UserError(f"nothing to resume: no checkpoint in {run_dir / CHECKPOINT_DIR} (a new run starts "
-                        "without `resume`)")  # fmt: skip
+        raise UserError(
+            f"nothing to resume: no checkpoint in {run_dir / CHECKPOINT_DIR} (a new run starts without `resume`)"
+        )
     if not resume and latest is not None:
-        raise UserError(f"{run_dir} already holds a run ({latest.name}): continue it with `resume=True`, or "
-                        "choose another `run_dir`")  # fmt: skip
+        raise UserError(
+            f"{run_dir} already holds a run ({latest.name}): continue it with `resume=True`, or "
+            "choose another `run_dir`"
+        )
     return latest is not None
 
 
@@ -296,7 +321,8 @@ def resumable_checkpoint(run_dir: Path, notify: Callable[[str], None]) -> dict[s
     for error in skipped:
         aside = error.path.with_name(error.path.name + ".unreadable")
         error.path.replace(aside)
-        notify(f"skipped checkpoint {error.path.name}: {error.reason}; kept it as {aside.name}, resuming "
-               f"from {path.name}")  # fmt: skip
+        notify(
+            f"skipped checkpoint {error.path.name}: {error.reason}; kept it as {aside.name}, resuming from {path.name}"
+        )
     state["path"] = path
     return state

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 MessageHook = Callable[[str], None]
 
@@ -22,7 +23,7 @@ class StopRequest:
 
     def __init__(self, notify: MessageHook):
         self.notify = notify
-        self.reason: Optional[str] = None
+        self.reason: str | None = None
         self._previous: dict[int, Any] = {}
 
     def request(self, reason: str) -> None:
@@ -44,7 +45,7 @@ class StopRequest:
         again = "press Ctrl-C again to abort at once" if signum == signal.SIGINT else "SIGINT aborts at once"
         self.notify(f"{self.reason}: finishing this iteration, then saving a checkpoint and stopping ({again})")
 
-    def __enter__(self) -> "StopRequest":
+    def __enter__(self) -> StopRequest:
         self._pid = os.getpid()
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -58,4 +59,3 @@ class StopRequest:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
-

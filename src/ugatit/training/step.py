@@ -22,8 +22,8 @@ equal the official golden step.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
-from typing import Callable, Iterable, Iterator, Optional
 
 import torch
 from torch import Tensor, nn
@@ -33,14 +33,31 @@ from ..nn import losses
 from ..nn.model import DISCRIMINATORS, UGATIT
 
 LOSS_NAMES = (
-    "D_ad_loss_GA", "D_ad_cam_loss_GA", "D_ad_loss_LA", "D_ad_cam_loss_LA",
-    "D_ad_loss_GB", "D_ad_cam_loss_GB", "D_ad_loss_LB", "D_ad_cam_loss_LB",
-    "G_ad_loss_GA", "G_ad_cam_loss_GA", "G_ad_loss_LA", "G_ad_cam_loss_LA",
-    "G_ad_loss_GB", "G_ad_cam_loss_GB", "G_ad_loss_LB", "G_ad_cam_loss_LB",
-    "G_recon_loss_A", "G_recon_loss_B", "G_identity_loss_A", "G_identity_loss_B",
-    "G_cam_loss_A", "G_cam_loss_B",
-    "Discriminator_loss", "Generator_loss",
-)  # fmt: skip
+    "D_ad_loss_GA",
+    "D_ad_cam_loss_GA",
+    "D_ad_loss_LA",
+    "D_ad_cam_loss_LA",
+    "D_ad_loss_GB",
+    "D_ad_cam_loss_GB",
+    "D_ad_loss_LB",
+    "D_ad_cam_loss_LB",
+    "G_ad_loss_GA",
+    "G_ad_cam_loss_GA",
+    "G_ad_loss_LA",
+    "G_ad_cam_loss_LA",
+    "G_ad_loss_GB",
+    "G_ad_cam_loss_GB",
+    "G_ad_loss_LB",
+    "G_ad_cam_loss_LB",
+    "G_recon_loss_A",
+    "G_recon_loss_B",
+    "G_identity_loss_A",
+    "G_identity_loss_B",
+    "G_cam_loss_A",
+    "G_cam_loss_B",
+    "Discriminator_loss",
+    "Generator_loss",
+)
 
 
 def learning_rate(step: int, cfg: OptimConfig) -> float:
@@ -105,7 +122,7 @@ class TrainingStep:
         precision: str = "fp32",
         channels_last: bool = False,
         official: bool = False,
-        average_gradients: Optional[Callable[[Iterable[nn.Parameter]], None]] = None,
+        average_gradients: Callable[[Iterable[nn.Parameter]], None] | None = None,
     ):
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"precision must be fp32 or bf16, got {precision!r}")
@@ -157,14 +174,23 @@ class TrainingStep:
             with self._phase("D step"):
                 d_losses = self.update_discriminators(real_A, real_B, fake_A2B.detach(), fake_B2A.detach())
             with self._phase("G step"), frozen(m.discriminators()):
-                g_losses = self.update_generators(real_A, real_B, fake_A2B, cam_A2B, fake_B2A, cam_B2A,
-                                                  identity=(fake_A2A, cam_A2A, fake_B2B, cam_B2B))  # fmt: skip
+                g_losses = self.update_generators(
+                    real_A,
+                    real_B,
+                    fake_A2B,
+                    cam_A2B,
+                    fake_B2A,
+                    cam_B2A,
+                    identity=(fake_A2A, cam_A2A, fake_B2B, cam_B2B),
+                )
 
         with self._phase("optimiser"):
             clamp_rho(m.genA2B, m.genB2A)
         return {**d_losses, **g_losses}
 
-    def update_discriminators(self, real_A: Tensor, real_B: Tensor, fake_A2B: Tensor, fake_B2A: Tensor) -> dict[str, Tensor]:
+    def update_discriminators(
+        self, real_A: Tensor, real_B: Tensor, fake_A2B: Tensor, fake_B2A: Tensor
+    ) -> dict[str, Tensor]:
         """LSGAN on patch and CAM logits of all four discriminators; one Adam step.
 
         Each discriminator is called on the real batch, then on the fake one: with one power iteration
@@ -183,8 +209,12 @@ class TrainingStep:
                 L[f"D_ad_loss_{tag}"] = losses.lsgan_real_fake(real_logit, fake_logit)
                 L[f"D_ad_cam_loss_{tag}"] = losses.lsgan_real_fake(real_cam, fake_cam)
 
-        D_loss_A = w.adv_weight * (L["D_ad_loss_GA"] + L["D_ad_cam_loss_GA"] + L["D_ad_loss_LA"] + L["D_ad_cam_loss_LA"])
-        D_loss_B = w.adv_weight * (L["D_ad_loss_GB"] + L["D_ad_cam_loss_GB"] + L["D_ad_loss_LB"] + L["D_ad_cam_loss_LB"])
+        D_loss_A = w.adv_weight * (
+            L["D_ad_loss_GA"] + L["D_ad_cam_loss_GA"] + L["D_ad_loss_LA"] + L["D_ad_cam_loss_LA"]
+        )
+        D_loss_B = w.adv_weight * (
+            L["D_ad_loss_GB"] + L["D_ad_cam_loss_GB"] + L["D_ad_loss_LB"] + L["D_ad_cam_loss_LB"]
+        )
         L["Discriminator_loss"] = D_loss_A + D_loss_B
 
         self.D_optim.zero_grad(set_to_none=True)
@@ -195,10 +225,15 @@ class TrainingStep:
         return {k: v.detach() for k, v in L.items()}
 
     def update_generators(
-        self, real_A: Tensor, real_B: Tensor,
-        fake_A2B: Tensor, cam_A2B: Tensor, fake_B2A: Tensor, cam_B2A: Tensor,
+        self,
+        real_A: Tensor,
+        real_B: Tensor,
+        fake_A2B: Tensor,
+        cam_A2B: Tensor,
+        fake_B2A: Tensor,
+        cam_B2A: Tensor,
         identity: tuple[Tensor, Tensor, Tensor, Tensor] | None = None,
-    ) -> dict[str, Tensor]:  # fmt: skip
+    ) -> dict[str, Tensor]:
         """Adversarial (against the just-updated discriminators), cycle, identity and CAM losses; one Adam
         step. The fakes and their cam logits come from the generators' forward on the real batches;
         `identity` is (genB2A(real_A), its cam logit, genA2B(real_B), its cam logit) when that forward
@@ -301,10 +336,13 @@ class TrainingStep:
         learning rate a captured graph reads): only the numbers come from `state`, whichever
         implementation wrote it (Adam then puts each state on the device its implementation needs)."""
         for name, optim in zip(("G_optim", "D_optim"), self.optimizers()):
-            saved = {**state[name], "param_groups": [
-                {**group, **{k: current[k] for k in _IMPLEMENTATION if k in current}}
-                for group, current in zip(state[name]["param_groups"], optim.param_groups)
-            ]}  # fmt: skip
+            saved = {
+                **state[name],
+                "param_groups": [
+                    {**group, **{k: current[k] for k in _IMPLEMENTATION if k in current}}
+                    for group, current in zip(state[name]["param_groups"], optim.param_groups)
+                ],
+            }
             rates = [group["lr"] for group in optim.param_groups]
             optim.load_state_dict(saved)
             for group, rate in zip(optim.param_groups, rates):
@@ -313,7 +351,9 @@ class TrainingStep:
                     group["lr"] = rate
                 # Adam's settings are this step's config, not the saved ones: the same unless a resume
                 # overrides them (the lr is set at every step anyway).
-                group.update(betas=(self.optim_cfg.beta1, self.optim_cfg.beta2), weight_decay=self.optim_cfg.weight_decay)
+                group.update(
+                    betas=(self.optim_cfg.beta1, self.optim_cfg.beta2), weight_decay=self.optim_cfg.weight_decay
+                )
 
 
 _IMPLEMENTATION = ("fused", "foreach", "capturable")

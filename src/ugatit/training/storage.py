@@ -14,8 +14,8 @@ import errno
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
 
 from ..errors import UserError
 
@@ -34,7 +34,7 @@ class RunWriteError(UserError):
     """Training stopped because the run folder could not be written. `checkpoint` is the newest one
     written and complete (None: none yet)."""
 
-    def __init__(self, message: str, checkpoint: Optional[Path]):
+    def __init__(self, message: str, checkpoint: Path | None):
         super().__init__(message)
         self.checkpoint = checkpoint
 
@@ -50,7 +50,7 @@ def writing(path: Path, *, checkpoint: bool = False) -> Iterator[None]:
         raise WriteFailed(path, error, checkpoint=checkpoint) from None
 
 
-def _os_error(exc: Exception) -> Optional[OSError]:
+def _os_error(exc: Exception) -> OSError | None:
     """The OSError behind a failed write: itself, or the one a Rust writer (safetensors) names in its
     text, "... (os error 28)"."""
     if isinstance(exc, OSError):
@@ -62,8 +62,9 @@ def _os_error(exc: Exception) -> Optional[OSError]:
     return OSError(code, os.strerror(code))
 
 
-def run_write_error(failure: WriteFailed, run_dir: Path, checkpoint: Optional[Path], step: Optional[int],
-                    saved_now: bool) -> RunWriteError:  # fmt: skip
+def run_write_error(
+    failure: WriteFailed, run_dir: Path, checkpoint: Path | None, step: int | None, saved_now: bool
+) -> RunWriteError:
     """The one message for a failed write: the file, why (what is full), what was kept, what to do.
     `checkpoint`/`step`: the last good checkpoint; `saved_now`: it was written after the failure."""
     needed = checkpoint.stat().st_size if failure.checkpoint and checkpoint and checkpoint.is_file() else None
@@ -72,13 +73,16 @@ def run_write_error(failure: WriteFailed, run_dir: Path, checkpoint: Optional[Pa
         kept = "no checkpoint had been written yet, so the run starts again"
         todo = "free some space (or choose another `run_dir`) and start again"
     else:
-        kept = (f"the state of step {step} was saved to {checkpoint} after it" if saved_now
-                else f"the last good checkpoint is {checkpoint} (step {step})")  # fmt: skip
+        kept = (
+            f"the state of step {step} was saved to {checkpoint} after it"
+            if saved_now
+            else f"the last good checkpoint is {checkpoint} (step {step})"
+        )
         todo = "free some space, then continue with `resume=True`"
     return RunWriteError(f"cannot write {failure.path}: {why}; {kept}: {todo}", checkpoint)
 
 
-def _why(error: OSError, run_dir: Path, needed: Optional[int]) -> str:
+def _why(error: OSError, run_dir: Path, needed: int | None) -> str:
     """What failed; for a full disk or quota, what is full and how much space there is."""
     if error.errno == errno.ENOSPC:
         what = f"no space left on the device holding {run_dir}"

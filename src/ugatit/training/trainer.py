@@ -19,9 +19,10 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any
 
 import torch
 
@@ -37,16 +38,33 @@ from ..utils.device import resolve_device
 from ..utils.rng import preserved_rng, restore_rng_state, seed_everything
 from ..weights import checkpoints
 from ..weights.export import export_generators
-from .lock import RunLock
-from .resume import apply_overrides, resume_config
-from .result import TrainResult
-from .run_dir import (
-    BEST_FILE, BEST_METRIC, CONFIG_FILE, EXPORT_FILE, LOG_FILE, SAMPLES_DIR, TENSORBOARD_DIR, JsonlLog, NullLog,
-    TensorBoard, announce, make_run_dir, remove_unfinished_writes, resumable_checkpoint, run_to_resume, rho_statistics, sample_grid, sample_images, save_png,
-)  # fmt: skip
 from .distributed import Distributed, describe
 from .divergence import LossGuard, TrainingDiverged, nonfinite_parameters
 from .fast import checks_losses_every_step, fast_step
+from .lock import RunLock
+from .result import TrainResult
+from .resume import apply_overrides, resume_config
+from .run_dir import (
+    BEST_FILE,
+    BEST_METRIC,
+    CONFIG_FILE,
+    EXPORT_FILE,
+    LOG_FILE,
+    SAMPLES_DIR,
+    TENSORBOARD_DIR,
+    JsonlLog,
+    NullLog,
+    TensorBoard,
+    announce,
+    make_run_dir,
+    remove_unfinished_writes,
+    resumable_checkpoint,
+    rho_statistics,
+    run_to_resume,
+    sample_grid,
+    sample_images,
+    save_png,
+)
 from .signals import MessageHook, StopRequest
 from .step import TrainingStep, learning_rate, prepare_model
 from .storage import WriteFailed, run_write_error, writing
@@ -95,19 +113,19 @@ class Trainer:
         data_b: SourceLike,
         run_dir: str | Path,
         *,
-        test_a: Optional[SourceLike] = None,
-        test_b: Optional[SourceLike] = None,
+        test_a: SourceLike | None = None,
+        test_b: SourceLike | None = None,
         resume: bool = False,
-        overrides: Optional[Mapping[str, Any]] = None,
+        overrides: Mapping[str, Any] | None = None,
         progress: bool = True,
-        on_log: Optional[LogHook] = None,
-        on_sample: Optional[SampleHook] = None,
-        evaluate: Optional[EvaluateHook] = None,
-        on_message: Optional[MessageHook] = None,
+        on_log: LogHook | None = None,
+        on_sample: SampleHook | None = None,
+        evaluate: EvaluateHook | None = None,
+        on_message: MessageHook | None = None,
         tensorboard: bool = True,
         sample_rows: int = 4,
-        init_weights: Optional[dict[str, dict[str, torch.Tensor]]] = None,
-        distributed: Optional[Distributed] = None,
+        init_weights: dict[str, dict[str, torch.Tensor]] | None = None,
+        distributed: Distributed | None = None,
     ):
         self.requested = config
         self.data = (data_a, data_b)
@@ -128,9 +146,9 @@ class Trainer:
 
         self.step = 0
         self.losses: dict[str, float] = {}
-        self.best: Optional[dict[str, Any]] = None
-        self.last_checkpoint: Optional[Path] = None
-        self._saved_step: Optional[int] = None  # the step of last_checkpoint
+        self.best: dict[str, Any] | None = None
+        self.last_checkpoint: Path | None = None
+        self._saved_step: int | None = None  # the step of last_checkpoint
         self._overridden: list[dict[str, Any]] = []
         self._elapsed_before = 0.0  # training time of earlier sessions of this run
         self._reported_images: set[str] = set()
@@ -144,8 +162,10 @@ class Trainer:
         check_model_config(self.requested.model)
         resolve_device(self.requested.train.device)
         if self.overrides and not self.resume:
-            raise UserError("`overrides` change a run only when resuming (`resume=True`); a new run takes "
-                            "every setting from its config")  # fmt: skip
+            raise UserError(
+                "`overrides` change a run only when resuming (`resume=True`); a new run takes "
+                "every setting from its config"
+            )
         sources = [as_source(data, label=f"domain {d}") for data, d in zip(self.data, "AB")]
         scan = scan_sources(sources) if self.dist.is_main else None
         with contextlib.ExitStack() as cleanup:
@@ -157,13 +177,21 @@ class Trainer:
                 removed = remove_unfinished_writes(self.run_dir)  # safe with the lock held
                 if removed:
                     self.notify(removed)
-                saved = resumable_checkpoint(self.run_dir, self.notify) if run_to_resume(self.run_dir, self.resume) else None
+                saved = (
+                    resumable_checkpoint(self.run_dir, self.notify)
+                    if run_to_resume(self.run_dir, self.resume)
+                    else None
+                )
                 self.config = self._resolve_config(saved)
                 make_run_dir(self.run_dir)
                 lock.acquire()  # a folder made just now
             self.dist.barrier()  # the other ranks read the folder once rank 0 has tidied it
             if not self.dist.is_main:
-                saved = resumable_checkpoint(self.run_dir, self.notify) if run_to_resume(self.run_dir, self.resume) else None
+                saved = (
+                    resumable_checkpoint(self.run_dir, self.notify)
+                    if run_to_resume(self.run_dir, self.resume)
+                    else None
+                )
                 self.config = self._resolve_config(saved)
 
             seed_everything(self.config.train.seed)
@@ -184,8 +212,9 @@ class Trainer:
             except WriteFailed as failure:
                 raise self._write_failed(failure) from None
 
-    def _start(self, session: contextlib.ExitStack, sources: list[Source], saved: Optional[dict[str, Any]],
-               scan: ScanResult) -> None:  # fmt: skip
+    def _start(
+        self, session: contextlib.ExitStack, sources: list[Source], saved: dict[str, Any] | None, scan: ScanResult
+    ) -> None:
         """The session's outputs, opened in `session`, and what it reports before the first iteration."""
         self.stop = session.enter_context(StopRequest(self.notify))
         if not self.dist.is_main:  # writes nothing: rank 0 keeps the log, the grids and the checkpoints
@@ -193,42 +222,66 @@ class Trainer:
             return
         with writing(self.run_dir / CONFIG_FILE):
             self.config.save(self.run_dir / CONFIG_FILE)
-        announce(self.notify, self.model.config, self.device, self.config.optim.iterations, sources, self.run_dir,
-                 resumed=saved["path"] if saved else None, step=self.step, tensorboard=self.use_tensorboard)  # fmt: skip
+        announce(
+            self.notify,
+            self.model.config,
+            self.device,
+            self.config.optim.iterations,
+            sources,
+            self.run_dir,
+            resumed=saved["path"] if saved else None,
+            step=self.step,
+            tensorboard=self.use_tensorboard,
+        )
         self.log = JsonlLog(self.run_dir / LOG_FILE, keep_until=self.step)
         session.callback(self.log.close)
         tb = TensorBoard(self.run_dir / TENSORBOARD_DIR, self.use_tensorboard, first_step=self.step + 1)
         self.tb = session.enter_context(tb)
         if self.dist.enabled:
-            self.notify(f"distributed: {describe(self.dist, self.config.data.batch_size)} (the paper trains one "
-                        "process with batch 1); rank 0 writes the log, sample grids and checkpoints")  # fmt: skip
+            self.notify(
+                f"distributed: {describe(self.dist, self.config.data.batch_size)} (the paper trains one "
+                "process with batch 1); rank 0 writes the log, sample grids and checkpoints"
+            )
         for change in self._overridden:
             self.log.write({"step": self.step, "event": "override", **change})
-            self.notify(f"resuming with `{change['key']}` changed from {change['from']} to {change['to']} "
-                        f"(recorded in {LOG_FILE} and {CONFIG_FILE})")  # fmt: skip
+            self.notify(
+                f"resuming with `{change['key']}` changed from {change['from']} to {change['to']} "
+                f"(recorded in {LOG_FILE} and {CONFIG_FILE})"
+            )
         if scan.unreadable:
             self.notify(f"{scan.summary()}: they are skipped whenever drawn")
             for i, (name, reason) in enumerate(scan.unreadable):
                 self._bad_image(name, reason, announce=i < SHOWN_BAD_IMAGES)
             if len(scan.unreadable) > SHOWN_BAD_IMAGES:
                 self.notify(f"... and {len(scan.unreadable) - SHOWN_BAD_IMAGES} more, every one recorded in {LOG_FILE}")
-        self.samples = sample_images(self.loader, self.test_data, self.config.model.img_size, self.sample_rows,
-                                     self.device, on_bad_image=self._bad_image, notify=self.notify)  # fmt: skip
+        self.samples = sample_images(
+            self.loader,
+            self.test_data,
+            self.config.model.img_size,
+            self.sample_rows,
+            self.device,
+            on_bad_image=self._bad_image,
+            notify=self.notify,
+        )
 
-    def _resolve_config(self, saved: Optional[dict[str, Any]]) -> Config:
+    def _resolve_config(self, saved: dict[str, Any] | None) -> Config:
         requested = self.requested.replace(data=replace(self.requested.data, world_size=self.dist.world_size))
         if saved is None:
             return requested
         before = Config.from_dict(saved["config"]).data.world_size
         if before != self.dist.world_size:
-            self.notify(f"resuming on {self.dist.world_size} processes, saved on {before}: the global batch and "
-                        "which images each process draws change from here on")  # fmt: skip
+            self.notify(
+                f"resuming on {self.dist.world_size} processes, saved on {before}: the global batch and "
+                "which images each process draws change from here on"
+            )
         config, ignored = resume_config(Config.from_dict(saved["config"]), requested)
         config, self._overridden = apply_overrides(config, self.overrides)
         ignored = [key for key in ignored if key not in self.overrides]
         if ignored:
-            self.notify(f"resuming keeps the checkpoint's {', '.join(f'`{k}`' for k in ignored)} (only the "
-                        "length and execution settings of a run change on resume, others through `overrides`)")  # fmt: skip
+            self.notify(
+                f"resuming keeps the checkpoint's {', '.join(f'`{k}`' for k in ignored)} (only the "
+                "length and execution settings of a run change on resume, others through `overrides`)"
+            )
         check_config(config)
         if config.optim.iterations < saved["step"]:
             raise UserError(
@@ -243,10 +296,13 @@ class Trainer:
         self.model.train()
         self.config = cfg.replace(model=self.model.config)  # with the discriminator depths it resolved
         step = TrainingStep(
-            self.model, cfg.loss, cfg.optim,
-            precision=cfg.train.precision, channels_last=cfg.train.channels_last,
+            self.model,
+            cfg.loss,
+            cfg.optim,
+            precision=cfg.train.precision,
+            channels_last=cfg.train.channels_last,
             average_gradients=self.dist.average_gradients if self.dist.enabled else None,
-        )  # fmt: skip
+        )
         # CUDA: a captured graph and losses read at log/save time, unless `train.eager`. Distributed ranks
         # run the eager step: they agree on stopping after every iteration, and the graph path has not
         # been tried with collectives inside.
@@ -254,9 +310,13 @@ class Trainer:
         self.train_step = fast_step(step, self.device, eager=eager, notify=self.notify)
         self.guard = LossGuard(every_step=checks_losses_every_step(self.device, eager))
         self.loader = UnpairedLoader.from_config(
-            cfg, *sources, on_bad_image=self._bad_image, pin_memory=self.device.type == "cuda",
-            rank=self.dist.rank, world_size=self.dist.world_size,
-        )  # fmt: skip
+            cfg,
+            *sources,
+            on_bad_image=self._bad_image,
+            pin_memory=self.device.type == "cuda",
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+        )
 
     def _restore(self, saved: dict[str, Any]) -> None:
         self.model.load_official_state_dict(saved["networks"])
@@ -283,8 +343,11 @@ class Trainer:
                 self._iterate()
                 bar.update(1)
                 if self.losses:  # the last losses read (every step, or at each log on the fast path)
-                    bar.set_postfix(D=f"{self.losses['Discriminator_loss']:.3f}",
-                                    G=f"{self.losses['Generator_loss']:.3f}", refresh=False)  # fmt: skip
+                    bar.set_postfix(
+                        D=f"{self.losses['Discriminator_loss']:.3f}",
+                        G=f"{self.losses['Generator_loss']:.3f}",
+                        refresh=False,
+                    )
                 self._after_step(self.step == iterations)
         finally:
             bar.close()
@@ -357,7 +420,7 @@ class Trainer:
         self.log.write(record)
         self.tb.scalars(step, {"lr": record["lr"]})
         self.tb.scalars(step, self.losses, prefix="loss/")
-        self.tb.scalars(step, {k[len("rho_"):]: v for k, v in record.items() if k.startswith("rho_")}, prefix="rho/")
+        self.tb.scalars(step, {k[len("rho_") :]: v for k, v in record.items() if k.startswith("rho_")}, prefix="rho/")
         if self.on_log is not None:
             self._hook(self.on_log, step, dict(self.losses))
 

@@ -6,6 +6,15 @@ from .images import TranslatedImage, resolve_size, translate_images
 from .page import INDEX_NAME, write_index_html
 
 __all__ = [
-    "ATTENTION_SUFFIX", "INDEX_NAME", "THUMBNAIL_DIR", "Result", "TranslatedImage", "check_output_dir",
-    "resolve_size", "translate_folder", "translate_images", "translate_paths", "write_index_html",
-]  # fmt: skip
+    "ATTENTION_SUFFIX",
+    "INDEX_NAME",
+    "THUMBNAIL_DIR",
+    "Result",
+    "TranslatedImage",
+    "check_output_dir",
+    "resolve_size",
+    "translate_folder",
+    "translate_images",
+    "translate_paths",
+    "write_index_html",
+]

@@ -115,9 +115,13 @@ def detect_faces(image: Image.Image) -> list[Box]:
 
     classifier, lock = _cascade()
     scale = min(1.0, DETECT_SIDE / max(image.size))
-    small = image if scale == 1.0 else image.resize(
-        (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BILINEAR
-    )  # fmt: skip
+    small = (
+        image
+        if scale == 1.0
+        else image.resize(
+            (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BILINEAR
+        )
+    )
     gray = cv2.equalizeHist(cv2.cvtColor(np.asarray(small.convert("RGB")), cv2.COLOR_RGB2GRAY))
     smallest = max(20, round(min(gray.shape) / 12))
     with lock:

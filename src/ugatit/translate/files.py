@@ -101,10 +101,11 @@ def translate_paths(
 
     Outputs are named after the paths relative to `root` (sub-folders kept), or after the file names
     when `root` is None. `thumbnails` also writes the small input copies that `write_index_html` shows
-    (without them, the page links to the input files themselves). Files that cannot be decoded are skipped, reported through `on_skip(path,
-    reason)` and returned with their `error`; a file that cannot be written raises `UserError`, as does
-    an output that would land on an input. `progress` shows a tqdm bar on stderr. `face_crop` translates
-    the square around each input's largest face (see the module docstring).
+    (without them, the page links to the input files themselves). Files that cannot be decoded are
+    skipped, reported through `on_skip(path, reason)` and returned with their `error`; a file that
+    cannot be written raises `UserError`, as does an output that would land on an input. `progress`
+    shows a tqdm bar on stderr. `face_crop` translates the square around each input's largest face
+    (see the module docstring).
     """
     _check_batch_size(batch_size)
     side = resolve_size(model, size)
@@ -118,8 +119,9 @@ def translate_paths(
     # Filled by input position: a skipped file is known before the rest of its batch is translated.
     results: list[Result | None] = [None] * len(plans)
     made = False
-    batches = sized_batches(faces or source, side, batch_size=batch_size, keep_images=True,
-                            on_bad_image=lambda name, reason: None)  # fmt: skip
+    batches = sized_batches(
+        faces or source, side, batch_size=batch_size, keep_images=True, on_bad_image=lambda name, reason: None
+    )
     with progress_bar(len(plans), "translating", "img", enabled=progress and len(plans) > 1, leave=False) as bar:
         for batch in batches:
             for i, _, reason in batch.skipped:
@@ -168,16 +170,32 @@ def translate_folder(
     else:
         paths, root = [input_path], None
     results = translate_paths(
-        model, paths, output_dir, direction, root=root, attention=attention, thumbnails=index,
-        batch_size=batch_size, size=size, progress=progress, on_skip=on_skip, face_crop=face_crop,
-    )  # fmt: skip
+        model,
+        paths,
+        output_dir,
+        direction,
+        root=root,
+        attention=attention,
+        thumbnails=index,
+        batch_size=batch_size,
+        size=size,
+        progress=progress,
+        on_skip=on_skip,
+        face_crop=face_crop,
+    )
     if index and any(r.ok for r in results):
         side = resolve_size(model, size)
         about = [
             f"Input: {input_path}. Direction: {direction}. Each image was resized to {side}x{side} px "
             "(bilinear), translated, and resized back to its own size (bicubic).",
-            *(["Face crop: each input was cut to a square around its largest face (boxes drawn on the "
-               "inputs), or translated whole where no face was found."] if face_crop else []),
+            *(
+                [
+                    "Face crop: each input was cut to a square around its largest face (boxes drawn on the "
+                    "inputs), or translated whole where no face was found."
+                ]
+                if face_crop
+                else []
+            ),
             *notes,
         ]
         write_index_html(results, output_dir, title=title or f"ugatit translate ({direction})", notes=about)

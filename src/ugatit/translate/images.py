@@ -91,7 +91,9 @@ def translate_images(
     return out
 
 
-def translate_batch(model: UGATIT, batch: Batch, direction: Direction, restore_size: bool = True) -> list[TranslatedImage]:
+def translate_batch(
+    model: UGATIT, batch: Batch, direction: Direction, restore_size: bool = True
+) -> list[TranslatedImage]:
     """Translate one `Batch` of the inference loader (made with `keep_images`), in its order."""
     device = next(model.parameters()).device
     result = model.translate(batch.stacked().to(device), direction)
@@ -111,5 +113,3 @@ def translate_batch(model: UGATIT, batch: Batch, direction: Direction, restore_s
 def _check_batch_size(batch_size: int) -> None:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UserError(f"batch size must be an integer >= 1, got {batch_size!r}")
-
-

@@ -92,7 +92,7 @@ def _register_from_zero(data: bytes | memoryview) -> int:
     length = 1 << max(8, (n.bit_length() + 1) // 2)
     chunks = 1 << max(0, (-(-n // length) - 1).bit_length())
     padded = np.zeros(chunks * length, dtype=np.uint8)
-    padded[chunks * length - n:] = np.frombuffer(data, dtype=np.uint8)
+    padded[chunks * length - n :] = np.frombuffer(data, dtype=np.uint8)
     rows = padded.reshape(chunks, length)
     regs = np.zeros(chunks, dtype=np.uint32)
     for j in range(length):

@@ -25,7 +25,7 @@ def check_device_name(name: str) -> str:
     return name
 
 
-def resolve_device(name: str) -> "torch.device":
+def resolve_device(name: str) -> torch.device:
     """auto -> cuda if available, then mps, else cpu; an explicit device must exist here."""
     import torch
 

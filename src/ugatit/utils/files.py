@@ -6,8 +6,9 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 #: The names `atomic_write` gives its temporary files: ".NAME.XXXXXXXX.tmp" (mkstemp's 8 characters).
 _TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")

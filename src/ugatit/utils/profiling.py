@@ -8,16 +8,38 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter, defaultdict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 # Ops that only describe tensors (shapes, strides, aliases): counted, but also reported apart, since
 # they launch nothing on a GPU.
-VIEW_OPS = frozenset({"view", "_unsafe_view", "reshape", "expand", "t", "transpose", "permute", "squeeze",
-                      "unsqueeze", "as_strided", "alias", "detach", "slice", "select", "unbind", "split",
-                      "split_with_sizes", "chunk", "_reshape_alias", "lift_fresh"})  # fmt: skip
+VIEW_OPS = frozenset(
+    {
+        "view",
+        "_unsafe_view",
+        "reshape",
+        "expand",
+        "t",
+        "transpose",
+        "permute",
+        "squeeze",
+        "unsqueeze",
+        "as_strided",
+        "alias",
+        "detach",
+        "slice",
+        "select",
+        "unbind",
+        "split",
+        "split_with_sizes",
+        "chunk",
+        "_reshape_alias",
+        "lift_fresh",
+    }
+)
 
 
 class OpCounter(TorchDispatchMode):

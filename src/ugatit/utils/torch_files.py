@@ -39,7 +39,7 @@ def load_torch_file(path: Path, what: str = "checkpoint") -> Any:
         with warnings.catch_warnings():  # torch warns about pickle protocols on crafted files: noise here
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch, pickle and zip readers raise a zoo of types on a bad file
+    except Exception as exc:
         raise UnreadableFile(path, describe_unreadable(path, exc), what) from None
 
 
@@ -57,11 +57,16 @@ def describe_unreadable(path: Path, exc: BaseException) -> str:
         # torch names a refused global "Unsupported global" in some versions, "unsupported GLOBAL" in 2.13
         refused = re.search(r"unsupported global:?\s*(?:global\s+)?([\w.]+)", text, re.IGNORECASE)
         if refused:
-            return (f"it holds objects other than tensors and plain data ({refused.group(1)}), which are never "
-                    "unpickled here")  # fmt: skip
+            return (
+                f"it holds objects other than tensors and plain data ({refused.group(1)}), which are never "
+                "unpickled here"
+            )
         # miniz's "failed finding central directory", an errno from a record cut short, ...: all mean the
         # zip archive is not whole
-        return "corrupted, truncated or incomplete: a PyTorch zip file that cannot be read whole (was it copied or saved completely?)"
+        return (
+            "corrupted, truncated or incomplete: a PyTorch zip file that cannot be read whole "
+            "(was it copied or saved completely?)"
+        )
     if head[0] == _PICKLE_PROTOCOL:
         return "a raw pickle stream, not a PyTorch file of tensors; pickles are never unpickled here"
     if _looks_like_text(head):

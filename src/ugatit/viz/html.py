@@ -77,8 +77,9 @@ def _cell(value: object, float_format: str) -> str:
     return escape("" if value is None else value)
 
 
-def table(rows: Sequence[Mapping[str, object]], columns: Sequence[str] | None = None,
-          float_format: str = "{:.4g}") -> Markup:
+def table(
+    rows: Sequence[Mapping[str, object]], columns: Sequence[str] | None = None, float_format: str = "{:.4g}"
+) -> Markup:
     """A <table> from a list of dicts; columns default to the keys in first-seen order.
 
     Floats are printed with `float_format`; `Markup` values (e.g. `image(...)`) go in as is, so a

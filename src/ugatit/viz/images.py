@@ -137,19 +137,19 @@ def labelled_grid(
     smallest = min((c.shape[0] for row in cells for c in row if c is not None), default=min_cell)
     factor = max(1, -(-min_cell // max(smallest, 1)))  # ceiling division
     if factor > 1:
-        cells = [[None if c is None else c.repeat(factor, axis=0).repeat(factor, axis=1) for c in row]
-                 for row in cells]  # fmt: skip
+        cells = [[None if c is None else c.repeat(factor, axis=0).repeat(factor, axis=1) for c in row] for row in cells]
     body = image_grid(cells, pad=pad)
     font = ImageFont.load_default(size=14)
     header = 22
     page = Image.new("RGB", (body.width, body.height + header), (255, 255, 255))
     page.paste(body, (0, header))
     draw = ImageDraw.Draw(page)
-    widths = [max((row[j].shape[1] for row in cells if j < len(row) and row[j] is not None), default=0)
-              for j in range(max(len(r) for r in cells))]  # fmt: skip
+    widths = [
+        max((row[j].shape[1] for row in cells if j < len(row) and row[j] is not None), default=0)
+        for j in range(max(len(r) for r in cells))
+    ]
     x = pad
     for label, width in zip(labels, widths):
         draw.text((x + width / 2, header / 2 + 1), label, fill=(40, 40, 40), font=font, anchor="mm")
         x += width + pad
     return page
-

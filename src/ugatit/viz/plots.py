@@ -9,8 +9,18 @@ from .html import Markup, escape
 
 # Colour-blind friendly categorical colours (Okabe-Ito), then Tableau for more series.
 SERIES_COLOURS = (
-    "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442",
-    "#8c564b", "#7f7f7f", "#bcbd22", "#17becf",
+    "#0072B2",
+    "#D55E00",
+    "#009E73",
+    "#CC79A7",
+    "#E69F00",
+    "#56B4E9",
+    "#000000",
+    "#F0E442",
+    "#8c564b",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
 )
 
 
@@ -33,7 +43,7 @@ def _linear_ticks(lo: float, hi: float, target: int = 5) -> tuple[float, float, 
     step = _nice_step(hi - lo, target)
     start = math.floor(lo / step + 1e-9) * step
     stop = math.ceil(hi / step - 1e-9) * step
-    count = int(round((stop - start) / step))
+    count = round((stop - start) / step)
     ticks = [start + k * step for k in range(count + 1)]
     # Round away float noise such as 0.30000000000000004 so labels print cleanly.
     ticks = [round(t, 12) for t in ticks]
@@ -91,6 +101,7 @@ def _dashes_for_coinciding(lines: Sequence[Sequence[tuple[float, float]]]) -> li
     equal in both directions) form a group; the m members of a group are dashed with period m dashes,
     each shifted by one dash, so their colours alternate along the line. Other series stay solid ("").
     """
+
     def same(a: Sequence[tuple[float, float]], b: Sequence[tuple[float, float]]) -> bool:
         return len(a) == len(b) > 0 and all(abs(x1 - x2) <= 1 and abs(y1 - y2) <= 1 for (x1, y1), (x2, y2) in zip(a, b))
 
@@ -140,11 +151,14 @@ def svg_line_plot(
         f'<rect x="0" y="0" width="{width}" height="{height}" fill="white"/>',
     ]
     if title:
-        out.append(f'<text x="{width / 2:.1f}" y="20" text-anchor="middle" font-size="14" '
-                   f'font-weight="bold">{escape(title)}</text>')
+        out.append(
+            f'<text x="{width / 2:.1f}" y="20" text-anchor="middle" font-size="14" '
+            f'font-weight="bold">{escape(title)}</text>'
+        )
     if not xs:
-        out.append(f'<text x="{width / 2:.1f}" y="{height / 2:.1f}" text-anchor="middle" '
-                   f'fill="#888">no data</text></svg>')
+        out.append(
+            f'<text x="{width / 2:.1f}" y="{height / 2:.1f}" text-anchor="middle" fill="#888">no data</text></svg>'
+        )
         return Markup("\n".join(out))
 
     x_lo, x_hi, x_ticks = _linear_ticks(min(xs), max(xs))
@@ -183,12 +197,13 @@ def svg_line_plot(
     # Axes.
     out.append(f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#333"/>')
     if xlabel:
-        out.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 8}" '
-                   f'text-anchor="middle">{escape(xlabel)}</text>')
+        out.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 8}" text-anchor="middle">{escape(xlabel)}</text>')
     if ylabel:
         cy = top + plot_h / 2
-        out.append(f'<text x="14" y="{cy:.1f}" text-anchor="middle" '
-                   f'transform="rotate(-90 14 {cy:.1f})">{escape(ylabel)}</text>')
+        out.append(
+            f'<text x="14" y="{cy:.1f}" text-anchor="middle" '
+            f'transform="rotate(-90 14 {cy:.1f})">{escape(ylabel)}</text>'
+        )
 
     # Lines. The limits are rounded outwards to whole ticks, so every point is inside the frame and
     # no clipPath is needed (its id would clash when several charts share one HTML page).
@@ -224,17 +239,19 @@ def svg_line_plot(
             return sum(cx <= x <= cx + box_w and cy <= y <= cy + box_h for x, y in drawn)
 
         lx, ly = min(corners, key=hidden)  # min keeps the first corner among equals
-        out.append(f'<g><rect x="{lx}" y="{ly}" width="{box_w}" height="{box_h}" '
-                   f'fill="white" fill-opacity="0.85" stroke="#ccc"/>')
+        out.append(
+            f'<g><rect x="{lx}" y="{ly}" width="{box_w}" height="{box_h}" '
+            f'fill="white" fill-opacity="0.85" stroke="#ccc"/>'
+        )
         for k, name in enumerate(names):
             colour = SERIES_COLOURS[k % len(SERIES_COLOURS)]
             yy = ly + 3 + row_h * k + row_h / 2
             legend_dash = ' stroke-dasharray="3 2"' if dashes[k] else ""
-            out.append(f'<line x1="{lx + 4}" y1="{yy:.1f}" x2="{lx + 18}" y2="{yy:.1f}" '
-                       f'stroke="{colour}" stroke-width="2"{legend_dash}/>')
+            out.append(
+                f'<line x1="{lx + 4}" y1="{yy:.1f}" x2="{lx + 18}" y2="{yy:.1f}" '
+                f'stroke="{colour}" stroke-width="2"{legend_dash}/>'
+            )
             out.append(f'<text x="{lx + 22}" y="{yy + 4:.1f}">{escape(name)}</text>')
         out.append("</g>")
     out.append("</svg>")
     return Markup("\n".join(out))
-
-

@@ -71,8 +71,16 @@ def prune_checkpoints(run_dir: Path, keep_last: int, protect: tuple[Path, ...] =
             old.unlink(missing_ok=True)
 
 
-def save_training_checkpoint(path: Path, *, model: UGATIT, optimizers: dict, config: Config, step: int,
-                             data_state: dict | None = None, extra: dict | None = None) -> Path:  # fmt: skip
+def save_training_checkpoint(
+    path: Path,
+    *,
+    model: UGATIT,
+    optimizers: dict,
+    config: Config,
+    step: int,
+    data_state: dict | None = None,
+    extra: dict | None = None,
+) -> Path:
     """Write the full training state atomically. `optimizers` is TrainingStep.state_dict()."""
     config = config.replace(model=model.config)  # with the resolved discriminator depths
     state = {

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib.util
 import io
 import logging
 import warnings
@@ -87,9 +88,7 @@ def export_generator(model: UGATIT, direction: str, fmt: str, path: Path, fp16: 
 
 
 def _export_onnx(deployed: DeployedGenerator, example: Tensor, path: Path, light: bool) -> None:
-    try:
-        import onnxscript  # noqa: F401  (what torch's exporter needs; fail with the install line)
-    except ImportError:
+    if importlib.util.find_spec("onnxscript") is None:  # torch's exporter imports it lazily
         raise UserError('ONNX export needs onnx and onnxscript: pip install "ugatit[export]"') from None
     dim = torch.export.Dim
     shapes: dict[int, object] = {0: dim("batch")}
@@ -105,8 +104,15 @@ def _export_onnx(deployed: DeployedGenerator, example: Tensor, path: Path, light
     try:
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            program = torch.onnx.export(deployed, (example,), dynamo=True, input_names=INPUT_NAMES,
-                                        output_names=OUTPUT_NAMES, dynamic_shapes=(shapes,), verbose=False)  # fmt: skip
+            program = torch.onnx.export(
+                deployed,
+                (example,),
+                dynamo=True,
+                input_names=INPUT_NAMES,
+                output_names=OUTPUT_NAMES,
+                dynamic_shapes=(shapes,),
+                verbose=False,
+            )
     finally:
         quiet.setLevel(level)
     for node in program.model.graph.all_nodes():

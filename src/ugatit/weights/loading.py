@@ -14,9 +14,10 @@ or our own reader of TF's format.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -27,8 +28,13 @@ from ..nn.model import DISCRIMINATORS, GENERATORS, UGATIT
 from ..utils.console import notify
 from ..utils.files import path_exists
 from .checkpoints import (
-    CHECKPOINT_DIR, TRAIN_FORMAT, list_checkpoints, newest_readable_checkpoint, torch_load, training_state,
-)  # fmt: skip
+    CHECKPOINT_DIR,
+    TRAIN_FORMAT,
+    list_checkpoints,
+    newest_readable_checkpoint,
+    torch_load,
+    training_state,
+)
 from .export import load_export
 from .official import infer_model_config
 from .tf_checkpoint import find_prefix
@@ -49,7 +55,7 @@ class Weights:
         return all(name in self.networks for name in DISCRIMINATORS)
 
 
-def read_weights(path: str | Path, on_message: Optional[Callable[[str], None]] = None) -> Weights:
+def read_weights(path: str | Path, on_message: Callable[[str], None] | None = None) -> Weights:
     """The networks and config stored in `path`, whatever its kind (see the module docstring). A run
     folder whose newest checkpoint cannot be read falls back to the newest one that can, and says so
     through `on_message` (default: stderr)."""
@@ -68,8 +74,10 @@ def read_weights(path: str | Path, on_message: Optional[Callable[[str], None]] =
         else:
             prefix = find_prefix(path)
             if prefix is None:
-                raise UserError(f"{path} holds no checkpoint (expected {CHECKPOINT_DIR}/step_*.pt, *.safetensors "
-                                "or a TF checkpoint: *.index with its .data-* shards)")  # fmt: skip
+                raise UserError(
+                    f"{path} holds no checkpoint (expected {CHECKPOINT_DIR}/step_*.pt, *.safetensors "
+                    "or a TF checkpoint: *.index with its .data-* shards)"
+                )
             return _tf(prefix)
 
     if path.suffix == ".safetensors":
@@ -108,8 +116,13 @@ def build_model(weights: Weights, *, discriminators: bool = False, device: str |
     return model.to(device).eval()
 
 
-def load_model(path: str | Path, *, discriminators: bool = False, device: str | torch.device = "cpu",
-               on_message: Optional[Callable[[str], None]] = None) -> tuple[UGATIT, Config]:  # fmt: skip
+def load_model(
+    path: str | Path,
+    *,
+    discriminators: bool = False,
+    device: str | torch.device = "cpu",
+    on_message: Callable[[str], None] | None = None,
+) -> tuple[UGATIT, Config]:
     """A model ready for translation from any kind of weights (see the module docstring). Returns (model
     in eval mode, config); discriminators are built only on request (and only where the file has them).
     `on_message` hears of checkpoints a run folder's fallback passed over (see `read_weights`)."""

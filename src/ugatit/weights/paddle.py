@@ -20,7 +20,7 @@ import collections
 import pickle
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -55,7 +55,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Resolves only the names a .pdparams holds; any other global (os.system, builtins.eval, ...) is
     refused when the pickle asks for it, before it could be called."""
 
-    ALLOWED = {
+    ALLOWED: ClassVar[dict[tuple[str, str], Any]] = {
         ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
         ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
         ("numpy._core.multiarray", "scalar"): scalar,
@@ -81,12 +81,16 @@ def load_pdparams(path: Path) -> Any:
     except FileNotFoundError:
         raise UserError(f"checkpoint not found: {path}") from None
     except RefusedClass as exc:
-        raise UserError(f"refused to load {path}: it references {exc}, which PaddleGAN weights never hold "
-                        "(only numpy arrays); nothing in it was run") from None  # fmt: skip
+        raise UserError(
+            f"refused to load {path}: it references {exc}, which PaddleGAN weights never hold "
+            "(only numpy arrays); nothing in it was run"
+        ) from None
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
     except Exception as exc:  # every kind of damaged pickle
-        raise UserError(f"cannot read {path}: corrupted, truncated or not a .pdparams file ({type(exc).__name__})") from None
+        raise UserError(
+            f"cannot read {path}: corrupted, truncated or not a .pdparams file ({type(exc).__name__})"
+        ) from None
 
 
 def read_pdparams(path: Path) -> dict[str, dict[str, Tensor]]:
@@ -99,8 +103,10 @@ def read_pdparams(path: Path) -> dict[str, dict[str, Tensor]]:
     others = [str(k) for k in content if k not in NETWORK_NAMES and k not in IGNORED_KEYS]
     if not all(name in content for name in GENERATORS) or others:
         keys = ", ".join(map(str, list(content)[:6])) + (", ..." if len(content) > 6 else "")
-        raise UserError(f"{path} is not PaddleGAN U-GAT-IT weights: its entries are {keys or 'none'} (expected "
-                        f"{', '.join(NETWORK_NAMES)}; a generator-only file needs genA2B and genB2A)")  # fmt: skip
+        raise UserError(
+            f"{path} is not PaddleGAN U-GAT-IT weights: its entries are {keys or 'none'} (expected "
+            f"{', '.join(NETWORK_NAMES)}; a generator-only file needs genA2B and genB2A)"
+        )
     if any(name in content for name in DISCRIMINATORS) and not all(name in content for name in DISCRIMINATORS):
         networks = list(GENERATORS)  # an incomplete set of discriminators is of no use
     return {name: _official_network(path, name, content[name]) for name in networks}
@@ -119,8 +125,10 @@ def _official_network(path: Path, name: str, state: Any) -> dict[str, Tensor]:
         if frozen:
             expected = 1.0 if frozen.group("param") == "scale" else 0.0
             if not np.all(value == expected):
-                raise UserError(f"{path}: {name}.{key} is not {expected:g}: the official networks have no place for "
-                                "a learned affine in the encoder's instance norms")  # fmt: skip
+                raise UserError(
+                    f"{path}: {name}.{key} is not {expected:g}: the official networks have no place for "
+                    "a learned affine in the encoder's instance norms"
+                )
             continue
         tensor = torch.from_numpy(np.array(value, dtype=np.float32))
         if key.endswith(("weight", "weight_orig")) and tensor.ndim == 2:

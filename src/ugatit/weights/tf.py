@@ -25,8 +25,12 @@ from ..errors import UserError
 from .tf_checkpoint import TFCheckpoint
 
 GENERATORS = {"genA2B": "generator_B", "genB2A": "generator_A"}
-DISCRIMINATORS = {"disGA": "discriminator_A/global", "disGB": "discriminator_B/global",
-                  "disLA": "discriminator_A/local", "disLB": "discriminator_B/local"}  # fmt: skip
+DISCRIMINATORS = {
+    "disGA": "discriminator_A/global",
+    "disGB": "discriminator_B/global",
+    "disLA": "discriminator_A/local",
+    "disLB": "discriminator_B/local",
+}
 #: The optimiser's state in a training checkpoint: not needed to translate.
 IGNORED = re.compile(r"(/Adam(_1)?$|^beta[12]_power(_\d+)?$)")
 #: The authors' checkpoint folder name (`UGATIT.model_dir`), which alone records --smoothing.
@@ -86,13 +90,17 @@ def _infer_config(ckpt: TFCheckpoint, names: list[str], prefix: Path) -> ModelCo
         mlp_in, width = ckpt.shape(f"{g}/MLP/linear_0/dense/kernel")
     except (KeyError, IndexError, ValueError):
         sample = _listing([n for n in names if not n.startswith("generator_")] or names, 4)
-        raise UserError(f"{ckpt.index_path}: TF checkpoint of an unknown layout, not the authors' U-GAT-IT "
-                        f"generator (no {g}/conv/conv2d/kernel or {g}/MLP/linear_0/dense/kernel; it holds {sample})") from None
+        raise UserError(
+            f"{ckpt.index_path}: TF checkpoint of an unknown layout, not the authors' U-GAT-IT "
+            f"generator (no {g}/conv/conv2d/kernel or {g}/MLP/linear_0/dense/kernel; it holds {sample})"
+        ) from None
     dim = 4 * ch
     n_res = sum(1 for n in names if re.fullmatch(rf"{g}/resblock_\d+/res1/conv_0/conv2d/kernel", n))
     if width != dim:
-        raise UserError(f"{ckpt.index_path}: the MLP is {width} wide for a {dim}-channel bottleneck (the authors' "
-                        "graph runs only with n_res 4): unknown layout")  # fmt: skip
+        raise UserError(
+            f"{ckpt.index_path}: the MLP is {width} wide for a {dim}-channel bottleneck (the authors' "
+            "graph runs only with n_res 4): unknown layout"
+        )
     light = mlp_in == dim
     side = round((mlp_in / dim) ** 0.5)
     if not light and side * side * dim != mlp_in:
@@ -105,20 +113,25 @@ def _infer_config(ckpt: TFCheckpoint, names: list[str], prefix: Path) -> ModelCo
     match = MODEL_DIR.match(prefix.parent.name)
     return ModelConfig(
         img_size=256 if light else side * 4,  # a light model runs at any size; 256 is the authors' default
-        ch=ch, n_res=n_res, light=light,
-        n_layers_global=depth(DISCRIMINATORS["disGA"]), n_layers_local=depth(DISCRIMINATORS["disLA"]),
+        ch=ch,
+        n_res=n_res,
+        light=light,
+        n_layers_global=depth(DISCRIMINATORS["disGA"]),
+        n_layers_local=depth(DISCRIMINATORS["disLA"]),
         init="normal",
         variant="tf-2019-07" if f"{g}/CAM_logit/dense/kernel" in ckpt.entries else "tf",
         smoothing=bool(match.group("smoothing")) if match else True,  # the authors' default
-    )  # fmt: skip
+    )
 
 
 def _check_first_code_rho(networks: dict[str, dict[str, Tensor]], where: Path) -> None:
     for net in GENERATORS:
         top = max(v.max().item() for k, v in networks[net].items() if k.startswith("UpBlock1_") and k.endswith("rho"))
         if top > FIRST_CODE_RHO_MAX:
-            raise UserError(f"{where}: CAM_logit/dense tensors (the authors' code of 2019-07-31) with an AdaLIN rho of "
-                            f"{top:.4f} > 0.9 (possible only from 2019-08-14 on): a revision in between, not supported")  # fmt: skip
+            raise UserError(
+                f"{where}: CAM_logit/dense tensors (the authors' code of 2019-07-31) with an AdaLIN rho of "
+                f"{top:.4f} > 0.9 (possible only from 2019-08-14 on): a revision in between, not supported"
+            )
 
 
 # --- Name plans: TF name -> (network, our key, how to convert) --------------------------------------------
@@ -137,7 +150,10 @@ def _norm(scope: str, net: str, key: str, params: tuple[str, ...], rename: dict 
 
 def _generator_plan(g: str, net: str, cfg: ModelConfig) -> dict:
     affine = {"gamma": "weight", "beta": "bias"}
-    plan = {**_conv(f"{g}/conv", net, "DownBlock.1"), **_norm(f"{g}/ins_norm", net, "DownBlock.2", ("gamma", "beta"), affine)}
+    plan = {
+        **_conv(f"{g}/conv", net, "DownBlock.1"),
+        **_norm(f"{g}/ins_norm", net, "DownBlock.2", ("gamma", "beta"), affine),
+    }
     for i, (conv, norm) in enumerate(((5, 6), (9, 10))):
         plan |= _conv(f"{g}/conv_{i}", net, f"DownBlock.{conv}")
         plan |= _norm(f"{g}/ins_norm_{i}", net, f"DownBlock.{norm}", ("gamma", "beta"), affine)
@@ -148,7 +164,9 @@ def _generator_plan(g: str, net: str, cfg: ModelConfig) -> dict:
             plan |= _norm(f"{g}/resblock_{i}/{res}/instance_norm", net, f"{block}.{norm}", ("gamma", "beta"), affine)
         for res, n in (("res1", 1), ("res2", 2)):
             plan |= _conv(f"{g}/adaptive_resblock{i}/{res}/conv_0", net, f"UpBlock1_{i + 1}.conv{n}")
-            plan |= _norm(f"{g}/adaptive_resblock{i}/{res}/instance_layer_norm", net, f"UpBlock1_{i + 1}.norm{n}", ("rho",))
+            plan |= _norm(
+                f"{g}/adaptive_resblock{i}/{res}/instance_layer_norm", net, f"UpBlock1_{i + 1}.norm{n}", ("rho",)
+            )
     plan[f"{g}/CAM_logit/kernel"] = (net, "cam_fc.weight", "dense")
     plan[f"{g}/CAM_logit/bias"] = (net, "cam_fc.bias", "copy")
     if cfg.variant == "tf-2019-07":
@@ -167,8 +185,11 @@ def _generator_plan(g: str, net: str, cfg: ModelConfig) -> dict:
 
 def _discriminator_plan(d: str, net: str, n_layers: int) -> dict:
     def sn(scope: str, key: str, how: str) -> dict:
-        return {f"{scope}/kernel": (net, key, how), f"{scope}/bias": (net, f"{key}.bias", "copy"),
-                f"{scope}/u": (net, key, "sn_u")}
+        return {
+            f"{scope}/kernel": (net, key, how),
+            f"{scope}/bias": (net, f"{key}.bias", "copy"),
+            f"{scope}/u": (net, key, "sn_u"),
+        }
 
     s2 = n_layers - 2
     plan = {}
@@ -196,7 +217,9 @@ def _convert(ckpt: TFCheckpoint, name: str, key: str, how: str, cfg: ModelConfig
         return {key: value.t().contiguous()}
     if how == "dense_hwc":
         side = cfg.img_size // 4
-        return {key: value.reshape(side, side, 4 * cfg.ch, -1).permute(3, 2, 0, 1).reshape(value.shape[1], -1).contiguous()}
+        return {
+            key: value.reshape(side, side, 4 * cfg.ch, -1).permute(3, 2, 0, 1).reshape(value.shape[1], -1).contiguous()
+        }
     # Spectral norm: `key` is the layer; the kernel becomes weight_orig, u gives weight_u / weight_v.
     scope = name.rsplit("/", 1)[0]
     matrix = value.reshape(-1, value.shape[-1])  # TF's view: [kh * kw * in, out]
@@ -215,4 +238,3 @@ def _convert(ckpt: TFCheckpoint, name: str, key: str, how: str, cfg: ModelConfig
 def _l2_normalize(x: Tensor) -> Tensor:
     """tf.nn.l2_normalize: x / sqrt(max(sum(x^2), 1e-12))."""
     return x * torch.rsqrt(torch.clamp((x * x).sum(), min=1e-12))
-

@@ -29,7 +29,20 @@ FOOTER_SIZE = 48
 BLOCK_TRAILER_SIZE = 5  # compression type + masked CRC-32C
 
 #: TF DataType enum -> numpy dtype (the numeric ones a model can hold; DT_STRING and others are refused).
-DTYPES = {1: "f4", 2: "f8", 3: "i4", 4: "u1", 5: "i2", 6: "i1", 9: "i8", 10: "?", 17: "u2", 19: "f2", 22: "u4", 23: "u8"}
+DTYPES = {
+    1: "f4",
+    2: "f8",
+    3: "i4",
+    4: "u1",
+    5: "i2",
+    6: "i1",
+    9: "i8",
+    10: "?",
+    17: "u2",
+    19: "f2",
+    22: "u4",
+    23: "u8",
+}
 DATA_SHARD = re.compile(r"^(?P<prefix>.+)\.data-\d{5}-of-\d{5}$")
 
 
@@ -56,7 +69,9 @@ class TFCheckpoint:
         self.byte_order = ">" if header.get(2, 0) == 1 else "<"
         for entry in self.entries.values():
             if not 0 <= entry.shard < self.num_shards:
-                raise UserError(f"{self.index_path}: tensor {entry.name} names shard {entry.shard} of {self.num_shards}")
+                raise UserError(
+                    f"{self.index_path}: tensor {entry.name} names shard {entry.shard} of {self.num_shards}"
+                )
 
     @property
     def names(self) -> list[str]:
@@ -78,8 +93,9 @@ class TFCheckpoint:
             if not path.is_file():
                 raise UserError(f"TF checkpoint data shard missing: {path} (the index {self.index_path.name} needs it)")
             if path.stat().st_size < end:
-                raise UserError(f"TF checkpoint data shard truncated: {path} has {path.stat().st_size} bytes, "
-                                f"the index needs {end}")  # fmt: skip
+                raise UserError(
+                    f"TF checkpoint data shard truncated: {path} has {path.stat().st_size} bytes, the index needs {end}"
+                )
 
     def read(self, name: str) -> np.ndarray:
         entry = self.entries[name]
@@ -259,8 +275,16 @@ def _entry(name: str, message: bytes) -> TensorEntry:
     for field, _, value in _fields(message):
         sliced |= field == 7
         values[field] = value
-    return TensorEntry(name, int(values.get(1, 0)), _shape(values.get(2, b"")), int(values[3]), int(values[4]),
-                       int(values[5]), values.get(6), sliced)  # fmt: skip
+    return TensorEntry(
+        name,
+        int(values.get(1, 0)),
+        _shape(values.get(2, b"")),
+        int(values[3]),
+        int(values[4]),
+        int(values[5]),
+        values.get(6),
+        sliced,
+    )
 
 
 def _shape(message: bytes) -> tuple[int, ...]:

@@ -87,6 +87,7 @@ if _ENOSPC:
 
     os.open, os.write, os.close = _patched_os_open, _patched_os_write, _patched_os_close
 
+
 def _at(variable):
     """(step, rank or None) of a fault variable STEP[:RANK], or None when unset."""
     text = os.environ.get(variable)
