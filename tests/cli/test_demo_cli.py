@@ -71,7 +71,7 @@ def test_demo_learns_the_task_and_writes_a_report(tmp_path):
     for direction in ("a2b", "b2a"):
         row = final[direction]
         assert row["colour_correct"] == round(row["colour_accuracy"] * row["shapes"]) and row["shapes"] == 32
-        assert row["stripe_accuracy"] >= 0.75, (direction, row)  # striped into B, flat out of it
+        assert row["texture_accuracy"] >= 0.75, (direction, row)  # outlined into B, flat out of it
         assert row["foreground_l1"] < 0.8 * start[direction]["foreground_l1"], (direction, row)
         assert row["l1"] < 0.7 * start[direction]["l1"], (direction, row)
     assert len(summary["headline"]) == 2 and summary["headline"][0].startswith("a2b: ")

@@ -44,7 +44,7 @@ def test_the_ground_truth_itself_is_right_everywhere(task):
     score.update("a2b", 0, batch(test_a), batch(test_b), batch(test_b))
     score.update("b2a", 0, batch(test_b), batch(test_a), batch(test_a))
     for direction, row in score.compute().items():
-        assert row["colour_accuracy"] == 1.0 and row["stripe_accuracy"] == 1.0, direction
+        assert row["colour_accuracy"] == 1.0 and row["texture_accuracy"] == 1.0, direction
         assert row["foreground_l1"] < 1e-6
-        # The input offered as the answer keeps the colours, as it should, but not the stripes.
-        assert row["identity_colour_accuracy"] == 1.0 and row["identity_stripe_accuracy"] == 0.0
+        # The input offered as the answer keeps the colours, as it should, but not the outlines.
+        assert row["identity_colour_accuracy"] == 1.0 and row["identity_texture_accuracy"] == 0.0

@@ -30,7 +30,7 @@ class ShapesTruth:
     scenes: list[S.Scene]
     palettes: dict[str, np.ndarray]  # domain -> (K, 3) on 0-255
     backgrounds: dict[str, np.ndarray]  # domain -> (3,) on 0-255
-    stripe_shade: float
+    shade: float  # domain B's outline is the colour times this
 
     @classmethod
     def of_task(cls, seed: int, count: int) -> ShapesTruth:
@@ -47,13 +47,15 @@ class ShapesTruth:
             scenes=[scene_from_json(s) for s in info["test_scenes"]],
             palettes={d: np.asarray(info[f"palette_{d}"], float) for d in "AB"},
             backgrounds={d: np.asarray(info[f"background_{d}"], float) for d in "AB"},
-            stripe_shade=float(info["stripe_shade"]),
+            # "stripe_shade": datasets written before the outline replaced the stripes
+            shade=float(info["shade"] if "shade" in info else info["stripe_shade"]),
         )
 
     def references(self, domain: str) -> np.ndarray:
-        """What a shape of each palette entry averages to in `domain`, on [0, 1]: equal light and dark
-        stripes in the striped domain B."""
-        scale = (1 + self.stripe_shade) / 2 if domain == "B" else 1.0
+        """What a shape of each palette entry averages to in `domain`, on [0, 1]. In domain B about half
+        of a shape's fully covered pixels are its dark outline (41% to 59% over the task's sizes; the
+        stripes of earlier datasets were half dark too); nearest-colour choices do not hinge on it."""
+        scale = (1 + self.shade) / 2 if domain == "B" else 1.0
         return self.palettes[domain] * scale / 255
 
     def meter(self) -> ObjectMeter:
@@ -96,14 +98,17 @@ class ShapesScore:
         batches = [_unit_hwc(t) for t in (sources, translated, targets)]
         for offset, (source, made, target) in enumerate(zip(*batches)):
             shapes = self.objects(first + offset, source.shape[0])
-            striped = target if direction == "a2b" else source  # the scene as drawn in domain B
-            self.translated.update(direction, made, target, striped, shapes)
-            self.identity.update(direction, source, target, striped, shapes)
+            textured = target if direction == "a2b" else source  # the scene as drawn in domain B
+            self.translated.update(direction, made, target, textured, shapes)
+            self.identity.update(direction, source, target, textured, shapes)
 
     def compute(self) -> dict[str, dict[str, float]]:
         identity = self.identity.compute()
         return {
-            d: {**row, **{f"identity_{k}": v for k, v in identity[d].items() if k != "shapes"}}
+            d: {
+                **row,
+                **{f"identity_{k}": v for k, v in identity[d].items() if k not in ("shapes", "colour_confusion")},
+            }
             for d, row in self.translated.compute().items()
         }
 

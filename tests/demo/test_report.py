@@ -1,0 +1,77 @@
+"""The report reads its own numbers: where the model loses to a baseline it says so, and why."""
+
+from __future__ import annotations
+
+from ugatit.demo.report import headline_sentence, verdict, verdicts
+
+ONE_COLOUR = {"colour_accuracy": 0.5, "foreground_l1": 0.18, "l1": 0.046}
+
+
+def _row(**changes) -> dict:
+    """A direction that learned the task: 64 shapes, every colour and outline right."""
+    row = {
+        "shapes": 64,
+        "colour_correct": 64,
+        "colour_accuracy": 1.0,
+        "texture_right": 64,
+        "texture_accuracy": 1.0,
+        "foreground_l1": 0.07,
+        "edge_l1": 0.10,
+        "interior_l1": 0.05,
+        "identity_foreground_l1": 0.134,
+        "l1": 0.025,
+        "colour_confusion": [[32, 0, 0], [0, 32, 0]],
+    }
+    return {**row, **changes}
+
+
+def test_a_learned_direction_is_called_learned_with_the_baselines_it_beats():
+    text = verdict("a2b", _row(), ONE_COLOUR)
+    assert text.startswith("a2b learned the task")
+    assert "nearer the truth than the untranslated input (foreground L1 0.070 against 0.134)" in text
+    assert "than one colour for all (0.180)" in text and "further" not in text and "above" not in text
+
+
+def test_worse_than_the_input_itself_names_the_edges_when_they_carry_the_error():
+    """The first demo's numbers: colours and outline right, but blobs for shapes."""
+    text = verdict("b2a", _row(foreground_l1=0.161, edge_l1=0.22, interior_l1=0.12), ONE_COLOUR)
+    assert "learned the task" not in text
+    assert "further from the truth than the untranslated input (foreground L1 0.161 against 0.134)" in text
+    assert "the edges are blurred or out of place (error 0.220 along the edges against 0.120 further in" in text
+
+
+def test_lost_colours_are_named_from_the_confusion_counts():
+    row = _row(colour_correct=47, colour_accuracy=47 / 64, colour_confusion=[[30, 2, 0], [15, 17, 0]])
+    row.update(foreground_l1=0.15, edge_l1=0.16, interior_l1=0.14)
+    text = verdict("b2a", row, ONE_COLOUR)
+    assert "b2a keeps 73% of the colours; the misses are mostly blue shapes that came out red (15 of 32 blue)" in text
+    assert "17 shapes have the wrong colour" in text and "the edges are" not in text
+
+
+def test_a_collapsed_translator_and_a_whole_image_l1_above_one_colour_for_all_are_called_out():
+    row = _row(colour_correct=32, colour_accuracy=0.5, colour_confusion=[[32, 0, 0], [32, 0, 0]], l1=0.054)
+    text = verdict("a2b", row, ONE_COLOUR)
+    assert "no more shapes the right colour (50%) than painting every shape one colour (50%)" in text
+    assert "has not learned to keep the colours" in text
+    assert "over the whole image its L1 (0.0540) is above that of one colour for all (0.0460)" in text
+
+
+def test_whole_image_l1_above_one_colour_for_all_with_the_colours_right_points_at_background_and_edges():
+    text = verdict("a2b", _row(l1=0.05), ONE_COLOUR)
+    assert "that baseline draws the background and every edge exactly, so the difference is there" in text
+
+
+def test_missing_outlines_are_counted_in_the_words_of_each_direction():
+    into = verdict("a2b", _row(texture_right=40, texture_accuracy=40 / 64), ONE_COLOUR)
+    back = verdict("b2a", _row(texture_right=40, texture_accuracy=40 / 64), ONE_COLOUR)
+    assert "24 of 64 shapes are left without their outline" in into
+    assert "24 of 64 shapes keep (some of) their outline" in back
+
+
+def test_one_verdict_per_direction_and_the_headline_counts():
+    final = {"a2b": _row(), "b2a": _row(texture_right=63)}
+    assert [v[:3] for v in verdicts(final, {"a2b": ONE_COLOUR, "b2a": ONE_COLOUR})] == ["a2b", "b2a"]
+    assert headline_sentence("b2a", final["b2a"], ONE_COLOUR).startswith(
+        "b2a: 64 of 64 shapes the right colour, 63 of 64 with the outline removed; foreground L1 0.070 "
+        "(the input itself: 0.134, every shape one colour: 0.180)"
+    )
