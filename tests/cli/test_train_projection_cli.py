@@ -64,8 +64,9 @@ def test_a_cpu_run_of_the_paper_length_is_projected_and_called_a_gpu_job(tmp_pat
     rate, first, last = float(rate), int(first), int(last)
     days = float(amount) / (24 if unit == "h" else 1)
     remaining = int(remaining.replace(",", ""))
-    # After a warm-up of 2 iterations, over at least 20 iterations.
-    assert first == 3 and last - first + 1 >= 20
+    # After a warm-up of 2 iterations; over 20 iterations or more, or fewer when 60 s passed first on a
+    # slow or busy machine (tests/training/test_projection.py checks those rules exactly).
+    assert first == 3 and last - first + 1 >= 2
     assert remaining == 1_000_000 - last
     # The time follows from the rate and the iterations left; the rate is printed to 3 significant digits
     # (0.5% relative), the time to 0.1 of its unit.
