@@ -8,7 +8,9 @@ typo in a config file never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -212,6 +214,65 @@ class DemoOptions:
     force: bool = False
 
 
+def config_keys(sections: Iterable[str] | None = None) -> list[str]:
+    """Every key as `section.name`, in the dataclasses' order (of `sections` only, when given)."""
+    defaults = Config()
+    return [
+        f"{section.name}.{f.name}"
+        for section in fields(Config)
+        if sections is None or section.name in sections
+        for f in fields(getattr(defaults, section.name))
+    ]
+
+
+def unknown_key(key: str, sections: Iterable[str] | None = None) -> str:
+    """The message for a key that is not in the config: the nearest key (the same name in another
+    section, the name it abbreviates or is abbreviated to, as learning_rate and lr, or the closest
+    spelling) and the valid keys, of its section or of `sections`. One place for config files,
+    `--override` and the library alike."""
+    keys = config_keys(sections)
+    nearest = _nearest_key(key, keys)
+    if nearest is None and "." not in key and sections is None:  # a section misnamed at the top level
+        nearest = _nearest_key(key, [f.name for f in fields(Config)])
+    text = f"unknown config key '{key}'" + (f": did you mean '{nearest}'?" if nearest else "")
+    section = key.rpartition(".")[0]
+    in_section = [k for k in keys if k.startswith(f"{section}.")] if section else []
+    if in_section:
+        return f"{text} (the keys of {section}: {', '.join(k.partition('.')[2] for k in in_section)})"
+    if sections is not None:
+        return f"{text} (valid keys: {', '.join(keys)})"
+    return f"{text} (the config's sections: {', '.join(f.name for f in fields(Config))})"
+
+
+def _nearest_key(key: str, keys: list[str]) -> str | None:
+    name = key.rpartition(".")[2].lower()
+    by_name = {k.rpartition(".")[2]: k for k in keys}
+    if name in by_name and by_name[name] != key:  # the right name in the wrong section (or none)
+        return by_name[name]
+    for candidate, full in by_name.items():
+        if _initials(name) == candidate or _initials(candidate) == name:
+            return full
+    # A name cut short or run on (cycle -> cycle_weight, optimizer -> optim), when only one key fits.
+    fits = [
+        full
+        for candidate, full in by_name.items()
+        if min(len(name), len(candidate)) >= 3 and (candidate.startswith(name) or name.startswith(candidate))
+    ]
+    if len(fits) == 1:
+        return fits[0]
+    close = difflib.get_close_matches(key.lower(), keys, n=1, cutoff=0.75)
+    if close:
+        return close[0]
+    close = difflib.get_close_matches(name, list(by_name), n=1, cutoff=0.75)
+    return by_name[close[0]] if close else None
+
+
+def _initials(name: str) -> str:
+    """learning_rate -> lr: how snake_case names are usually shortened."""
+    parts = [part for part in name.split("_") if part]
+    return "".join(part[0] for part in parts) if len(parts) > 1 else ""
+
+
 def _require_every_key(path: Path, data: dict[str, Any]) -> None:
     if not data:
         raise UserError(f"config file {path} is empty")
@@ -229,7 +290,7 @@ def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
     unknown = sorted(set(data) - set(known))
     if unknown:
         prefix = f"{where}." if where else ""
-        raise UserError(f"unknown config key '{prefix}{unknown[0]}'")
+        raise UserError(unknown_key(f"{prefix}{unknown[0]}"))
     kwargs = {}
     for name, value in data.items():
         f = known[name]

@@ -64,6 +64,8 @@ FLAGS = {
     "weights": "--inception-weights",
     "feature_extractor": "--feature-extractor",
     "overrides": "--override",
+    "domain_a": "--domain-a",
+    "domain_b": "--domain-b",
 }
 
 

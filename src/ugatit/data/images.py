@@ -7,6 +7,7 @@ Every decoding problem (missing, corrupt, truncated, not an image, an unusual mo
 from __future__ import annotations
 
 import os
+import shlex
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -80,9 +81,51 @@ def resolve_domains(
         if not root.is_dir():
             raise UserError(f"dataset folder not found: {root}")
         folders = (root / f"{split}A", root / f"{split}B")
+        if not all(folder.exists() for folder in folders):
+            raise UserError(_layout_error(root, split, folders))
     for label, folder in zip("AB", folders):
         _require_folder(folder, f"domain {label} folder")
     return folders
+
+
+def _layout_error(root: Path, split: str, folders: tuple[Path, Path]) -> str:
+    """What a dataset folder without the standard layout lacks, and the image folders it holds instead
+    (`domain_a=root/A` `domain_b=root/B` when they are there: a common other layout)."""
+    missing = [f"{folder.name}/" for folder in folders if not folder.exists()]
+    text = f"{root} has no {' and no '.join(missing)} (a dataset folder holds {split}A/ and {split}B/)"
+    present = {folder.name for folder in folders if folder.exists()}
+    found = [folder for folder in _image_folders(root) if folder.name not in present]
+    if len(missing) == 2 and len(found) >= 2:
+        names = {folder.name: folder for folder in found}
+        a, b = (names["A"], names["B"]) if {"A", "B"} <= set(names) else found[:2]
+        text += (
+            f"; to train on its image folders, give `domain_a={shlex.quote(str(a))}` `domain_b={shlex.quote(str(b))}`"
+        )
+        if len(found) > 2:
+            text += f" (image folders there: {', '.join(f'{folder.name}/' for folder in found)})"
+    else:
+        if found:
+            text += f"; image folders there: {', '.join(f'{folder.name}/' for folder in found)}"
+        text += "; or give two folders of images as `domain_a` and `domain_b`"
+    return text
+
+
+def _image_folders(root: Path, limit: int = 50) -> list[Path]:
+    """The sub-folders of `root` (not hidden) that hold an image at any depth, in name order; only the
+    first `limit` folders are looked into."""
+    try:
+        folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))[:limit]
+    except OSError:
+        return []
+    return [folder for folder in folders if _holds_an_image(folder)]
+
+
+def _holds_an_image(folder: Path) -> bool:
+    for _, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        if any(not n.startswith(".") and os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS for n in filenames):
+            return True
+    return False
 
 
 def _require_folder(folder: Path, what: str) -> None:

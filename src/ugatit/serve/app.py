@@ -8,10 +8,12 @@ The element ids (`upload`, `translate`, `status`, ...) are what the browser test
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
 import gradio as gr
+from PIL import Image
 
 from ..domains import source_and_target
 from .translator import KEEP_SECONDS, MAX_FILE_MB, MAX_IMAGES, WebTranslator
@@ -95,6 +97,9 @@ def build_app(translator: WebTranslator) -> gr.Blocks:
                     label="Download", file_count="multiple", interactive=False, height=150, elem_id="downloads"
                 )
 
+        refuse_in_one_line(files, "Images")
+        refuse_in_one_line(webcam, "Webcam shot")
+
         # The parameter names are the API's (gradio_client's keyword arguments).
         def translate(images, webcam_shot, direction, face_crop, size):
             paths = [*(images or []), *([webcam_shot] if webcam_shot else [])]
@@ -116,6 +121,25 @@ def build_app(translator: WebTranslator) -> gr.Blocks:
             concurrency_limit=1,
         )
     return demo
+
+
+def refuse_in_one_line(component: gr.components.Component, label: str) -> None:
+    """What Gradio refuses before `translate` runs (through the API: a file whose name is not an image's
+    for the upload box, a file that does not decode as an image for the webcam box) reaches the caller as
+    a message and the server log as one line, instead of Gradio's traceback of its own preprocessing."""
+    preprocess = component.preprocess
+
+    def checked(payload):
+        try:
+            return preprocess(payload)
+        except gr.Error as exc:
+            reason = str(exc.message)
+        except (OSError, ValueError, Image.DecompressionBombError):
+            reason = "not an image, or a format Pillow cannot read"
+        print(f"ugatit serve: refused a request: {label}: {reason}", file=sys.stderr, flush=True)
+        raise gr.Error(f"{label}: {reason}", print_exception=False)
+
+    component.preprocess = checked  # Gradio calls the instance's preprocess
 
 
 def launch(demo: gr.Blocks, host: str, port: int, temp_dir: str | os.PathLike[str]) -> None:

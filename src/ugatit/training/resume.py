@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..config import Config
+from ..config import Config, unknown_key
 from ..errors import UserError
 from ..weights import checkpoints
 from .run_dir import CONFIG_FILE
@@ -62,7 +62,7 @@ def apply_overrides(config: Config, overrides: Mapping[str, Any]) -> tuple[Confi
     for key in overrides:
         section, _, name = key.partition(".")
         if section not in merged or name not in merged[section]:
-            raise UserError(f"`overrides` names an unknown config key '{key}'")
+            raise UserError(f"`overrides` names an {unknown_key(key, OVERRIDABLE_SECTIONS)}")
         if section not in OVERRIDABLE_SECTIONS:
             raise UserError(
                 f"'{key}' cannot be changed on resume: `overrides` changes only "

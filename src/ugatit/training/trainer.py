@@ -42,6 +42,7 @@ from .distributed import Distributed, describe
 from .divergence import LossGuard, TrainingDiverged, nonfinite_parameters
 from .fast import checks_losses_every_step, fast_step
 from .lock import RunLock
+from .projection import Projection
 from .result import TrainResult
 from .resume import apply_overrides, resume_config
 from .run_dir import (
@@ -338,10 +339,13 @@ class Trainer:
     def _loop(self) -> None:
         iterations = self.config.optim.iterations
         bar = progress_bar(iterations, "train", "it", enabled=self.progress, initial=self.step)
+        projection = Projection(self.device, iterations, self.step)
         try:
             while self.step < iterations and self.stop.reason is None:
                 self._iterate()
                 bar.update(1)
+                if (projected := projection.observe(self.step)) is not None:
+                    self.notify(projected)
                 if self.losses:  # the last losses read (every step, or at each log on the fast path)
                     bar.set_postfix(
                         D=f"{self.losses['Discriminator_loss']:.3f}",
