@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+import torch
 from PIL import Image
 
 from ugatit.cli import main
@@ -91,7 +92,6 @@ def test_square_stays_inside_the_image(face, size, expected):
 
 
 def test_translate_face_crop_cli(astronaut, tmp_path, capsys):
-    torch = pytest.importorskip("torch")
     torch.manual_seed(0)
     model = UGATIT(ModelConfig(img_size=32, ch=4, n_res=1, light=True), discriminators=False).eval()
     checkpoint = export_generators(model, Config(model=model.config), tmp_path / "tiny.safetensors")

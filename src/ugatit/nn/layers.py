@@ -16,6 +16,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 
 def _fp32(x: Tensor) -> Tensor:
@@ -33,7 +34,11 @@ def _no_autocast(x: Tensor):
 class _LayerInstanceNorm(torch.autograd.Function):
     """(rho * IN(x) + (1 - rho) * LN(x)) * gamma + beta with a hand-written backward (see
     layer_instance_norm): one batch norm, one group norm and a multiply-add forward; their two native
-    backward kernels, one multiply, one reduction and a few (N, C) ops backward."""
+    backward kernels, one multiply, one reduction and a few (N, C) ops backward.
+
+    Once differentiable: a double backward (a gradient penalty) through this backward would treat the
+    statistics it saved (means, 1/std, the layer-normalised x) as constants, silently wrong; it raises
+    instead."""
 
     @staticmethod
     def forward(ctx, x: Tensor, rho: Tensor, gamma: Tensor, beta: Tensor, eps: float) -> Tensor:
@@ -54,6 +59,7 @@ class _LayerInstanceNorm(torch.autograd.Function):
         return torch.addcmul(x_in.view(n, c, h, w), x_ln, w_ln)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad: Tensor):
         x, r, gamma, w_in_flat, w_ln, x_ln, mean_in, invstd_in, mean_ln, rstd_ln = ctx.saved_tensors
         s_in, s_ln, eps_in = ctx.constants
