@@ -35,7 +35,7 @@ from pathlib import Path
 
 from ..domains import DIRECTIONS
 from ..errors import UserError
-from ._types import checkpoint_argument, device_argument, positive_int
+from ._types import checkpoint_argument, device_argument, positive_int, require_checkpoint
 
 #: How library errors' terms read on this command line (see `ugatit.cli.reword`).
 FLAGS = {
@@ -103,10 +103,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     input_path, output_dir = Path(args.input), Path(args.output)
     # Mistyped paths fail before torch is imported and long before a large model is loaded.
-    from ..utils.files import path_exists
-
-    if not path_exists(args.checkpoint):
-        raise UserError(f"checkpoint not found: {args.checkpoint}")
+    require_checkpoint(args.checkpoint)
     if not input_path.exists():
         raise UserError(f"input not found: {input_path}")
 
