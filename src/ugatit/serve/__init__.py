@@ -66,7 +66,7 @@ def serve(checkpoint: str | os.PathLike[str], host: str = "127.0.0.1", port: int
         translator = WebTranslator(model, temp_dir, checkpoint_name=name)
         # SIGTERM (a service manager, a container stop) ends the server like Ctrl-C, so the folder goes too.
         signal.signal(signal.SIGTERM, _interrupt)
-        app.launch(app.build_app(translator), host=host, port=port, temp_dir=temp_dir)
+        app.launch(app.build_page(translator), host=host, port=port, temp_dir=temp_dir)
     finally:
         shutil.rmtree(temp_dir, ignore_errors=True)
         # A caller in the same process (a test, a notebook) must not inherit caches in a removed folder.
