@@ -85,7 +85,7 @@ class VideoResult:
     rate: Fraction  # average frame rate
     size: tuple[int, int]  # (width, height), upright
     audio: list[str]  # codecs of the audio streams copied
-    seconds: float  # wall time of the translation pass
+    seconds: float  # wall time, from the first decoded frame of the first pass to the closed output
     flicker: tuple[float, float] = (0.0, 0.0)  # (output, input): see the module docstring
     faces: int | None = None  # with face crops: frames translated around a tracked face
     stopped: str | None = None  # where and why decoding stopped before the end, or None
@@ -337,6 +337,7 @@ def translate_video(
         raise UserError(f"writing {output} would overwrite the input {input_path}: choose another output folder")
     if face_crop:
         check_face_detector()
+    started = time.perf_counter()  # both passes count in the rate
     tracked = _track_faces(input_path, progress) if face_crop else None
 
     reader = _Reader.open(input_path)
@@ -348,7 +349,6 @@ def translate_video(
         writer: _Writer | None = None
         flicker = _Flicker()
         faces_used = 0
-        started = time.perf_counter()
         total = reader.announced or _estimate_frames(reader)
         pending: list[_Frame] = []
 
