@@ -255,6 +255,7 @@ class _Writer:
                     f"file: {_reason(exc)}"
                 ) from None
         self.frames = 0
+        self.finished = False
         self._last_pts: int | None = None
         self._step = max(1, round(1 / (reader.rate * reader.video.time_base))) if reader.video.time_base else 1
 
@@ -277,14 +278,20 @@ class _Writer:
     def _mux(self, packets: Any) -> None:
         try:
             self.container.mux(packets)
-        except OSError as exc:
-            raise UserError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+        except (OSError, self.av.FFmpegError) as exc:
+            # A full disk, or (at the first packet, when the header is written) a stream this container
+            # cannot hold, such as PCM audio in an .mp4.
+            raise UserError(f"cannot write {self.path}: {_reason(exc)}") from None
 
     def finish(self) -> None:
         """Flush the encoder, close the file and give it its name."""
         self._mux(self.video.encode(None))
-        self.container.close()
-        os.replace(self.partial, self.path)
+        try:
+            self.container.close()
+            os.replace(self.partial, self.path)
+        except (OSError, self.av.FFmpegError) as exc:
+            raise UserError(f"cannot write {self.path}: {_reason(exc)}") from None
+        self.finished = True
 
     def _discard(self) -> None:
         try:
@@ -383,17 +390,19 @@ def translate_video(
                     if len(pending) >= batch_size:
                         flush()
                 flush()
-        except BaseException as exc:
             if writer is not None:
-                if isinstance(exc, KeyboardInterrupt):
-                    writer.finish()  # Ctrl-C keeps what was translated, as a playable file
-                else:
-                    writer.abandon()
+                writer.finish()
+        except KeyboardInterrupt:
+            if writer is not None and not writer.finished:
+                writer.finish()  # Ctrl-C keeps what was translated, as a playable file
+            raise
+        except BaseException:
+            if writer is not None and not writer.finished:
+                writer.abandon()  # a failure that is not the input's: no half-written output
             raise
         if writer is None:
             why = reader.stopped or "it holds no frames"
             raise UserError(f"nothing translated from {input_path}: {why}")
-        writer.finish()
         seconds = time.perf_counter() - started
         result = VideoResult(
             source=input_path,
