@@ -140,6 +140,7 @@ def build_page(translator: WebTranslator) -> gr.Blocks:
 #: 1 / LIVE_EVERY. (Gradio's trigger_mode="always_last" would stop a stream after its first frame.)
 LIVE_EVERY = 0.04
 LIVE_QUALITY = 85  # JPEG quality of the frames sent back
+LIVE_STREAMS = 4  # cameras translated at once (a stream holds its slot until it stops); more wait their turn
 
 
 def live_html(image) -> str:
@@ -206,7 +207,7 @@ def live_tab(translator: WebTranslator) -> None:
         outputs=[shown, rate, session],
         api_name="live",
         stream_every=LIVE_EVERY,
-        concurrency_limit=1,
+        concurrency_limit=LIVE_STREAMS,
         show_progress="hidden",
         time_limit=None,
     )
