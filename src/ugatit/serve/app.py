@@ -140,7 +140,7 @@ def build_page(translator: WebTranslator) -> gr.Blocks:
 #: 1 / LIVE_EVERY. (Gradio's trigger_mode="always_last" would stop a stream after its first frame.)
 LIVE_EVERY = 0.04
 LIVE_QUALITY = 85  # JPEG quality of the frames sent back
-LIVE_STREAMS = 4  # cameras translated at once (a stream holds its slot until it stops); more wait their turn
+LIVE_STREAMS = 4  # camera streams translated at once, sharing the machine; Gradio queues the others
 
 
 def live_html(image) -> str:
