@@ -32,12 +32,12 @@ from typing import Any
 from . import __version__
 from .config import Config
 from .errors import UserError
+from .weights.hub import DEPLOY_DIR
 
 EXPORT_NAME = "ugatit_generators.safetensors"
 CARD_NAME = "README.md"
 METRICS_NAME = "metrics.json"
 SAMPLES_DIR = "samples"
-DEPLOY_DIR = "deploy"
 LOG_FILE = "log.jsonl"  # a run's log (training.run_dir.LOG_FILE), read here without importing training
 DEFAULT_LICENSE = "other"
 SAMPLE_ROWS = 4

@@ -18,7 +18,6 @@ Private and gated models use the hub client's login (`hf auth login`, or `HF_TOK
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +36,9 @@ WEIGHT_PATTERNS = [
     "checkpoint",
     "checkpoints/*.pt",
 ]
+#: Where `ugatit push` puts ONNX and TorchScript files: never fetched by a whole-repository read (its
+#: `*.pt` files would match the patterns above, and the weights are in the export already).
+DEPLOY_DIR = "deploy"
 
 
 def is_hub_path(path: object) -> bool:
@@ -111,7 +113,11 @@ def resolve_hub_path(text: str) -> Path:
     patterns = [where.path, f"{where.path}/*", f"{where.path}.*"] if where.path else WEIGHT_PATTERNS
     try:
         folder = hub.snapshot_download(
-            where.repo_id, revision=where.revision, allow_patterns=patterns, library_name="ugatit"
+            where.repo_id,
+            revision=where.revision,
+            allow_patterns=patterns,
+            ignore_patterns=None if where.path else [f"{DEPLOY_DIR}/*"],
+            library_name="ugatit",
         )
     except LocalEntryNotFoundError:
         raise UserError(_not_cached(where, offline=constants.HF_HUB_OFFLINE)) from None
@@ -143,8 +149,3 @@ def _not_cached(where: HubPath, offline: bool) -> str:
         "network and copy that cache here (or point HF_HUB_CACHE at a cache that has it)"
         + ("" if offline else ", or try again online")
     )
-
-
-def env_offline() -> bool:
-    """Whether the hub client's offline switch is on in this process's environment."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
