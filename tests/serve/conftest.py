@@ -86,7 +86,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(checkpoint: Path, root: Path) -> Server:
+def start_server(checkpoint: Path | str, root: Path, extra_env: dict[str, str] | None = None) -> Server:
     dirs = {name: root / name for name in ("cwd", "home", "tmp")}
     for d in dirs.values():
         d.mkdir()
@@ -99,6 +99,7 @@ def start_server(checkpoint: Path, root: Path) -> Server:
         "PYTHONPATH": os.pathsep.join(
             filter(None, [str(Path(__file__).parents[2] / "src"), os.environ.get("PYTHONPATH")])
         ),
+        **(extra_env or {}),
     }
     log = root / "server.log"
     process = subprocess.Popen(
@@ -132,6 +133,12 @@ def start_server(checkpoint: Path, root: Path) -> Server:
             time.sleep(0.3)
     server.stop()
     raise AssertionError(f"ugatit serve did not answer within {START_SECONDS} s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="session")
+def launch_server():
+    """launch_server(checkpoint, root, extra_env=None): a `ugatit serve` of a test's own; stop() it."""
+    return start_server
 
 
 @pytest.fixture(scope="session")

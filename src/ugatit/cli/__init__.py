@@ -27,6 +27,7 @@ SUBCOMMANDS = (
     "eval",
     "convert",
     "export",
+    "push",
     "make-dataset",
     "check-data",
     "bench",

@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UserError
+from ._types import require_checkpoint
 
 HELP = "convert PaddleGAN, TensorFlow, official or our weights into our safetensors export"
 
@@ -25,10 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..utils.files import path_exists
-
-    if not path_exists(args.src):
-        raise UserError(f"checkpoint not found: {args.src}")
+    require_checkpoint(args.src)
     out = Path(args.out)
     out = out if out.suffix == ".safetensors" else out.with_name(out.name + ".safetensors")
     if out.exists() and out.resolve() == Path(args.src).resolve():

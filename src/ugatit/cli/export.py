@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import UserError
+from ._types import require_checkpoint
 
 HELP = "export a generator to ONNX or TorchScript for deployment"
 
@@ -38,10 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..utils.files import path_exists
-
-    if not path_exists(args.src):
-        raise UserError(f"checkpoint not found: {args.src}")
+    require_checkpoint(args.src)
 
     from ..domains import directions_for
     from ..weights.deploy import deployment_paths, export_generator

@@ -1,5 +1,6 @@
 """The page: uploads, a webcam shot, the direction, the face-crop toggle, and per image the input, the
-translation, the attention overlay and the classifier's verdict, with the files to download.
+translation, the attention overlay and the classifier's verdict, with the files to download; and, in a
+second tab (`live_tab`), the browser's camera translated frame by frame.
 
 Imports Gradio: import it only after `app_environment` is in place (`ugatit.serve.serve` does).
 The element ids (`upload`, `translate`, `status`, ...) are what the browser tests look for.
@@ -140,6 +141,100 @@ def refuse_in_one_line(component: gr.components.Component, label: str) -> None:
         raise gr.Error(f"{label}: {reason}", print_exception=False)
 
     component.preprocess = checked  # Gradio calls the instance's preprocess
+
+
+def build_page(translator: WebTranslator) -> gr.Blocks:
+    """The whole page: the photo app of `build_app` in one tab, the live camera (`live_tab`) in another."""
+    photos = build_app(translator)
+    with (
+        gr.Blocks(
+            title="ugatit: U-GAT-IT translation", analytics_enabled=False, delete_cache=(600, KEEP_SECONDS)
+        ) as page,
+        gr.Tabs(elem_id="tabs"),
+    ):
+        with gr.Tab("Photos", id="photos", elem_id="photos-tab"):
+            photos.render()
+        with gr.Tab("Live camera", id="live", elem_id="live-tab"):
+            live_tab(translator)
+    return page
+
+
+#: Seconds between the camera frames the page offers; the server always takes the newest (frames that
+#: come while one is being translated are dropped), so the rate is what the machine allows, up to
+#: 1 / LIVE_EVERY. (Gradio's trigger_mode="always_last" would stop a stream after its first frame.)
+LIVE_EVERY = 0.04
+LIVE_QUALITY = 85  # JPEG quality of the frames sent back
+LIVE_STREAMS = 4  # camera streams translated at once, sharing the machine; Gradio queues the others
+
+
+def live_html(image) -> str:
+    """A translated frame as an <img> holding it inline (JPEG), or nothing."""
+    if image is None:
+        return ""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=LIVE_QUALITY)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return (
+        f'<img id="live-frame" alt="the translated camera frame" src="data:image/jpeg;base64,{data}" '
+        'style="max-width:100%;max-height:360px;display:block;margin:auto">'
+    )
+
+
+def live_tab(translator: WebTranslator) -> None:
+    """The live tab's elements and its stream, inside the current Blocks: the browser's camera, each
+    frame translated around the tracked face (see `live`), and the measured frames/s."""
+    from .live import LiveTranslator
+
+    live = LiveTranslator(translator.model)
+    gr.Markdown(
+        "Your camera, translated frame by frame as fast as this machine can: the largest face is tracked, "
+        "the square around it translated and pasted back into the picture. Nothing is recorded or kept."
+    )
+    with gr.Row():
+        camera = gr.Image(
+            label="Camera",
+            sources=["webcam"],
+            streaming=True,
+            type="numpy",
+            height=360,
+            elem_id="live-camera",
+        )
+        # The frames go back inline (a data URL in the page), not as files: nothing of the camera is
+        # written anywhere, and an hour of frames does not pile up in the app's folder.
+        shown = gr.HTML(label="Translation", elem_id="live-output", min_height=360)
+    with gr.Row():
+        direction = gr.Radio(
+            [(_direction_label(d), d) for d in translator.directions],
+            value=translator.directions[0],
+            label="Direction",
+            elem_id="live-direction",
+        )
+        face_crop = gr.Checkbox(
+            label="Face crop (translate the square around the face)", value=True, elem_id="live-face"
+        )
+        paste = gr.Checkbox(label="Paste the face back into the picture", value=True, elem_id="live-paste")
+    rate = gr.Markdown("Start the camera to see it translated.", elem_id="live-rate")
+    session = gr.State(None)  # a LiveSession per browser tab, made on its first frame
+
+    def frame(image, direction, face_crop, paste, state):
+        translated, words, state = live(image, direction, face_crop, paste, state)
+        return live_html(translated), words, state
+
+    camera.stream(
+        frame,
+        inputs=[camera, direction, face_crop, paste, session],
+        outputs=[shown, rate, session],
+        api_name="live",
+        stream_every=LIVE_EVERY,
+        concurrency_limit=LIVE_STREAMS,
+        show_progress="hidden",
+        time_limit=None,
+    )
 
 
 def launch(demo: gr.Blocks, host: str, port: int, temp_dir: str | os.PathLike[str]) -> None:

@@ -16,6 +16,8 @@ Output layout of `translate_paths` / `translate_folder` in the output folder OUT
 With ``face_crop=True`` each input is first cut to the square around its largest face (see `faces`);
 the translation and overlay are then of that square, and the thumbnail shows the whole input with the
 face box and the square drawn on it. An input without a face is translated whole, and its `Result` says so.
+With ``paste_back=True`` as well, the translated square (and its overlay) is blended back into the whole
+input (see `faces.paste_back`), so each output has its input's size and, outside the square, its pixels.
 
 Inputs are never overwritten: the output folder may not be the input folder or inside it, and no output
 may land on an input file.
@@ -38,7 +40,7 @@ from ..domains import Direction
 from ..errors import UserError
 from ..nn.model import UGATIT
 from ..utils.console import progress_bar
-from .faces import Box, FaceCrop, FaceCropSource, check_face_detector
+from .faces import Box, FaceCrop, FaceCropSource, check_face_detector, paste_back
 from .images import TranslatedImage, _check_batch_size, resolve_size, translate_batch
 from .page import write_index_html
 
@@ -60,7 +62,7 @@ class Result:
     output: Path | None = None
     attention: Path | None = None
     thumbnail: Path | None = None
-    size: tuple[int, int] | None = None  # (width, height) of what was translated: the input, upright, or its face crop
+    size: tuple[int, int] | None = None  # (width, height) of the output: the input's, upright, or its face crop's
     error: str | None = None
     cam_logit: tuple[float, float] | None = None  # the generator's auxiliary classifier (gap, gmp)
     face: Box | None = None  # with face_crop: the largest face found in the input
@@ -96,6 +98,7 @@ def translate_paths(
     progress: bool = False,
     on_skip: SkipCallback | None = None,
     face_crop: bool = False,
+    paste_back: bool = False,
 ) -> list[Result]:
     """Translate image files into `output_dir` (layout: see the module docstring); one `Result` each.
 
@@ -104,10 +107,11 @@ def translate_paths(
     (without them, the page links to the input files themselves). Files that cannot be decoded are
     skipped, reported through `on_skip(path, reason)` and returned with their `error`; a file that
     cannot be written raises `UserError`, as does an output that would land on an input. `progress`
-    shows a tqdm bar on stderr. `face_crop` translates the square around each input's largest face
-    (see the module docstring).
+    shows a tqdm bar on stderr. `face_crop` translates the square around each input's largest face,
+    and `paste_back` blends it back into the whole input (see the module docstring).
     """
     _check_batch_size(batch_size)
+    check_paste_back(face_crop, paste_back)
     side = resolve_size(model, size)
     if face_crop:
         check_face_detector()
@@ -133,7 +137,7 @@ def translate_paths(
                     _make_output_dir(output_dir)
                     made = True
                 for i, item in zip(batch.indices, translate_batch(model, batch, direction)):
-                    results[i] = _write_outputs(plans[i], item, faces.take(i) if faces else None)
+                    results[i] = _write_outputs(plans[i], item, faces.take(i) if faces else None, paste_back)
             bar.update(len(batch) + len(batch.skipped))
     return [r for r in results if r is not None]
 
@@ -150,6 +154,7 @@ def translate_folder(
     progress: bool = False,
     on_skip: SkipCallback | None = None,
     face_crop: bool = False,
+    paste_back: bool = False,
     index: bool = True,
     title: str | None = None,
     notes: Sequence[str] = (),
@@ -182,6 +187,7 @@ def translate_folder(
         progress=progress,
         on_skip=on_skip,
         face_crop=face_crop,
+        paste_back=paste_back,
     )
     if index and any(r.ok for r in results):
         side = resolve_size(model, size)
@@ -196,10 +202,26 @@ def translate_folder(
                 if face_crop
                 else []
             ),
+            *(
+                [
+                    "Paste-back: each translated square was blended back into its whole input (a feathered "
+                    "band inside the square's edge); outside the square the output is the input."
+                ]
+                if paste_back
+                else []
+            ),
             *notes,
         ]
         write_index_html(results, output_dir, title=title or f"ugatit translate ({direction})", notes=about)
     return results
+
+
+def check_paste_back(face_crop: bool, paste_back: bool) -> None:
+    """`paste_back` puts a face crop back: without `face_crop` there is nothing to put back."""
+    if paste_back and not face_crop:
+        raise UserError(
+            "`paste_back=True` puts the translated face crop back into the photo: it needs `face_crop=True`"
+        )
 
 
 def check_output_dir(output_dir: Path, input_path: Path | None = None) -> None:
@@ -314,14 +336,20 @@ def _refuse_overwriting_inputs(plans: list[_Plan]) -> None:
                 raise UserError(f"writing {target} would overwrite the input {source}: choose another output folder")
 
 
-def _write_outputs(plan: _Plan, item: TranslatedImage, crop: FaceCrop | None = None) -> Result:
-    result = Result(plan.source, plan.name.as_posix(), size=item.source.size)
+def _write_outputs(plan: _Plan, item: TranslatedImage, crop: FaceCrop | None = None, pasted: bool = False) -> Result:
+    output, overlay = item.image, item.attention_overlay() if plan.attention is not None else None
+    if pasted and crop is not None and crop.crop is not None:
+        output = paste_back(crop.source, crop.crop, output)
+        overlay = paste_back(crop.source, crop.crop, overlay) if overlay is not None else None
+    result = Result(plan.source, plan.name.as_posix(), size=output.size)
     result.cam_logit = (float(item.cam_logit[0]), float(item.cam_logit[1]))
     if crop is not None:
         result.face, result.face_note = crop.face, crop.describe()
-    result.output = _save(item.image, plan.output)
-    if plan.attention is not None:
-        result.attention = _save(item.attention_overlay(), plan.attention)
+        if pasted and crop.found:
+            result.face_note += " and pasted it back into the photo"
+    result.output = _save(output, plan.output)
+    if overlay is not None and plan.attention is not None:
+        result.attention = _save(overlay, plan.attention)
     if plan.thumbnail is not None:
         # With a face crop, the whole input with its boxes: the crop itself is what the output shows.
         thumb = crop.marked() if crop is not None else item.source.copy()

@@ -6,7 +6,9 @@
 - an official PyTorch checkpoint: a dict of six state dicts (genA2B, genB2A, disGA, disGB, disLA, disLB),
   whose architecture is read off the tensor shapes (see `official`),
 - PaddleGAN weights (`.pdparams`, see `paddle`),
-- the authors' TensorFlow checkpoint: its folder, its prefix, its `.index` or a `.data-*` shard (see `tf`).
+- the authors' TensorFlow checkpoint: its folder, its prefix, its `.index` or a `.data-*` shard (see `tf`),
+- any of these on the Hugging Face Hub: `hf://NAMESPACE/NAME[@REVISION][/PATH]`, fetched into (or found in)
+  the hub client's cache first (see `hub`).
 
 Loading never runs pickled code: safetensors, torch.load(weights_only=True), a numpy-only unpickler,
 or our own reader of TF's format.
@@ -55,11 +57,23 @@ class Weights:
         return all(name in self.networks for name in DISCRIMINATORS)
 
 
+def resolve_checkpoint_path(path: str | Path) -> Path:
+    """The local path a checkpoint argument names: `path` itself, or for `hf://...` the files fetched
+    from the Hugging Face Hub or found in its cache (see `hub.resolve_hub_path`)."""
+    from .hub import is_hub_path
+
+    if is_hub_path(path):
+        from .hub import resolve_hub_path
+
+        return resolve_hub_path(str(path))
+    return Path(path)
+
+
 def read_weights(path: str | Path, on_message: Callable[[str], None] | None = None) -> Weights:
     """The networks and config stored in `path`, whatever its kind (see the module docstring). A run
     folder whose newest checkpoint cannot be read falls back to the newest one that can, and says so
     through `on_message` (default: stderr)."""
-    path = Path(path)
+    path = resolve_checkpoint_path(path)
     if not path_exists(path):
         raise UserError(f"checkpoint not found: {path}")
     state: Any = None
