@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..utils.files import path_exists
+    from ..utils.files import path_exists, reported_write
 
     if not path_exists(args.src):
         raise UserError(f"checkpoint not found: {args.src}")
@@ -41,10 +41,8 @@ def run(args: argparse.Namespace) -> int:
 
     weights = read_weights(args.src)
     model = build_model(weights)
-    try:
+    with reported_write(out):
         written = export_generators(model, weights.config, out, dtype=torch.float16 if args.fp16 else torch.float32)
-    except OSError as exc:
-        raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
     m = model.config
     kind = "light" if m.light else f"full at {m.img_size} px"
     print(f"read {weights.kind} {args.src}: {kind}, ch={m.ch}, n_res={m.n_res}, {m.variant} networks")

@@ -1,8 +1,10 @@
 """Faults injected into a `ugatit` subprocess by the tests, chosen by environment variables.
 
-UGATIT_TEST_ENOSPC=FRAGMENT:BYTES  files whose path contains FRAGMENT, opened for writing with open() or
-                                   os.open(), take BYTES more bytes and then fail as a full disk does: a
-                                   short write, then OSError(ENOSPC)
+UGATIT_TEST_ENOSPC=FRAGMENT:BYTES  files whose path contains FRAGMENT, opened for writing with open()
+                                   (io.open) or os.open(), take BYTES more bytes and then fail as a full
+                                   disk does: a short write, then OSError(ENOSPC)
+UGATIT_TEST_EROFS=FRAGMENT         files whose path contains FRAGMENT cannot be opened for writing or
+                                   created (open(), os.open(), mkstemp): OSError(EROFS), a read-only disk
 UGATIT_TEST_NAN_AT=STEP[:RANK]     iteration STEP reports a NaN loss, as a blown-up generator would (on
                                    distributed rank RANK only, when given)
 UGATIT_TEST_CRASH_AT=STEP:RANK     distributed rank RANK dies (exit 3, no clean-up) in iteration STEP
@@ -13,6 +15,7 @@ UGATIT_TEST_NO_TENSORBOARD=1       as if tensorboard were not installed (a faste
 
 import builtins
 import errno
+import io
 import os
 import sys
 
@@ -61,7 +64,7 @@ if _ENOSPC:
             return _FillingFile(opened)
         return opened
 
-    builtins.open = _patched_open
+    builtins.open = io.open = _patched_open  # io.open: TensorBoard's writer opens its files with it
 
     _os_open, _os_write, _filling = os.open, os.write, set()
 
@@ -86,6 +89,27 @@ if _ENOSPC:
         return _os_close(fd)
 
     os.open, os.write, os.close = _patched_os_open, _patched_os_write, _patched_os_close
+
+
+_EROFS = os.environ.get("UGATIT_TEST_EROFS")
+if _EROFS:
+    _ro_open, _ro_os_open = builtins.open, os.open
+
+    def _read_only() -> OSError:
+        return OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    def _ro_patched_open(file, mode="r", *args, **kwargs):
+        if _EROFS in str(file) and any(c in mode for c in "wax+"):
+            raise _read_only()
+        return _ro_open(file, mode, *args, **kwargs)
+
+    def _ro_patched_os_open(path, flags, *args, **kwargs):
+        if _EROFS in str(path) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise _read_only()
+        return _ro_os_open(path, flags, *args, **kwargs)
+
+    builtins.open = io.open = _ro_patched_open
+    os.open = _ro_patched_os_open
 
 
 def _at(variable):
