@@ -11,10 +11,8 @@ import json
 import os
 import resource
 import shutil
-import struct
 import subprocess
 import sys
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from PIL import Image
 from test_faults_cli import command, environment, one_line_error, run, run_together
 from test_train_cli import noise, write_plain
 
+from huge_png import huge_png
 from tf_bundle import write_checkpoint
 from ugatit.config import Config, ModelConfig
 from ugatit.nn.model import UGATIT
@@ -330,21 +329,6 @@ def test_damaged_tf_checkpoint_shapes_are_one_line(tmp_path, tiny):
 
 
 # --- Images that decode huge ------------------------------------------------------------------------------
-
-
-def huge_png(path: Path, width: int, height: int, bits: int = 16) -> Path:
-    """A grey PNG of `width` x `height` zeros at `bits` a sample, written row by row: a few hundred KB on
-    disk however many pixels it holds."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    row = bytes(1 + width * bits // 8)  # filter byte, then the samples
-    packer = zlib.compressobj(9)
-    data = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
-    header = struct.pack(">IIBBBBB", width, height, bits, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
-    return path
 
 
 def peak_memory_run(*args) -> tuple[subprocess.CompletedProcess, int]:

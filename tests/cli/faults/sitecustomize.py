@@ -10,6 +10,7 @@ UGATIT_TEST_NAN_AT=STEP[:RANK]     iteration STEP reports a NaN loss, as a blown
 UGATIT_TEST_CRASH_AT=STEP:RANK     distributed rank RANK dies (exit 3, no clean-up) in iteration STEP
 UGATIT_TEST_DESYNC_AT=STEP:RANK    rank RANK's disGA weights are nudged after iteration STEP, as a
                                    silent corruption of one process would
+UGATIT_TEST_STEP_SECONDS=S         every iteration takes S seconds more (a signal then lands inside one)
 UGATIT_TEST_NO_TENSORBOARD=1       as if tensorboard were not installed (a faster start)
 """
 
@@ -126,7 +127,10 @@ def _here(step, rank):
 
 
 _NAN_AT, _CRASH_AT, _DESYNC_AT = _at("UGATIT_TEST_NAN_AT"), _at("UGATIT_TEST_CRASH_AT"), _at("UGATIT_TEST_DESYNC_AT")
-if _NAN_AT or _CRASH_AT or _DESYNC_AT:
+_STEP_SECONDS = float(os.environ.get("UGATIT_TEST_STEP_SECONDS") or 0)
+if _NAN_AT or _CRASH_AT or _DESYNC_AT or _STEP_SECONDS:
+    import time
+
     import torch
 
     from ugatit.training.step import TrainingStep
@@ -134,6 +138,8 @@ if _NAN_AT or _CRASH_AT or _DESYNC_AT:
     _call = TrainingStep.__call__
 
     def _faulty(self, real_A, real_B, step):
+        if _STEP_SECONDS:
+            time.sleep(_STEP_SECONDS)
         if _CRASH_AT and step == _CRASH_AT[0] and _here(*_CRASH_AT):
             os._exit(3)
         losses = _call(self, real_A, real_B, step)
