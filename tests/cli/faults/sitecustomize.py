@@ -41,7 +41,7 @@ if _ENOSPC:
             self._file = file
 
         def write(self, data):
-            data = bytes(data)
+            data = data if isinstance(data, str) else bytes(data)  # text files count characters
             taken = _take(len(data))
             if taken < len(data):
                 self._file.write(data[:taken])
