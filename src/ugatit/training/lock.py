@@ -96,8 +96,11 @@ class RunLock:
                 ) from None
             return self._unguarded(f"its filesystem does not support locks ({exc.strerror or exc})")
         started = time.strftime("%Y-%m-%d %H:%M:%S")
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {started}\n".encode())
+        try:  # only a note for the refusal message: the lock holds without it (a full disk cannot take it)
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {started}\n".encode())
+        except OSError:
+            pass
         self._fd = fd
         _held.add(fd)
 
