@@ -155,8 +155,8 @@ def test_every_writer_on_a_read_only_disk_is_one_line(disk, tiny, need):
     assert read_only.leftovers() in ([], ["t"])  # an injected read-only disk lets the folder be made
 
 
-def test_a_failed_tensorboard_write_is_one_line_without_the_threads_traceback(tmp_path):
-    pytest.importorskip("tensorboard")
+def test_a_failed_tensorboard_write_is_one_line_without_the_threads_traceback(tmp_path, need):
+    need("tensorboard")
     data = tmp_path / "data"
     write_plain(data / "trainA", 2, seed=0)
     write_plain(data / "trainB", 2, seed=5)
