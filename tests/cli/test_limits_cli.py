@@ -49,6 +49,29 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
     return {"export": export, "checkpoint": checkpoint, "images": root / "images", "root": root}
 
 
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, Path]:
+    """(a dataset, a run folder of it trained for 2 iterations with a checkpoint at each), made in-process:
+    the tests copy the folder and attack it through the command."""
+    from dataclasses import replace
+
+    from ugatit.training import train
+
+    root = tmp_path_factory.mktemp("trained")
+    data = root / "data"
+    write_plain(data / "trainA", 2, seed=0)
+    write_plain(data / "trainB", 2, seed=5)
+    config = Config(model=TINY)
+    config = config.replace(
+        optim=replace(config.optim, iterations=2),
+        data=replace(config.data, num_workers=0),
+        train=replace(config.train, device="cpu", save_every=1, keep_last=0, sample_every=0),
+    )
+    run_dir = root / "run"
+    train(config, data / "trainA", data / "trainB", run_dir, progress=False, tensorboard=False, on_message=print)
+    return data, run_dir
+
+
 # --- A full or read-only disk -----------------------------------------------------------------------------
 
 
@@ -62,23 +85,36 @@ class Disk:
     faults: dict[str, str] = field(default_factory=dict)
     limit: int | None = None  # RLIMIT_FSIZE, for the injected case
 
-    def run(self, *args) -> subprocess.CompletedProcess:
+    def start(self, *commands: tuple) -> list[subprocess.Popen]:
+        """Start `ugatit ARGS` for each ARGS in `commands`, all at once, on this disk (see `finish`)."""
+
         def limit() -> None:
             if self.limit is not None:
                 resource.setrlimit(resource.RLIMIT_FSIZE, (self.limit, self.limit))
 
-        return subprocess.run(
-            command(*args),
-            capture_output=True,
-            text=True,
-            env=environment(**self.faults),
-            timeout=300,
-            preexec_fn=limit,
-        )
+        return [
+            subprocess.Popen(
+                command(*args),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=environment(**self.faults),
+                preexec_fn=limit,
+            )
+            for args in commands
+        ]
 
     def leftovers(self) -> list[str]:
         """Files in the folder other than the filler: what a failed write left behind."""
         return sorted(str(p.relative_to(self.folder)) for p in self.folder.rglob("*") if p.name != "filler")
+
+
+def finish(processes: list[subprocess.Popen]) -> list[subprocess.CompletedProcess]:
+    results = []
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=300)
+        results.append(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
+    return results
 
 
 @pytest.fixture
@@ -112,46 +148,33 @@ def disk(tmp_path):
         subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
-def test_every_writer_on_a_full_disk_is_one_line_and_leaves_nothing(disk, tiny, need):
-    """torchscript used to abort (SIGABRT, a C++ stack) leaving a .tmp; onnx and convert printed
-    tracebacks; translate left a 0-byte PNG."""
-    need("onnxscript")
-    full = disk()
-    folder = full.folder
-    results = [
-        full.run("export", tiny["export"], "--format", "torchscript", "--direction", "a2b", "--output", folder / "g"),
-        full.run("export", tiny["export"], "--format", "onnx", "--direction", "a2b", "--output", folder / "g"),
-        full.run("convert", tiny["checkpoint"], folder / "c.safetensors"),
-        full.run("translate", "--checkpoint", tiny["export"], "--input", tiny["images"], "--output", folder / "t"),
+def writers(folder: Path, tiny: dict[str, Path]) -> list[tuple]:
+    """export (TorchScript, ONNX), convert and translate, each writing into `folder`."""
+    return [
+        ("export", tiny["export"], "--format", "torchscript", "--direction", "a2b", "--output", folder / "g"),
+        ("export", tiny["export"], "--format", "onnx", "--direction", "b2a", "--output", folder / "g"),
+        ("convert", tiny["checkpoint"], folder / "c.safetensors"),
+        ("translate", "--checkpoint", tiny["export"], "--input", tiny["images"], "--output", folder / "t"),
     ]
-    written = ["g.pt", "g.onnx", "c.safetensors", "t/plain_0.png"]
-    for (subcommand, *_), result, name in zip(
-        (("export",), ("export",), ("convert",), ("translate",)), results, written
-    ):
-        line = one_line_error(result, subcommand, f"cannot write {folder / name}: ")
+
+
+def test_every_writer_on_a_full_or_read_only_disk_is_one_line_and_leaves_nothing(disk, tiny, need):
+    """torchscript used to abort (SIGABRT, a C++ stack) leaving a .tmp; onnx (full or read-only) and
+    convert printed tracebacks; translate left a 0-byte PNG."""
+    need("onnxscript")
+    full, read_only = disk(), disk(read_only=True)
+    started = full.start(*writers(full.folder, tiny)) + read_only.start(*writers(read_only.folder, tiny))
+    results = finish(started)  # all at once: the ONNX exports take most of the time
+    names = ["g.pt", "g.onnx", "c.safetensors", "t/plain_0.png"]
+    for result, name in zip(results[:4], names):
+        line = one_line_error(result, result.args[3], f"cannot write {full.folder / name}: ")
         if full.real:
-            assert f"no space left on the device holding {(folder / name).parent} (" in line, line
+            assert f"no space left on the device holding {(full.folder / name).parent} (" in line, line
     assert full.leftovers() in ([], ["t"]), full.leftovers()  # translate's folder, empty
-
-
-def test_every_writer_on_a_read_only_disk_is_one_line(disk, tiny, need):
-    need("onnxscript")
-    read_only = disk(read_only=True)
-    folder = read_only.folder
-    results = [
-        read_only.run("export", tiny["export"], "--format", "onnx", "--direction", "a2b", "--output", folder / "g"),
-        read_only.run(
-            "export", tiny["export"], "--format", "torchscript", "--direction", "b2a", "--output", folder / "g"
-        ),
-        read_only.run("convert", tiny["export"], folder / "c"),
-    ]
-    for subcommand, result, name in zip(("export", "export", "convert"), results, ("g.onnx", "g.pt", "c.safetensors")):
-        line = one_line_error(result, subcommand, f"cannot write {folder / name}: ")
+    for result, name in zip(results[4:7], names):
+        line = one_line_error(result, result.args[3], f"cannot write {read_only.folder / name}: ")
         assert "read-only" in line, line
-    translated = read_only.run(
-        "translate", "--checkpoint", tiny["export"], "--input", tiny["images"], "--output", folder / "t"
-    )
-    one_line_error(translated, "translate", f"{folder / 't'}")
+    one_line_error(results[7], "translate", f"{read_only.folder / 't'}")
     assert read_only.leftovers() in ([], ["t"])  # an injected read-only disk lets the folder be made
 
 
@@ -268,13 +291,10 @@ def test_weights_whose_config_does_not_describe_their_tensors_are_refused_before
     one_line_error(results[3], "translate", str(crafted_checkpoint), "model.n_res is 100000")
 
 
-def test_a_crafted_checkpoint_in_a_run_folder_is_passed_over(tmp_path):
-    data = tmp_path / "data"
-    write_plain(data / "trainA", 2, seed=0)
-    write_plain(data / "trainB", 2, seed=5)
+def test_a_crafted_checkpoint_in_a_run_folder_is_passed_over(tmp_path, trained):
+    data, run_dir = trained
     out = tmp_path / "run"
-    first = run("train", data, *TINY_FLAGS, "--iters", 2, "--save-every", 1, "--out", out, "--no-progress")
-    assert first.returncode == 0, first.stderr
+    shutil.copytree(run_dir, out)
     newest = checkpoints.checkpoint_path(out, 2)
     state = checkpoints.load_training_checkpoint(newest)
     state["config"]["model"]["ch"] = 20000
@@ -414,10 +434,8 @@ def test_cut_and_empty_images_say_truncated_and_empty(tmp_path, tiny):
 # --- Settings out of range ----------------------------------------------------------------------------------
 
 
-def test_settings_out_of_range_are_one_line_errors(tmp_path):
-    data = tmp_path / "data"
-    write_plain(data / "trainA", 2, seed=0)
-    write_plain(data / "trainB", 2, seed=5)
+def test_settings_out_of_range_are_one_line_errors(tmp_path, trained):
+    data, run_dir = trained
 
     def train(*args) -> list[str]:
         return command("train", data, *TINY_FLAGS, "--iters", 1, "--no-progress", *args)
@@ -435,8 +453,7 @@ def test_settings_out_of_range_are_one_line_errors(tmp_path):
     assert not any((tmp_path / name).exists() for name in "abc")  # refused before the run folder is made
 
     out = tmp_path / "run"
-    first = run("train", data, *TINY_FLAGS, "--iters", 2, "--save-every", 1, "--out", out, "--no-progress")
-    assert first.returncode == 0, first.stderr
+    shutil.copytree(run_dir, out)
     (out / "checkpoints" / "step_00000016.pt").mkdir()  # a folder of a checkpoint's name: passed over
     nan = run("train", data, "--out", out, "--resume", "--override", "lr=nan", "--no-progress")
     one_line_error(nan, "train", "--lr must be a finite number, got nan")
