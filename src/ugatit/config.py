@@ -177,6 +177,7 @@ LIMITS = {
     "model.ch": 1024,
     "model.n_res": 64,
     "data.resize_margin": 4096,
+    "data.num_workers": 256,  # processes: a config.yaml asking for 100000 would fork that many
 }
 #: torch.manual_seed takes seeds from -2^63 to 2^64 - 1.
 SEED_RANGE = (-(2**63), 2**64 - 1)

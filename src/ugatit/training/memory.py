@@ -53,12 +53,32 @@ def available_bytes(device: torch.device) -> int | None:
             return None
     if device.type != "cpu":
         return None
+    found = None
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
+                found = int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
+    limit = _cgroup_room()  # a container's limit, which MemAvailable (the host's) does not show
+    if limit is not None:
+        found = limit if found is None else min(found, limit)
+    return found
+
+
+def _cgroup_room() -> int | None:
+    """What the memory limit of this process's control group leaves (cgroup v2, then v1), or None."""
+    candidates = [
+        (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory.current")),
+        (Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"), Path("/sys/fs/cgroup/memory/memory.usage_in_bytes")),
+    ]
+    for limit_file, usage_file in candidates:
+        try:
+            limit, usage = limit_file.read_text().strip(), int(usage_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if limit.isdigit() and int(limit) < 1 << 60:  # "max", or v1's "no limit" of 2^63
+            return max(0, int(limit) - usage)
     return None
 
 
