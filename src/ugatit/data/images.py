@@ -234,7 +234,7 @@ def describe_failure(exc: BaseException) -> str:
         return exc.strerror
     text = str(exc).strip().splitlines()
     first = text[0] if text else type(exc).__name__
-    if "truncated" in first.lower() or "Truncated" in first:
+    if "truncated" in first.lower():
         # Pillow: "image file is truncated (151 bytes not processed)", "Truncated File Read"
         return "truncated: the file ends before its image data does (a copy or download cut short?)"
     return first
@@ -275,8 +275,8 @@ def _composite_on_white(img: Image.Image) -> Image.Image:
 
 def _high_depth_to_uint8(img: Image.Image) -> np.ndarray:
     if img.mode in _SIXTEEN_BIT_MODES:
-        # rint(v / 257) in integers ((v + 128) // 257: no ties, since 257 is odd), row blocks at a time:
-        # no float64 copy of an image that may hold 50 million samples.
+        # v * 255 / 65535 = v / 257 exactly, rounded in integers ((v + 128) // 257: no ties, 257 being
+        # odd), row blocks at a time: no float64 copy of an image that may hold 50 million samples.
         values = np.asarray(img)
         out = np.empty(values.shape, np.uint8)
         for start in range(0, values.shape[0], 256):
@@ -285,9 +285,7 @@ def _high_depth_to_uint8(img: Image.Image) -> np.ndarray:
         return out
     values = np.asarray(img).astype(np.float64)
     values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
-    if img.mode in _SIXTEEN_BIT_MODES:
-        scaled = values / 257.0  # 65535 / 255 = 257 exactly
-    elif img.mode == "I" and values.size and values.min() >= 0 and values.max() <= 65535:
+    if img.mode == "I" and values.size and values.min() >= 0 and values.max() <= 65535:
         scaled = values / 257.0
     elif img.mode == "F" and values.size and values.min() >= 0 and values.max() <= 1:
         scaled = values * 255.0
