@@ -78,19 +78,19 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
 @dataclass
 class Disk:
     """A folder on a small disk: a real tmpfs where this process may mount one (root), else a folder whose
-    writes fail by injection (tests/cli/faults) and a file-size limit for writers in C++ or Rust."""
+    writes fail by injection (tests/cli/faults), and for `convert`, whose safetensors writer is in Rust
+    where the injection cannot reach, a file-size limit (`ulimit -f`) below the export's size."""
 
     folder: Path
     real: bool
     faults: dict[str, str] = field(default_factory=dict)
-    limit: int | None = None  # RLIMIT_FSIZE, for the injected case
+    limit: int | None = None  # RLIMIT_FSIZE for `convert`, in the injected case
 
     def start(self, *commands: tuple) -> list[subprocess.Popen]:
         """Start `ugatit ARGS` for each ARGS in `commands`, all at once, on this disk (see `finish`)."""
 
         def limit() -> None:
-            if self.limit is not None:
-                resource.setrlimit(resource.RLIMIT_FSIZE, (self.limit, self.limit))
+            resource.setrlimit(resource.RLIMIT_FSIZE, (self.limit, self.limit))
 
         return [
             subprocess.Popen(
@@ -99,7 +99,7 @@ class Disk:
                 stderr=subprocess.PIPE,
                 text=True,
                 env=environment(**self.faults),
-                preexec_fn=limit,
+                preexec_fn=limit if self.limit is not None and args[0] == "convert" else None,
             )
             for args in commands
         ]
@@ -123,12 +123,12 @@ def disk(tmp_path):
     mounts = []
 
     def make(read_only: bool = False) -> Disk:
-        folder = tmp_path / f"disk{len(mounts)}"
+        folder = tmp_path / ("read-only" if read_only else "full")
         folder.mkdir()
         mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True)
         if mounted.returncode != 0:
             fault = {"erofs": str(folder)} if read_only else {"enospc": f"{folder}:0"}
-            return Disk(folder, real=False, faults=fault, limit=0 if not read_only else None)
+            return Disk(folder, real=False, faults=fault, limit=None if read_only else 4096)
         mounts.append(folder)
         filler = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
         try:  # fill it up
