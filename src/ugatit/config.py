@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -170,11 +171,29 @@ class Config:
         return dataclasses.replace(self, **sections)
 
 
-def check_config(config: Config) -> None:
-    """Values the dataclasses cannot reject by type: counts and frequencies out of range."""
+#: The most a config may ask for, from a flag or from a file (a checkpoint, an export, a config file):
+#: sixteen times the paper's image size, channels and residual blocks. Past them a model takes more
+#: memory than any machine has, or a crafted file makes the loader build for minutes before failing.
+LIMITS = {
+    "model.img_size": 4096,
+    "model.ch": 1024,
+    "model.n_res": 64,
+    "data.resize_margin": 4096,
+    "data.num_workers": 256,  # processes: a config.yaml asking for 100000 would fork that many
+}
+#: torch.manual_seed takes seeds from -2^63 to 2^64 - 1.
+SEED_RANGE = (-(2**63), 2**64 - 1)
+
+
+def check_config(config: Config, *, training: bool = True) -> None:
+    """Values the dataclasses cannot reject by type: counts and frequencies out of range, numbers that
+    are not finite, sizes past `LIMITS`. `training=False` for a config read with weights (to translate
+    or export them), which may name a variant that is not trained here."""
+    _check_limits(config)
+    if not training:
+        return
     minimums = {
         "optim.iterations": (config.optim.iterations, 1),
-        "optim.lr": (config.optim.lr, 0),
         "data.batch_size": (config.data.batch_size, 1),
         "data.num_workers": (config.data.num_workers, 0),
         "data.world_size": (config.data.world_size, 1),
@@ -187,11 +206,48 @@ def check_config(config: Config) -> None:
     for key, (value, minimum) in minimums.items():
         if value is not None and value < minimum:  # None: automatic
             raise UserError(f"config key `{key}` must be at least {minimum}, got {value}")
+    low, high = SEED_RANGE
+    if not low <= config.train.seed <= high:
+        raise UserError(f"config key `train.seed` must be between -2^63 and 2^64 - 1, got {config.train.seed}")
     if config.model.variant != "official":
         raise UserError(
             f"config key `model.variant` is {config.model.variant!r}: only the official networks "
             "are trained here (imported TF weights are for translation and evaluation)"
         )
+
+
+def _check_limits(config: Config) -> None:
+    for key, limit in LIMITS.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        if value is not None and value > limit:
+            raise UserError(f"config key `{key}` is {value}, more than the {limit} this package allows")
+    model = config.model
+    if model.img_size < 1 or model.ch < 1 or model.n_res < 1:
+        raise UserError(
+            f"config keys `model.img_size`, `model.ch` and `model.n_res` must be positive, got "
+            f"{model.img_size}, {model.ch} and {model.n_res}"
+        )
+    if config.data.resize_margin < 0:
+        raise UserError(f"config key `data.resize_margin` must be 0 or more, got {config.data.resize_margin}")
+    # Every number the optimiser and the losses use: finite, and where the maths needs it, positive.
+    bounds = {
+        "optim.lr": (config.optim.lr, 0.0, False),
+        "optim.beta1": (config.optim.beta1, 0.0, True),
+        "optim.beta2": (config.optim.beta2, 0.0, True),
+        "optim.weight_decay": (config.optim.weight_decay, 0.0, True),
+        **{f"loss.{f.name}": (getattr(config.loss, f.name), 0.0, True) for f in fields(config.loss)},
+    }
+    for key, (value, low, inclusive) in bounds.items():
+        if not math.isfinite(value):
+            raise UserError(f"config key `{key}` must be a finite number, got {value}")
+        if value < low or (value == low and not inclusive):
+            raise UserError(
+                f"config key `{key}` must be {'at least' if inclusive else 'more than'} {low:g}, got {value}"
+            )
+    for key in ("optim.beta1", "optim.beta2"):
+        if bounds[key][0] >= 1:
+            raise UserError(f"config key `{key}` must be less than 1, got {bounds[key][0]}")
 
 
 @dataclass

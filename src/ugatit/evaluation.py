@@ -28,6 +28,7 @@ from .metrics.groundtruth import GroundTruthMeter
 from .metrics.kid import evaluate_features
 from .nn.model import UGATIT
 from .translate import translate_images
+from .utils.files import atomic_write, reported_write
 
 if TYPE_CHECKING:
     from .demo.truth import ShapesTruth
@@ -162,10 +163,11 @@ def evaluate_model(
         entry: dict[str, Any] = {"source": f"test{src}", "target": f"test{tgt}", "n": len(fakes)}
         if save_translations is not None:
             folder = Path(save_translations) / direction
-            folder.mkdir(parents=True, exist_ok=True)
             stems = (names or {}).get(src) or [f"{i:05d}" for i in range(len(fakes))]
             for stem, img in zip(stems, fakes):
-                img.save(folder / f"{Path(stem).with_suffix('')}.png".replace("/", "_"))
+                path = folder / f"{Path(stem).with_suffix('')}.png".replace("/", "_")
+                with reported_write(path):
+                    atomic_write(path, lambda tmp, img=img: img.save(tmp, format="PNG"))
             entry["translations"] = str(folder)
         if extractor is not None:
             entry.update(

@@ -26,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..utils.files import reported_write
+
     require_checkpoint(args.src)
     out = Path(args.out)
     out = out if out.suffix == ".safetensors" else out.with_name(out.name + ".safetensors")
@@ -39,10 +41,8 @@ def run(args: argparse.Namespace) -> int:
 
     weights = read_weights(args.src)
     model = build_model(weights)
-    try:
+    with reported_write(out):
         written = export_generators(model, weights.config, out, dtype=torch.float16 if args.fp16 else torch.float32)
-    except OSError as exc:
-        raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
     m = model.config
     kind = "light" if m.light else f"full at {m.img_size} px"
     print(f"read {weights.kind} {args.src}: {kind}, ch={m.ch}, n_res={m.n_res}, {m.variant} networks")

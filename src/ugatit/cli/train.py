@@ -66,6 +66,7 @@ FLAGS = {
     "overrides": "--override",
     "domain_a": "--domain-a",
     "domain_b": "--domain-b",
+    "data.world_size": "--nproc",
 }
 
 
@@ -240,8 +241,11 @@ def run(args: argparse.Namespace) -> int:
         if dist.is_main:
             _print_way_on(exc, given, out)
         raise
-    if dist.is_main:
-        _print_summary(result, given)
+    if not dist.is_main:
+        # Rank 0 reports how the job ended, a stop by a signal included: were the others to exit with
+        # 143 first, torchrun would count them failed and end rank 0 before it has said what to type next.
+        return 0
+    _print_summary(result, given)
     return result.exit_code
 
 
@@ -383,7 +387,7 @@ def _print_summary(result, given: dict[str, Any]) -> None:
             f"stopped by {result.interrupted} at step {result.step} of {result.iterations}; "
             f"checkpoint: {result.checkpoint}"
         )
-        print(f"continue with: ugatit train {_data_arguments(given)} --out {shlex.quote(str(result.run_dir))} --resume")
+        print(f"continue with: {_resume_command(given, result.run_dir)}")
         return
     print(f"done: step {result.step} of {result.iterations} in {result.run_dir}")
     print(f"  checkpoint: {result.checkpoint}")
@@ -405,12 +409,36 @@ def _print_way_on(error: UserError, given: dict[str, Any], out: Path) -> None:
 
     if not isinstance(error, (TrainingDiverged, RunWriteError)) or error.checkpoint is None:
         return
-    command = f"ugatit train {_data_arguments(given)} --out {shlex.quote(str(out))} --resume"
+    command = _resume_command(given, out)
     if isinstance(error, TrainingDiverged):
         lr = f"{error.lr / 2:g}" if error.lr else "X"
         print(f"continue from {error.checkpoint} with a smaller learning rate: {command} --override lr={lr}")
     else:
         print(f"once there is space, continue from {error.checkpoint} with: {command}")
+
+
+def _resume_command(given: dict[str, Any], out: Path) -> str:
+    """The command that continues the run exactly: its data and folder, --resume, and what the run folder
+    does not record: how many processes train (the global batch and each rank's share of the data
+    depend on it) and the extractor that --eval-every measures with."""
+    import os
+
+    from ..training.distributed import LAUNCHER_PID_ENV, Distributed
+
+    words = [_data_arguments(given), "--out", shlex.quote(str(out)), "--resume"]
+    for key in ("inception_weights", "feature_extractor"):
+        if key in given:
+            words += [f"--{key.replace('_', '-')}", shlex.quote(str(given[key]))]
+    command = " ".join(words)
+    dist = Distributed.from_environment()
+    if not dist.enabled:
+        return f"ugatit train {command}"
+    if os.environ.get(LAUNCHER_PID_ENV):  # started by --nproc
+        return f"ugatit train {command} --nproc {dist.world_size}"
+    nodes = int(os.environ.get("GROUP_WORLD_SIZE", "1") or 1)
+    if nodes == 1:
+        return f"torchrun --standalone --nproc-per-node {dist.world_size} -m ugatit train {command}"
+    return f"torchrun <as before: {dist.world_size} processes on {nodes} nodes> -m ugatit train {command}"
 
 
 def _data_arguments(given: dict[str, Any]) -> str:

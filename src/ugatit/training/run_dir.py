@@ -27,6 +27,7 @@ import contextlib
 import json
 import math
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ from ..domains import DIRECTIONS, reverse, source_and_target
 from ..errors import UserError
 from ..nn.layers import ILN, AdaLIN
 from ..nn.model import UGATIT
-from ..utils.files import atomic_write, unfinished_writes
+from ..utils.files import O_NOFOLLOW, atomic_write, create_exclusive, os_error_of, unfinished_writes
 from ..viz.images import heatmap_to_rgb, labelled_grid, overlay
 from ..weights.checkpoints import CHECKPOINT_DIR, latest_checkpoint, newest_readable_checkpoint
 from .storage import WriteFailed, writing
@@ -132,7 +133,7 @@ class JsonlLog:
         self.path = path
         with writing(path):
             atomic_write(path, lambda tmp: tmp.write_text("".join(line + "\n" for line in kept)))
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | O_NOFOLLOW)
 
     def write(self, record: dict[str, Any]) -> None:
         data = memoryview((json.dumps(record) + "\n").encode())
@@ -180,7 +181,8 @@ class TensorBoard:
 
     The writer writes in a thread of its own and reports a failed write (a full disk) at the next call:
     that call raises `WriteFailed`, and the writer is dropped, so closing it afterwards does not raise
-    the same error again over the one being reported.
+    the same error again over the one being reported. The thread's own report of it (a traceback on
+    stderr) is kept quiet: the one line the trainer prints says it.
     """
 
     def __init__(self, folder: Path, enabled: bool, first_step: int):
@@ -190,6 +192,7 @@ class TensorBoard:
             return
         from torch.utils.tensorboard import SummaryWriter
 
+        _quiet_writer_thread_errors()
         self.folder = folder
         with self._writing():
             # purge_step hides events of a stopped session logged after the step resumed from
@@ -229,6 +232,24 @@ class TensorBoard:
         except WriteFailed:
             self.writer = None
             raise
+
+
+def _quiet_writer_thread_errors() -> None:
+    """Leave a failed write in TensorBoard's writer thread to the next call, which raises it, instead of
+    letting the thread print its traceback (`threading.excepthook`). Other threads' errors, and the
+    writer thread's other errors, are reported as before."""
+    previous = threading.excepthook
+    if getattr(previous, "_ugatit_quiet", False):
+        return
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        from_writer = type(args.thread).__name__ == "_AsyncWriterThread"
+        if from_writer and isinstance(args.exc_value, Exception) and os_error_of(args.exc_value) is not None:
+            return
+        previous(args)
+
+    hook._ugatit_quiet = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
 
 
 def sample_images(
@@ -303,11 +324,13 @@ def run_to_resume(run_dir: Path, resume: bool) -> bool:
 
 
 def make_run_dir(run_dir: Path) -> None:
-    """Create the folder and prove it writable (a probe file: os.access misses read-only mounts, ACLs)."""
+    """Create the folder and prove it writable (a probe file: os.access misses read-only mounts, ACLs).
+    The probe is made anew, never through a link someone left under its name."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
-        probe.write_text("")
+        probe.unlink(missing_ok=True)
+        create_exclusive(probe)
         probe.unlink()
     except OSError as exc:
         raise UserError(f"cannot write to the run directory {run_dir}: {exc.strerror or exc}") from None

@@ -40,6 +40,7 @@ from ..domains import Direction
 from ..errors import UserError
 from ..nn.model import UGATIT
 from ..utils.console import progress_bar
+from ..utils.files import atomic_write, create_exclusive, reported_write
 from .faces import Box, FaceCrop, FaceCropSource, check_face_detector, paste_back
 from .images import TranslatedImage, _check_batch_size, resolve_size, translate_batch
 from .page import write_index_html
@@ -253,7 +254,8 @@ def _make_output_dir(output_dir: Path) -> None:
         output_dir.mkdir(parents=True, exist_ok=True)
         # A probe write: os.access is not the whole story (read-only mounts, ACLs, full disks).
         probe = output_dir / f".ugatit-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
+        probe.unlink(missing_ok=True)  # left by a killed process of the same number
+        create_exclusive(probe)
         probe.unlink()
     except OSError as exc:
         raise UserError(f"cannot write to output folder {output_dir}: {exc.strerror or exc}") from None
@@ -359,10 +361,9 @@ def _write_outputs(plan: _Plan, item: TranslatedImage, crop: FaceCrop | None = N
 
 
 def _save(img: Image.Image, path: Path, **options) -> Path:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        img.save(path, **options)
-    except OSError as exc:
-        # A full disk or a vanished folder fails every later file too: stop with one line.
-        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    # Whole or not at all (a full disk used to leave a 0-byte PNG); a full disk or a vanished folder
+    # fails every later file too: stop with one line.
+    image_format = Image.registered_extensions()[path.suffix.lower()]
+    with reported_write(path):
+        atomic_write(path, lambda tmp: img.save(tmp, format=image_format, **options))
     return path

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from ..config import LIMITS
 from ..data.loader import Batch, sized_batches
 from ..data.transforms import tensor_to_uint8
 from ..domains import Direction
@@ -63,7 +64,10 @@ def resolve_size(model: UGATIT, size: int | None = None) -> int:
             f"cannot run this full model at {size} px: it was trained at {trained} px and its gamma/beta MLP "
             f"reads the whole {trained // 4}x{trained // 4} attention map (only light models run at other sizes)"
         )
-    return check_image_size(size, "`size`")
+    check_image_size(size, "`size`")
+    if size > LIMITS["model.img_size"]:  # the largest model a config may ask for
+        raise UserError(f"`size` {size} is more than the {LIMITS['model.img_size']} px this package allows")
+    return size
 
 
 def translate_images(

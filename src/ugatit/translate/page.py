@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from ..errors import UserError
+from ..utils.files import atomic_write, reported_write
 from ..viz.html import Markup, escape, html_page, table
 
 if TYPE_CHECKING:
@@ -50,10 +50,9 @@ def write_index_html(
     if skipped:
         sections.append(("Skipped", table([{"file": str(r.source), "reason": r.error} for r in skipped])))
     page = output_dir / INDEX_NAME
-    try:
-        page.write_text(html_page(title, sections), encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot write {page}: {exc.strerror or exc}") from None
+    text = html_page(title, sections)
+    with reported_write(page):
+        atomic_write(page, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return page
 
 

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from ..errors import UserError
 from ..nn.model import UGATIT
 from ..nn.sizes import MIN_SIZE, SIZE_MULTIPLE
-from ..utils.files import atomic_write
+from ..utils.files import atomic_write, reported_write
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 INPUT_NAMES = ["image"]
@@ -81,7 +81,12 @@ def export_generator(model: UGATIT, direction: str, fmt: str, path: Path, fp16: 
                 warnings.simplefilter("ignore", DeprecationWarning)
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
                 traced = torch.jit.trace(deployed, (example,), check_trace=False)
-                atomic_write(path, lambda tmp: torch.jit.save(traced, str(tmp)))
+                # Serialised in memory (as torch.jit.save does for any file object), then written by
+                # Python: libtorch's own file writer aborts the process (SIGABRT) when the disk fills up.
+                buffer = io.BytesIO()
+                torch.jit.save(traced, buffer)
+            with reported_write(path):
+                atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getbuffer()))
         else:
             _export_onnx(deployed, example, path, light=model.config.light)
     return path
@@ -117,10 +122,16 @@ def _export_onnx(deployed: DeployedGenerator, example: Tensor, path: Path, light
         quiet.setLevel(level)
     for node in program.model.graph.all_nodes():
         node.metadata_props.clear()  # the exporter's debug notes: source paths and stack traces, 80% of a small file
-    if large:  # the .data file is named after the .onnx file, so no write-then-rename
-        program.save(str(path), external_data=True)
-    else:
-        atomic_write(path, lambda tmp: program.save(str(tmp), external_data=False))
+    with reported_write(path):
+        if large:  # the .data file is named after the .onnx file, so no write-then-rename
+            try:
+                program.save(str(path), external_data=True)
+            except BaseException:
+                for partial in (path, path.with_name(path.name + ".data")):
+                    partial.unlink(missing_ok=True)
+                raise
+        else:
+            atomic_write(path, lambda tmp: program.save(str(tmp), external_data=False))
 
 
 def deployment_paths(output: Path, directions: list[str], fmt: str) -> dict[str, Path]:

@@ -37,6 +37,7 @@ from .checkpoints import (
     torch_load,
     training_state,
 )
+from .checks import check_networks_fit
 from .export import load_export
 from .official import infer_model_config
 from .tf_checkpoint import find_prefix
@@ -122,9 +123,12 @@ def _tf(prefix: Path) -> Weights:
 
 
 def build_model(weights: Weights, *, discriminators: bool = False, device: str | torch.device = "cpu") -> UGATIT:
-    """The model of `weights` in eval mode; discriminators only on request and where the file has them."""
+    """The model of `weights` in eval mode; discriminators only on request and where the file has them.
+    The weights must fit the config (`check_networks_fit`) before memory is taken for them."""
+    with_discriminators = discriminators and weights.has_discriminators
+    check_networks_fit(weights.config.model, weights.networks, weights.path, discriminators=with_discriminators)
     with torch.device("meta"):  # no time spent initialising weights that are overwritten at once
-        model = UGATIT(weights.config.model, discriminators=discriminators and weights.has_discriminators)
+        model = UGATIT(weights.config.model, discriminators=with_discriminators)
     model = model.to_empty(device="cpu")
     model.load_official_state_dict(weights.networks)
     return model.to(device).eval()
