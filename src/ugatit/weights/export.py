@@ -46,7 +46,7 @@ def load_export(path: Path) -> tuple[dict, Config]:
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
-            tensors = {key: f.get_tensor(key) for key in f}
+            tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
     except (SafetensorError, OSError, ValueError) as exc:
         raise UserError(f"cannot read {path}: corrupted or truncated safetensors file ({exc})") from None
     if metadata.get("format") != EXPORT_FORMAT:
