@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..config import ModelConfig
+
 #: Where a normalisation layer sits in the decoder.
 RESIDUAL, UPSAMPLING = "residual", "up-sampling"
 
@@ -74,3 +76,28 @@ def parameter_counts(model: nn.Module) -> dict[str, int]:
     counts = {name: sum(p.numel() for p in getattr(model, name).parameters()) for name in model.network_names()}
     counts["total"] = sum(counts.values())
     return counts
+
+
+def describe_ablation(model: ModelConfig) -> list[str]:
+    """What a model of this config lacks or has instead, compared with the paper's (one line each; none
+    for the paper's model). docs/ablations.md says the same at length."""
+    lines = []
+    if not model.g_cam:
+        lines.append(
+            "generators without CAM: no auxiliary classifier (gap_fc, gmp_fc) and no conv1x1; the decoder reads "
+            "the encoder's features as they are; no G_cam_loss, no attention map"
+        )
+    if not model.d_cam:
+        lines.append(
+            "discriminators without CAM: no auxiliary classifier (gap_fc, gmp_fc), no conv1x1; the head reads "
+            "the encoder's features; no D_ad_cam_loss / G_ad_cam_loss terms"
+        )
+    norm = model.decoder_norm
+    if norm == "adain":
+        lines.append("decoder: AdaIN in the residual blocks (gamma/beta from the MLP, no rho), IN + affine up-sampling")
+    elif norm == "lin":
+        lines.append("decoder: LIN (rho mix, learned affine) everywhere; no gamma/beta MLP")
+    elif norm in ("in", "ln", "gn"):
+        name = {"in": "instance", "ln": "layer", "gn": "group"}[norm]
+        lines.append(f"decoder: {name} normalisation with a learned affine everywhere; no gamma/beta MLP, no rho")
+    return lines
