@@ -213,6 +213,10 @@ class Config:
         return dataclasses.replace(self, **sections)
 
 
+#: The built-in tasks with ground truth (demo/shapes.py, demo/morph.py) an ablation can draw.
+BUILT_IN_TASKS = ("shapes", "morph")
+
+
 @dataclass
 class AblationOptions:
     """What `ugatit ablate` runs (see ablation/runner.py): every variant under the same base config, seed

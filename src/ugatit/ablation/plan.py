@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..config import ABLATIONS, AblationOptions, Config, ablation
+from ..config import ABLATIONS, BUILT_IN_TASKS, AblationOptions, Config, ablation
 from ..errors import UserError
 from ..training.resume import RESUME_OVERRIDES
 from ..utils.files import write_json
@@ -27,14 +27,13 @@ PLAN_FORMAT = "ugatit-ablation-1"
 METRICS_FILE = "metrics.json"
 RUNS_DIR = "runs"
 DATA_DIR = "data"
-#: The built-in tasks `ugatit ablate --task` draws.
-TASKS = ("shapes", "morph")
+TASKS = BUILT_IN_TASKS
 #: The seed the built-in task is drawn with: every run of every variant and seed sees the same images.
 TASK_SEED = 0
 
 
 #: Iterations of a run of the built-in tasks' preset (`task_config`).
-TASK_ITERATIONS = 600
+TASK_ITERATIONS = 300
 
 
 def task_config(iterations: int | None = None) -> Config:

@@ -3,7 +3,7 @@ between seeds, the same test images translated by every variant, curves and the 
 
 DATA is a dataset folder with trainA/, trainB/, testA/ and testB/ (the test split is where every variant
 is measured), or --task draws a built-in task with ground truth into OUT/data: `shapes` (flat <->
-striped shapes) or `morph` (circles <-> squares of the same area: a translation that must change shape).
+striped shapes) or `morph` (circles <-> the squares around them: a translation that must change shape).
 Variants (--variants, comma-separated; join two with +, e.g. no-cam+ln): full (the paper's model),
 no-g-cam, no-d-cam, no-cam (no CAM in the generators, the discriminators, both), adain, lin, in, ln, gn
 (the decoder's normalisation instead of AdaLIN); docs/ablations.md defines each. Every variant trains
@@ -58,13 +58,12 @@ FLAGS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..ablation.plan import TASKS
-    from ..config import ABLATIONS, AblationOptions
+    from ..config import ABLATIONS, BUILT_IN_TASKS, AblationOptions
 
     d = AblationOptions()
     unset = argparse.SUPPRESS
     parser.add_argument("data", nargs="?", metavar="DATA", help="dataset folder with trainA/, trainB/, testA/, testB/")
-    parser.add_argument("--task", choices=TASKS, help="instead of DATA: draw this built-in task into OUT/data")
+    parser.add_argument("--task", choices=BUILT_IN_TASKS, help="instead of DATA: draw this built-in task into OUT/data")
     parser.add_argument("--out", default=str(d.out), help="output folder (a stopped ablation continues in it)")
     parser.add_argument(
         "--variants",

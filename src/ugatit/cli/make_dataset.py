@@ -5,8 +5,8 @@ blue on a grey background (A) versus the same kind of shapes striped, on a blue-
 trainA and trainB are unpaired; testA/NAME.png and testB/NAME.png show the same scene, so every test
 translation can be scored against the truth.
 
-`morph`: a flat circle (A) versus the same scene with the circle replaced by an upright square of the
-same area, centre and colour (B): a translation that must change shape (see docs/ablations.md).
+`morph`: a flat circle (A) versus the same scene with the circle replaced by the upright square around it,
+in its colour (B): a translation that must change shape (see docs/ablations.md).
 """
 
 from __future__ import annotations

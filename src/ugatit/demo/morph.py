@@ -5,8 +5,9 @@ cat2dog), and credits the CAM attention and AdaLIN's layer-normalisation half fo
 (`shapes`) only paints stripes inside shapes that stay put; this one asks for the shape itself to change:
 
 * Domain A: a flat circle in red, green or blue on a mid-grey background.
-* Domain B: the same scene with the circle replaced by an upright square of the same area, at the same
-  centre, in the same colour, on the same background.
+* Domain B: the same scene with the circle replaced by the upright square around it (the circle is the
+  square's inscribed circle: same centre, side = the diameter), in the same colour, on the same
+  background. A2B adds the four corners, B2A cuts them off: 21% of the square's area.
 
 Nothing but the outline differs between the domains, so a translator that keeps the input scores 0 on
 the shape metric below, and one that draws the right squares scores 1. The drawing (colours, weights,
@@ -36,9 +37,9 @@ from ..domains import DIRECTIONS
 from . import shapes as S
 
 TASK = "morph"
-#: Circle radius as a fraction of the side, so that the corners a square adds (0.25 r deep along the
-#: diagonals) and the caps it cuts off (0.11 r) span whole pixels at 48 px (r = 8.6 to 12.5 px).
-SIZE_RANGE = (0.18, 0.26)
+#: Circle radius as a fraction of the side: at 48 px r is 7.7 to 11.5 px, and the corners a square adds
+#: ((4 - pi) r^2, 0.41 r deep along the diagonals) cover 51 to 114 pixels.
+SIZE_RANGE = (0.16, 0.24)
 #: One shape an image: two shapes this large, each with room for its square, rarely fit side by side.
 SHAPES = 1
 #: A pixel counts as the shape's when it lies more than half-way from the background to its colour.
@@ -47,12 +48,14 @@ FOREGROUND_FROM = 0.5
 CHANGED_FROM = 0.5
 # Random streams of this task: its scenes are never the shapes task's (which uses 0, 1, 2).
 _STREAMS = {("train", "A"): 10, ("train", "B"): 11, ("test", "A"): 12, ("test", "B"): 12}
-# The square's bounding circle (its corners), which placement keeps inside the image and apart.
-_SQUARE_BOUND = S._BOUND["square"]
+# `shapes` sizes a square by its area (half-side = size * sqrt(pi) / 2); the square around a circle of
+# radius r has half-side r, so size r / (sqrt(pi) / 2). Its corners are sqrt(2) r from the centre.
+_SQUARE_SIZE = 1 / S._HALF_SIDE
+_SQUARE_BOUND = math.sqrt(2)
 
 
 def random_scene(rng: np.random.Generator) -> S.Scene:
-    """SHAPES circles, each with room for its square (same centre, same area) inside the image and
+    """SHAPES circles, each with room for the square around it inside the image and
     apart from the others, in different colours (drawn with the shapes task's weights)."""
     shapes: list[S.Shape] = []
     while len(shapes) < SHAPES:  # the rare draw where a shape finds no room starts again
@@ -73,9 +76,15 @@ def random_scene(rng: np.random.Generator) -> S.Scene:
 
 
 def in_domain(scene: S.Scene, domain: str) -> S.Scene:
-    """The scene as domain `domain` draws it: circles in A, upright squares of the same area in B."""
-    kind = {"A": "circle", "B": "square"}[S._check_domain(domain)]
-    return S.Scene(tuple(dataclasses.replace(shape, kind=kind, rotation=0.0) for shape in scene.shapes))
+    """The scene as domain `domain` draws it: circles in A, in B the upright squares around them."""
+    if S._check_domain(domain) == "A":
+        return scene
+    return S.Scene(
+        tuple(
+            dataclasses.replace(shape, kind="square", size=shape.size * _SQUARE_SIZE, rotation=0.0)
+            for shape in scene.shapes
+        )
+    )
 
 
 def scene_for(seed: int, split: str, domain: str, index: int) -> S.Scene:
@@ -152,11 +161,12 @@ def ground_truth_info(size: int, n_train: int, n_test: int, seed: int) -> dict[s
         "convention": (
             "testA/NAME.png and testB/NAME.png show the same scene: each is the ground-truth translation of "
             "the other. trainA and trainB are unpaired. test_scenes[i] describes the i-th test pair as "
-            "circles (domain A); domain B draws each as an upright square of the same area, centre and colour."
+            "circles (domain A); domain B draws each as the upright square around it (same centre, side = "
+            "the diameter, same colour)."
         ),
         "domains": {
             "A": "a flat circle in red, green or blue on a mid-grey background",
-            "B": "the same scenes with the circle replaced by an upright square of the same area and colour",
+            "B": "the same scenes with the circle replaced by the upright square around it, in its colour",
         },
         "palette": [list(c) for c in S.PALETTE],
         "colour_weights": list(S.COLOUR_WEIGHTS),
@@ -262,7 +272,7 @@ def _add_shape(
     union = np.maximum(target_mask, source_mask)
     near = union > 0  # this shape's pixels in either domain (the other shape is elsewhere)
     wanted = _foreground(target, palette[colour], background)
-    # Where the ground truths of the two domains differ: the corners to add and the caps to cut off, read
+    # Where the ground truths of the two domains differ: the corners to add or to cut off, read
     # off the rendered images, so that the answer scores 1 and the input itself 0 by construction.
     differ = near & (wanted != _foreground(source, palette[colour], background))
     painted = _foreground(image, palette[colour], background)

@@ -172,14 +172,13 @@ def gn_groups(channels: int, groups: int = GN_GROUPS) -> int:
 
 
 def group_normalize(x: Tensor, groups: int, eps: float) -> Tensor:
-    """(x - mean) / sqrt(var + eps) over each sample's groups of channels, with the unbiased variance,
-    in fp32: one group is a layer norm, one group a channel an instance norm. The native group norm
-    (biased) with eps * k, times sqrt(k), where k = (n - 1) / n for n values a group, is the unbiased
-    formula (the same identity as `layer_instance_norm`'s)."""
-    n = x.shape[1] // groups * x.shape[2] * x.shape[3]
-    k = (n - 1) / n if n > 1 else 1.0
+    """(x - mean) / sqrt(var + eps) over each sample's groups of channels, with the unbiased variance
+    (torch.var's, as AdaLIN's), in fp32: one group is a layer norm, one group a channel an instance
+    norm. Plain ops, which torch.export traces on symbolic image sizes (the ONNX export)."""
     with _no_autocast(x):
-        return F.group_norm(_fp32(x), groups, eps=eps * k) * math.sqrt(k)
+        grouped = _fp32(x).reshape(x.shape[0], groups, -1)
+        var, mean = torch.var_mean(grouped, dim=2, keepdim=True)
+        return ((grouped - mean) / torch.sqrt(var + eps)).reshape(x.shape)
 
 
 class AdaIN(nn.Module):

@@ -101,17 +101,19 @@ class WebTranslator:
 
     def describe_attention(self) -> str:
         """What the attention gallery shows for this model."""
-        shown = []
-        if self.model.config.g_cam:
-            shown.append("where the generator looked (its auxiliary classifier's weights on the feature maps, the CAM)")
-        if judges_attention(self.model):
-            shown.append(
-                "then where the target domain's global and local discriminators looked on the translation "
-                "(their CAM; the paper's Figure 2 (c)-(d))"
+        if not self.model.config.g_cam:
+            text = "This model's generators have no CAM attention (an ablation)."
+        else:
+            text = (
+                "The attention map is where the generator looked: its auxiliary classifier's weights on the "
+                "feature maps (the CAM)."
             )
-        if not shown:
-            return "This model has no CAM attention to show."
-        return "The attention gallery shows " + ", ".join(shown) + "."
+        if judges_attention(self.model):
+            text += (
+                " After it come where the target domain's global and local discriminators looked on the "
+                "translation (their CAM; the paper's Figure 2 (c)-(d))."
+            )
+        return text
 
     def __call__(
         self,
