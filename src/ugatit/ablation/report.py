@@ -263,7 +263,15 @@ def machine_description(devices: Sequence[str]) -> str:
 
 
 def write_report(
-    out: Path, plan: dict[str, Any], specs: list[RunSpec], settings, seconds: float, gallery: int = 6
+    out: Path,
+    plan: dict[str, Any],
+    specs: list[RunSpec],
+    settings,
+    seconds: float,
+    gallery: int = 6,
+    *,
+    execution: str = "",
+    load: tuple[float | None, float | None] = (None, None),
 ) -> dict[str, Any]:
     """Write report.json, report.html and the galleries from every run that is done; return the JSON."""
     variants = plan["variants"]
@@ -279,6 +287,8 @@ def write_report(
         "format": "ugatit-ablation-report-1",
         "plan": plan,
         "machine": machine_description(devices),
+        "execution": execution,
+        "load_average": {"start": load[0], "end": load[1]},
         "session_seconds": round(seconds, 1),
         "train_seconds": sum(run.get("train_seconds") or 0.0 for run in runs),
         "runs_done": len(runs),
@@ -313,9 +323,11 @@ def _page(out, summary, table, columns, parameters, findings, seeds, specs, vari
         f"n_res {model['n_res']}; {optim['iterations']} iterations, lr {optim['lr']:g}, batch "
         f"{base['data']['batch_size']}. Every variant trains under it with the same seeds "
         f"({', '.join(map(str, plan['seeds']))}), hence the same data order; only the model differs.",
-        f"Runs done: {summary['runs_done']} of {summary['runs_planned']}. Machine: {summary['machine']}. "
-        f"Training time, all runs: {summary['train_seconds'] / 60:.1f} min; this session: "
-        f"{summary['session_seconds'] / 60:.1f} min (wall).",
+        f"Runs done: {summary['runs_done']} of {summary['runs_planned']}. Machine: {summary['machine']}; "
+        f"{summary['execution']}. Training time, all runs added up: {summary['train_seconds'] / 60:.1f} min; "
+        f"this session: {summary['session_seconds'] / 60:.1f} min (wall); the machine's load average was "
+        f"{summary['load_average']['start']} at its start and {summary['load_average']['end']} at its end "
+        "(other work sharing the machine slows every timing here).",
     ]
     if summary["note"]:
         about.append(summary["note"])

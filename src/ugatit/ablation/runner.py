@@ -94,7 +94,7 @@ def run_ablation(opts: AblationOptions, notify: Callable[[str], None] = print) -
     for device in devices:
         resolve_device(device)
     root = data_root(opts)
-    started = time.monotonic()
+    started, load_before = time.monotonic(), _load_average()
     plan = write_plan(opts, root, variants, seeds)
     if opts.task is not None:
         notify(f"drawing the {opts.task} task into {root} (once)")
@@ -117,10 +117,42 @@ def run_ablation(opts: AblationOptions, notify: Callable[[str], None] = print) -
                 break
     else:
         interrupted = _run_parallel(pending, devices, settings, notify)
-    summary = write_report(Path(opts.out), plan, specs, settings, time.monotonic() - started, opts.gallery)
+    summary = write_report(
+        Path(opts.out),
+        plan,
+        specs,
+        settings,
+        time.monotonic() - started,
+        opts.gallery,
+        execution=_execution(devices),
+        load=(load_before, _load_average()),
+    )
     if interrupted:
         summary["interrupted"] = interrupted
     return summary
+
+
+def _load_average() -> float | None:
+    """The machine's 1-minute load average (None where the system does not say): how much other work
+    shared it, for the report's timings."""
+    import os
+
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def _execution(devices: list[str]) -> str:
+    """How the runs were executed, in words, for the report."""
+    import torch
+
+    if len(devices) == 1:
+        threads = f", {torch.get_num_threads()} threads" if devices[0] == "cpu" else ""
+        return f"one run at a time on {devices[0]}{threads}"
+    cpu = sum(1 for d in devices if d == "cpu")
+    threads = f", {max(1, torch.get_num_threads() // cpu)} thread(s) each on the CPU" if cpu else ""
+    return f"{len(devices)} runs at a time, one process each on {', '.join(devices)}{threads}"
 
 
 def _describe(spec: RunSpec) -> str:
