@@ -63,15 +63,14 @@ def measurement(opts: AblationOptions, root: Path) -> Measurement:
     measured against it, and data without is refused (there would be nothing to compare)."""
     from ..evaluation import TestSplit
 
-    split = TestSplit(root) if (root / "testA").is_dir() else None
-    paired = split is not None and split.paired
+    paired = opts.task is not None or TestSplit(root).paired  # the built-in tasks have ground truth
     settings = Measurement(root, True, opts.inception_weights, opts.feature_extractor)
     if opts.inception_weights and opts.feature_extractor:
         raise UserError("`inception_weights` and `feature_extractor` exclude each other")
     try:
         settings.extractor("cpu", download=True)
     except UserError as exc:
-        if not paired and opts.task is None:
+        if not paired:
             raise UserError(f"{exc}; an ablation on data without ground truth needs KID") from None
         return Measurement(root, False, note=f"KID not measured: {exc}")
     return settings
@@ -94,12 +93,12 @@ def run_ablation(opts: AblationOptions, notify: Callable[[str], None] = print) -
     for device in devices:
         resolve_device(device)
     root = data_root(opts)
+    settings = measurement(opts, root)  # before anything is written: KID may be impossible
     started, load_before = time.monotonic(), _load_average()
     plan = write_plan(opts, root, variants, seeds)
     if opts.task is not None:
         notify(f"drawing the {opts.task} task into {root} (once)")
         draw_task(opts)
-    settings = measurement(opts, root)
     if settings.note:
         notify(settings.note)
     specs = run_specs(opts, tuple(plan["variants"]), plan["seeds"])
