@@ -167,3 +167,20 @@ def test_bad_requests_fail_before_anything_is_written(tmp_path):
     )
     assert missing.returncode == 2 and "dataset folder not found" in missing.stderr
     assert not out.exists()
+
+    data = tmp_path / "photos"  # real data: no ground truth, so without KID there is nothing to compare
+    for split in ("trainA", "trainB", "testA", "testB"):
+        (data / split).mkdir(parents=True)
+        Image.new("RGB", (32, 32), (10, 200, 30)).save(data / split / "0.png")
+    env = dict(os.environ, UGATIT_OFFLINE="1", TORCH_HOME=str(tmp_path / "torch"))  # no Inception weights
+    env.pop("UGATIT_INCEPTION_WEIGHTS", None)
+    unmeasurable = subprocess.run(
+        [sys.executable, "-m", "ugatit", "ablate", str(data), "--out", str(out), "--variants", "full"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert unmeasurable.returncode == 2, unmeasurable.stderr
+    assert "FID Inception weights not found" in unmeasurable.stderr and "needs KID" in unmeasurable.stderr
+    assert not out.exists()
