@@ -44,6 +44,51 @@ class ModelConfig:
     variant: Literal["official", "tf", "tf-2019-07"] = "official"
     # tf variant only: the authors' --smoothing (their default), AdaLIN then uses clip(rho - 0.1, 0, 1).
     smoothing: bool = True
+    # The paper's ablations (its Table 1; see docs/ablations.md and `ABLATIONS`), official networks only:
+    # the CAM attention of the generators and of the discriminators on or off, and the normalisation of
+    # the generators' decoder. The defaults are the paper's model.
+    g_cam: bool = True
+    d_cam: bool = True
+    decoder_norm: Literal["adalin", "adain", "lin", "in", "ln", "gn"] = "adalin"
+
+
+#: The decoder normalisations `ModelConfig.decoder_norm` takes (nn/networks.py builds them).
+DECODER_NORMS = ("adalin", "adain", "lin", "in", "ln", "gn")
+
+#: The paper's ablations by name (`ugatit ablate --variants`): the ModelConfig keys each one changes.
+#: Names join with "+" ("no-cam+ln"); `ablation_name` is the inverse.
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "full": {},
+    "no-g-cam": {"g_cam": False},
+    "no-d-cam": {"d_cam": False},
+    "no-cam": {"g_cam": False, "d_cam": False},
+    **{norm: {"decoder_norm": norm} for norm in DECODER_NORMS if norm != "adalin"},
+}
+
+
+def ablation(model: ModelConfig, name: str) -> ModelConfig:
+    """`model` changed into the ablation `name` (a key of `ABLATIONS`, or several joined with "+")."""
+    changes: dict[str, Any] = {}
+    for part in name.split("+"):
+        if part not in ABLATIONS:
+            raise UserError(f"unknown model variant {part!r} (known: {', '.join(ABLATIONS)}; join them with '+')")
+        for key, value in ABLATIONS[part].items():
+            if changes.get(key, value) != value:
+                raise UserError(f"model variant {name!r} sets `model.{key}` twice")
+            changes[key] = value
+    return dataclasses.replace(model, **changes)
+
+
+def ablation_name(model: ModelConfig) -> str:
+    """The ablation a model is ("full" for the paper's model, "no-cam+ln", ...)."""
+    parts = []
+    if not model.g_cam or not model.d_cam:
+        parts.append(
+            {(False, False): "no-cam", (False, True): "no-g-cam", (True, False): "no-d-cam"}[(model.g_cam, model.d_cam)]
+        )
+    if model.decoder_norm != "adalin":
+        parts.append(model.decoder_norm)
+    return "+".join(parts) or "full"
 
 
 @dataclass
@@ -169,6 +214,33 @@ class Config:
 
     def replace(self, **sections: Any) -> Config:
         return dataclasses.replace(self, **sections)
+
+
+#: The built-in tasks with ground truth (demo/shapes.py, demo/morph.py) an ablation can draw.
+BUILT_IN_TASKS = ("shapes", "morph")
+
+
+@dataclass
+class AblationOptions:
+    """What `ugatit ablate` runs (see ablation/runner.py): every variant under the same base config, seed
+    by seed, on a dataset folder (`data`) or a built-in task drawn into `out` (`task`: shapes, morph)."""
+
+    out: Path = Path("ugatit-ablation")
+    data: Path | None = None
+    task: str | None = None
+    variants: tuple[str, ...] = tuple(ABLATIONS)
+    seeds: int = 1
+    first_seed: int = 0
+    config: Config = field(default_factory=Config)  # the base; each run changes model and seed
+    # Where runs go, one process each, in parallel: "cpu" once runs them in turn in this process; a list
+    # ("cuda:0", "cuda:1", or "cpu" twice on a machine with cores to spare) runs one process per entry.
+    devices: tuple[str, ...] = ()
+    train_count: int = 500  # built-in task: training images a domain
+    test_count: int = 64  # built-in task: test pairs
+    gallery: int = 6  # test images a direction shown side by side in the report
+    inception_weights: str | None = None
+    feature_extractor: str | None = None
+    progress: bool = True
 
 
 #: The most a config may ask for, from a flag or from a file (a checkpoint, an export, a config file):
@@ -329,12 +401,21 @@ def _initials(name: str) -> str:
     return "".join(part[0] for part in parts) if len(parts) > 1 else ""
 
 
+#: Keys added after configs were first saved: a complete file written before them lacks them, and they
+#: take their default, which is what the version that wrote it built.
+ADDED_KEYS = {"model.g_cam", "model.d_cam", "model.decoder_norm"}
+
+
 def _require_every_key(path: Path, data: dict[str, Any]) -> None:
     if not data:
         raise UserError(f"config file {path} is empty")
     for section, keys in Config().to_dict().items():
         values = data.get(section)
-        missing = [key for key in keys if not isinstance(values, dict) or key not in values]
+        missing = [
+            key
+            for key in keys
+            if (not isinstance(values, dict) or key not in values) and f"{section}.{key}" not in ADDED_KEYS
+        ]
         if missing:
             raise UserError(f"config file {path} is incomplete (no '{section}.{missing[0]}')")
 

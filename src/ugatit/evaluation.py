@@ -72,11 +72,16 @@ class TestSplit:
 
 
 def _scene_truth(path: Path) -> ShapesTruth | None:
-    """The test scenes a ground_truth.json records (the shapes task), for the object metrics."""
+    """The test scenes a ground_truth.json records (the shapes task, or the morph task's `MorphTruth`,
+    which scores alike), for the object metrics."""
+    from .demo.morph import TASK as MORPH
+    from .demo.morph import MorphTruth
     from .demo.truth import ShapesTruth
 
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(info, dict) and info.get("task") == MORPH:
+            return MorphTruth.from_info(info)
         return ShapesTruth.from_info(info) if isinstance(info, dict) else None
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise UserError(f"{path} is not a ground-truth description this version can read ({exc!r})") from None

@@ -25,6 +25,8 @@ SUBCOMMANDS = (
     "translate",
     "serve",
     "eval",
+    "ablate",
+    "inspect",
     "convert",
     "export",
     "push",

@@ -264,12 +264,18 @@ def format_checkpoint_report(report: dict[str, Any]) -> str:
                 f"{direction:<9} {row['count']:>5} {row['l1']:>8.4f} {row['psnr']:>8.2f} "
                 f"{row['identity_l1']:>12.4f} {row['identity_psnr']:>14.2f} {row['cycle_l1']:>9.4f}"
             )
-        objects = {d: row for d, row in report["ground_truth"].items() if "colour_accuracy" in row}
+        objects = {d: row for d, row in report["ground_truth"].items() if "stripes_right" in row}
         if objects:
             from ..demo.report import headline_sentence
 
             lines += ["", "inside the shapes (identity = the input itself as the answer)"]
             lines += [headline_sentence(direction, row) for direction, row in objects.items()]
+        morphs = {d: row for d, row in report["ground_truth"].items() if "shape_change" in row}
+        if morphs:
+            from ..demo import morph
+
+            lines += ["", "the shapes' outlines (identity = the input itself as the answer)"]
+            lines += [morph.headline_sentence(direction, row) for direction, row in morphs.items()]
     return "\n".join(lines + notes)
 
 

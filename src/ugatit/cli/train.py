@@ -17,6 +17,8 @@ exports) to fine-tune them on DATA: the model's architecture comes from that fil
 train at another --img-size); networks it lacks (the discriminators of a generator-only file) start from
 the paper's init. Image files are checked before training (see `ugatit check-data`); one trainer at a
 time may use a run directory; a full disk stops the run with the last good checkpoint named.
+--no-g-cam, --no-d-cam and --decoder-norm train the paper's ablations (docs/ablations.md; `ugatit ablate`
+trains several side by side); a resumed run keeps its own, and giving another one is refused.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from ..config import DECODER_NORMS
 from ..errors import UserError
 from ._types import device_argument, non_negative_int, positive_float, positive_int
 
@@ -38,6 +41,9 @@ CONFIG_FLAGS = {
     "--img-size": "model.img_size",
     "--ch": "model.ch",
     "--n-res": "model.n_res",
+    "--g-cam": "model.g_cam",
+    "--d-cam": "model.d_cam",
+    "--decoder-norm": "model.decoder_norm",
     "--iters": "optim.iterations",
     "--lr": "optim.lr",
     "--batch-size": "data.batch_size",
@@ -55,9 +61,10 @@ CONFIG_FLAGS = {
     "--eval-every": "train.eval_every",
 }
 
-#: How library errors' terms read on this command line (see `ugatit.cli.reword`).
+#: How library errors' terms read on this command line (see `ugatit.cli.reword`). The CAM switches
+#: stay config keys: "`model.g_cam=False`" reads better than "no --g-cam".
 FLAGS = {
-    **{key: flag for flag, key in CONFIG_FLAGS.items()},
+    **{key: flag for flag, key in CONFIG_FLAGS.items() if key not in ("model.g_cam", "model.d_cam")},
     "device": "--device",
     "resume": "--resume",
     "run_dir": "output folder (--out)",
@@ -191,6 +198,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     model.add_argument("--ch", type=positive_int, default=unset, metavar="N", help="base channels (default 64)")
     model.add_argument("--n-res", type=positive_int, default=unset, metavar="N", help="residual blocks (default 4)")
+    model.add_argument(
+        "--g-cam",
+        action=argparse.BooleanOptionalAction,
+        default=unset,
+        help="the generators' CAM attention; --no-g-cam is the paper's ablation without it (default: on)",
+    )
+    model.add_argument(
+        "--d-cam",
+        action=argparse.BooleanOptionalAction,
+        default=unset,
+        help="the discriminators' CAM attention; --no-d-cam is the paper's ablation without it (default: on)",
+    )
+    model.add_argument(
+        "--decoder-norm",
+        choices=DECODER_NORMS,
+        default=unset,
+        help="the decoder's normalisation: adalin (the paper's), or an ablation: adain, lin, in, ln, gn "
+        "(docs/ablations.md; default adalin)",
+    )
     model.add_argument("--batch-size", type=positive_int, default=unset, metavar="N", help="batch size (default 1)")
     model.add_argument(
         "--lr", type=positive_float, default=unset, metavar="X", help="Adam learning rate (default 1e-4)"
@@ -306,7 +332,7 @@ def _imported_model(model, weights):
     from ..config import ModelConfig
 
     imported, paper = weights.config.model, ModelConfig()
-    keys = ("light", "ch", "n_res") + (() if imported.light else ("img_size",))
+    keys = ("light", "ch", "n_res", "g_cam", "d_cam", "decoder_norm") + (() if imported.light else ("img_size",))
     for key in keys:
         value = getattr(model, key)
         if value != getattr(paper, key) and value != getattr(imported, key):

@@ -4,7 +4,10 @@ Sizes: each image is resized to the model's square size (bilinear), translated, 
 its own width and height (bicubic), so outputs match their inputs whatever the size and aspect ratio.
 Light models run at their trained size unless --size says otherwise; full models run only at their
 trained size. Output folder: OUT/NAME.png for input NAME.ext (sub-folders kept; always PNG),
-OUT/NAME_attention.png with --attention (the generator's attention heatmap over the input),
+OUT/NAME_attention.png with --attention (the generator's attention heatmap over the input; with a
+checkpoint that holds the discriminators, a training checkpoint or run folder, also
+OUT/NAME_attention_global_D.png and OUT/NAME_attention_local_D.png: the target domain's global and local
+discriminators' attention over the translation, the paper's Figure 2 (c)-(d)),
 OUT/index.html showing input, output and attention side by side, and the input thumbnails it shows in
 OUT/.thumbnails/. Files that cannot be read are reported and skipped. The checkpoint may be a run
 folder (its latest checkpoint), a training checkpoint (.pt), an export (.safetensors), an official
@@ -73,7 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--attention",
         action="store_true",
-        help="also write NAME_attention.png: the attention heatmap, upsampled and blended over the input",
+        help="also write NAME_attention.png: the generator's attention heatmap, upsampled and blended over the "
+        "input, and (where the checkpoint has the discriminators) the global and local discriminators' over "
+        "the translation",
     )
     parser.add_argument(
         "--batch-size", type=positive_int, default=8, metavar="N", help="images (or video frames) per forward pass"
@@ -123,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
 
         check_face_detector()  # before the model: a missing OpenCV should not cost a long load
     device = resolve_device(args.device)
-    model, _ = load_model(args.checkpoint, device=device)
+    model, _ = load_model(args.checkpoint, device=device, discriminators=args.attention)
 
     def report_skip(path: Path, reason: str) -> None:
         notify(f"skipped {path}: {reason}")

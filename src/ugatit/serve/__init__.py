@@ -62,7 +62,8 @@ def serve(checkpoint: str | os.PathLike[str], host: str = "127.0.0.1", port: int
         from ..weights import load_model
         from .translator import WebTranslator
 
-        model, _ = load_model(checkpoint, device=resolve_device(device))
+        # With the discriminators where the file has them: the page shows their attention too.
+        model, _ = load_model(checkpoint, device=resolve_device(device), discriminators=True)
         translator = WebTranslator(model, temp_dir, checkpoint_name=name)
         # SIGTERM (a service manager, a container stop) ends the server like Ctrl-C, so the folder goes too.
         signal.signal(signal.SIGTERM, _interrupt)

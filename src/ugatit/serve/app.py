@@ -38,8 +38,7 @@ def build_app(translator: WebTranslator) -> gr.Blocks:
         gr.Markdown(
             "## U-GAT-IT image-to-image translation\n"
             f"{translator.describe()} Upload up to {MAX_IMAGES} images ({MAX_FILE_MB} MB each), choose the "
-            "direction and press **Translate**. The attention map is where the generator looked: its "
-            "auxiliary classifier's weights on the feature maps (the CAM)."
+            f"direction and press **Translate**. {translator.describe_attention()}"
         )
         with gr.Row():
             with gr.Column(scale=1, min_width=280):

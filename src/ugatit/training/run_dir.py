@@ -8,6 +8,8 @@
     samples/{train,test}_{a2b,b2a}_{step:08d}.png
                                 rows: fixed images of the split; columns: input, attention heatmap over
                                 the input, translation, cycle reconstruction
+    rho.svg                     what AdaLIN learned: every decoder layer's rho at the latest checkpoint
+                                (see nn/introspect.py; absent for decoders without rho)
     checkpoints/step_{step:08d}.pt
                                 the full training state; the newest `keep_last` are kept
     checkpoints/best.pt         the state with the lowest `kid` returned by the `evaluate` hook
@@ -35,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import ModelConfig
+from ..config import ModelConfig, ablation_name
 from ..data.images import BadImageCallback
 from ..data.loader import sized_batches
 from ..data.sources import Source
@@ -43,7 +45,7 @@ from ..data.transforms import tensor_to_uint8
 from ..data.unpaired import UnpairedLoader
 from ..domains import DIRECTIONS, reverse, source_and_target
 from ..errors import UserError
-from ..nn.layers import ILN, AdaLIN
+from ..nn.introspect import rho_layers
 from ..nn.model import UGATIT
 from ..utils.files import O_NOFOLLOW, atomic_write, create_exclusive, os_error_of, unfinished_writes
 from ..viz.images import heatmap_to_rgb, labelled_grid, overlay
@@ -55,6 +57,7 @@ LOG_FILE = "log.jsonl"
 SAMPLES_DIR = "samples"
 TENSORBOARD_DIR = "tensorboard"
 EXPORT_FILE = Path("export") / "ugatit_generators.safetensors"
+RHO_PLOT = "rho.svg"
 BEST_FILE = Path(CHECKPOINT_DIR) / "best.pt"
 #: The evaluation metric that marks the best checkpoint; lower is better.
 BEST_METRIC = "kid"
@@ -74,6 +77,8 @@ def announce(
 ) -> None:
     """What a session says before its first iteration: the model, the data, what it resumes, where it writes."""
     kind = "light" if model.light else "full"
+    variant = ablation_name(model)
+    kind += "" if variant == "full" else f", ablation {variant}"
     notify(
         f"training U-GAT-IT ({kind}, ch={model.ch}, n_res={model.n_res}, {model.img_size}px) on {device} for "
         f"{iterations} iterations: {len(sources[0])} images in domain A, {len(sources[1])} in domain B"
@@ -109,15 +114,15 @@ def remove_unfinished_writes(run_dir: Path) -> str | None:
 
 
 def rho_statistics(model: UGATIT) -> dict[str, float]:
-    """Mean, min and max of every AdaLIN rho and every ILN rho of both generators: how far the
-    networks lean towards instance (1) or layer (0) normalisation."""
+    """Mean, min and max of the rho of both generators' decoder layers by kind (`rho_adalin_*`: the
+    residual blocks' AdaLIN, `rho_iln_*`: the up-sampling blocks' ILN, `rho_lin_*`: the residual blocks
+    of the `lin` ablation): how far the networks lean towards instance (1) or layer (0) normalisation."""
     stats: dict[str, float] = {}
-    for label, kind in (("adalin", AdaLIN), ("iln", ILN)):
-        values = [m.rho.detach().flatten() for g in model.generators() for m in g.modules() if isinstance(m, kind)]
-        if values:
-            rho = torch.cat(values).float()
-            mean, low, high = torch.stack([rho.mean(), rho.min(), rho.max()]).tolist()
-            stats.update({f"rho_{label}_mean": mean, f"rho_{label}_min": low, f"rho_{label}_max": high})
+    layers = rho_layers(model)
+    for kind in dict.fromkeys(layer.kind for layer in layers):
+        rho = torch.cat([layer.values for layer in layers if layer.kind == kind])
+        mean, low, high = torch.stack([rho.mean(), rho.min(), rho.max()]).tolist()
+        stats.update({f"rho_{kind}_mean": mean, f"rho_{kind}_min": low, f"rho_{kind}_max": high})
     return stats
 
 
@@ -294,11 +299,29 @@ def sample_grid(model: UGATIT, images: torch.Tensor, direction: str) -> np.ndarr
     cycle = model.translate(fake.image, back)
     size = tuple(images.shape[-2:])
     inputs, fakes, cycles = (tensor_to_uint8(t) for t in (images, fake.image, cycle.image))
-    rows = [
-        [inputs[i], overlay(inputs[i], heatmap_to_rgb(fake.heatmap[i], size)), fakes[i], cycles[i]]
-        for i in range(len(inputs))
-    ]
-    return np.asarray(labelled_grid(rows, SAMPLE_COLUMNS))
+    # A generator without CAM (an ablation) has no attention: a grey tile holds its column.
+    attention = (
+        [overlay(inputs[i], heatmap_to_rgb(fake.heatmap[i], size)) for i in range(len(inputs))]
+        if fake.heatmap is not None
+        else [np.full_like(inputs[i], 128) for i in range(len(inputs))]
+    )
+    rows = [[inputs[i], attention[i], fakes[i], cycles[i]] for i in range(len(inputs))]
+    columns = SAMPLE_COLUMNS if fake.heatmap is not None else ("input", "(no CAM)", *SAMPLE_COLUMNS[2:])
+    return np.asarray(labelled_grid(rows, columns))
+
+
+def write_rho_plot(model: UGATIT, path: Path, step: int) -> Path | None:
+    """The rho of every decoder layer as an SVG strip plot (`viz.rho`) at `path`; None (and nothing
+    written) for a decoder without rho."""
+    layers = rho_layers(model)
+    if not layers:
+        return None
+    from ..viz.rho import svg_rho_plot
+
+    svg = svg_rho_plot(layers, title=f"learned rho per decoder layer, step {step}")
+    with writing(path):
+        atomic_write(path, lambda tmp: tmp.write_text(svg + "\n", encoding="utf-8"))
+    return path
 
 
 def save_png(grid: np.ndarray, path: Path) -> None:

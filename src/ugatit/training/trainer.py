@@ -54,6 +54,7 @@ from .run_dir import (
     CONFIG_FILE,
     EXPORT_FILE,
     LOG_FILE,
+    RHO_PLOT,
     SAMPLES_DIR,
     TENSORBOARD_DIR,
     JsonlLog,
@@ -68,6 +69,7 @@ from .run_dir import (
     sample_grid,
     sample_images,
     save_png,
+    write_rho_plot,
 )
 from .signals import MessageHook, StopRequest
 from .step import TrainingStep, learning_rate, prepare_model
@@ -489,6 +491,7 @@ class Trainer:
         self._write_checkpoint(path, step)
         self.last_checkpoint, self._saved_step = path, step
         checkpoints.prune_checkpoints(self.run_dir, self.config.train.keep_last)
+        write_rho_plot(self.model, self.run_dir / RHO_PLOT, step)
 
     def _write_checkpoint(self, path: Path, step: int) -> None:
         self._check_losses()

@@ -6,7 +6,10 @@ Output layout of `translate_paths` / `translate_folder` in the output folder OUT
   lossless, whatever the input format). Inputs whose names differ only in the extension (``a.jpg`` and
   ``a.png``) keep it in the name (``a.jpg.png``, ``a.png.png``).
 - ``OUT/REL_attention.png`` (with ``attention=True``): the generator's attention heatmap, upsampled to
-  the image size, jet-coloured and blended over the input.
+  the image size, jet-coloured and blended over the input (none for a generator without CAM).
+- ``OUT/REL_attention_global_D.png``, ``OUT/REL_attention_local_D.png`` (with ``attention=True`` and a
+  model loaded with discriminators that have CAM): the attention heatmaps of the target domain's global
+  and local discriminators on the translation, blended over it (the paper's Figure 2 (c)-(d)).
 - ``OUT/.thumbnails/REL.jpg``: small copies of the inputs, so that ``index.html`` still shows them after
   the folder is moved or shared. The folder is hidden so that `find_images` (and so ``ugatit eval
   --fake OUT``) sees only the translations (and overlays, when asked for).
@@ -28,7 +31,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
 from PIL import Image
@@ -42,7 +45,14 @@ from ..nn.model import UGATIT
 from ..utils.console import progress_bar
 from ..utils.files import atomic_write, create_exclusive, reported_write
 from .faces import Box, FaceCrop, FaceCropSource, check_face_detector, paste_back
-from .images import TranslatedImage, _check_batch_size, resolve_size, translate_batch
+from .images import (
+    DISCRIMINATOR_SCALES,
+    TranslatedImage,
+    _check_batch_size,
+    judges_attention,
+    resolve_size,
+    translate_batch,
+)
 from .page import write_index_html
 
 THUMBNAIL_DIR = ".thumbnails"
@@ -62,6 +72,8 @@ class Result:
     name: str  # the input's path relative to the input folder (its file name for a single file)
     output: Path | None = None
     attention: Path | None = None
+    # With attention and discriminators: {"global": path, "local": path}, their attention on the output.
+    judged: dict[str, Path] = field(default_factory=dict)
     thumbnail: Path | None = None
     size: tuple[int, int] | None = None  # (width, height) of the output: the input's, upright, or its face crop's
     error: str | None = None
@@ -82,6 +94,7 @@ class _Plan:
     name: PurePath
     output: Path
     attention: Path | None
+    judged: dict[str, Path]
     thumbnail: Path | None
 
 
@@ -117,7 +130,8 @@ def translate_paths(
     if face_crop:
         check_face_detector()
     output_dir = Path(output_dir)
-    plans = _plan_outputs([Path(p) for p in paths], output_dir, root, attention, thumbnails)
+    judge = attention and judges_attention(model)
+    plans = _plan_outputs([Path(p) for p in paths], output_dir, root, attention, thumbnails, judge)
     source = FileSource([p.source for p in plans], label="input files")
     faces = FaceCropSource(source) if face_crop else None
     check_output_dir(output_dir)  # made just before the first output: translating nothing leaves no folder
@@ -137,7 +151,7 @@ def translate_paths(
                 if not made:
                     _make_output_dir(output_dir)
                     made = True
-                for i, item in zip(batch.indices, translate_batch(model, batch, direction)):
+                for i, item in zip(batch.indices, translate_batch(model, batch, direction, discriminators=judge)):
                     results[i] = _write_outputs(plans[i], item, faces.take(i) if faces else None, paste_back)
             bar.update(len(batch) + len(batch.skipped))
     return [r for r in results if r is not None]
@@ -211,6 +225,7 @@ def translate_folder(
                 if paste_back
                 else []
             ),
+            *(attention_notes(model, direction) if attention else []),
             *notes,
         ]
         write_index_html(results, output_dir, title=title or f"ugatit translate ({direction})", notes=about)
@@ -223,6 +238,36 @@ def check_paste_back(face_crop: bool, paste_back: bool) -> None:
         raise UserError(
             "`paste_back=True` puts the translated face crop back into the photo: it needs `face_crop=True`"
         )
+
+
+def attention_notes(model: UGATIT, direction: Direction) -> list[str]:
+    """What the attention columns of the index show, and why one is missing."""
+    from ..config import ablation_name
+    from ..domains import GENERATOR_OF, source_and_target
+
+    target = source_and_target(direction)[1]
+    notes = []
+    if model.config.g_cam:
+        notes.append(
+            f"Attention: where {GENERATOR_OF[direction]} looked, the heatmap of its CAM attention over the input "
+            "(the paper's Figure 2 (b))."
+        )
+    else:
+        notes.append(f"Attention: none, this model's generators have no CAM (ablation {ablation_name(model.config)}).")
+    if judges_attention(model):
+        notes.append(
+            f"Global and local D attention: where the target domain's discriminators, disG{target} (global) and "
+            f"disL{target} (local), looked on the translation, the heatmaps of their CAM attention over it "
+            "(the paper's Figure 2 (c)-(d))."
+        )
+    elif model.has_discriminators:
+        notes.append("Discriminators' attention: none, this model's discriminators have no CAM.")
+    else:
+        notes.append(
+            "Discriminators' attention: not shown, the model was loaded without discriminators (an export or "
+            "a converted file holds only the generators; a training checkpoint or a run folder has them)."
+        )
+    return notes
 
 
 def check_output_dir(output_dir: Path, input_path: Path | None = None) -> None:
@@ -262,7 +307,12 @@ def _make_output_dir(output_dir: Path) -> None:
 
 
 def _plan_outputs(
-    paths: list[Path], output_dir: Path, root: str | os.PathLike[str] | None, attention: bool, thumbnails: bool
+    paths: list[Path],
+    output_dir: Path,
+    root: str | os.PathLike[str] | None,
+    attention: bool,
+    thumbnails: bool,
+    judged: bool = False,
 ) -> list[_Plan]:
     if not paths:
         raise UserError("no input images given")
@@ -273,16 +323,24 @@ def _plan_outputs(
         _claim(taken, _numbered(out.with_name(out.stem + ATTENTION_SUFFIX + ".png"))) if attention else None
         for out in outputs
     ]
+    judged_overlays = [
+        {
+            scale: _claim(taken, _numbered(out.with_name(f"{out.stem}{ATTENTION_SUFFIX}_{scale}_D.png")))
+            for scale in (DISCRIMINATOR_SCALES if judged else ())
+        }
+        for out in outputs
+    ]
     plans = [
         _Plan(
             source=path,
             name=name,
             output=output_dir / out,
             attention=output_dir / overlay if overlay is not None else None,
+            judged={scale: output_dir / p for scale, p in judged_paths.items()},
             # Unique because translation names are: all end in .png, and only the suffix changes.
             thumbnail=output_dir / THUMBNAIL_DIR / out.with_suffix(".jpg") if thumbnails else None,
         )
-        for path, name, out, overlay in zip(paths, names, outputs, overlays)
+        for path, name, out, overlay, judged_paths in zip(paths, names, outputs, overlays, judged_overlays)
     ]
     _refuse_overwriting_inputs(plans)
     return plans
@@ -332,26 +390,30 @@ def _key(name: PurePath) -> str:
 def _refuse_overwriting_inputs(plans: list[_Plan]) -> None:
     inputs = {p.source.resolve(): p.source for p in plans}
     for plan in plans:
-        for target in (plan.output, plan.attention, plan.thumbnail):
+        for target in (plan.output, plan.attention, plan.thumbnail, *plan.judged.values()):
             if target is not None and target.resolve() in inputs:
                 source = inputs[target.resolve()]
                 raise UserError(f"writing {target} would overwrite the input {source}: choose another output folder")
 
 
 def _write_outputs(plan: _Plan, item: TranslatedImage, crop: FaceCrop | None = None, pasted: bool = False) -> Result:
-    output, overlay = item.image, item.attention_overlay() if plan.attention is not None else None
+    output = item.image
+    overlay = item.attention_overlay() if plan.attention is not None and item.heatmap is not None else None
     if pasted and crop is not None and crop.crop is not None:
         output = paste_back(crop.source, crop.crop, output)
         overlay = paste_back(crop.source, crop.crop, overlay) if overlay is not None else None
     result = Result(plan.source, plan.name.as_posix(), size=output.size)
-    result.cam_logit = (float(item.cam_logit[0]), float(item.cam_logit[1]))
+    if item.cam_logit is not None:
+        result.cam_logit = (float(item.cam_logit[0]), float(item.cam_logit[1]))
     if crop is not None:
         result.face, result.face_note = crop.face, crop.describe()
         if pasted and crop.found:
             result.face_note += " and pasted it back into the photo"
     result.output = _save(output, plan.output)
-    if overlay is not None and plan.attention is not None:
+    if overlay is not None:  # a generator without CAM has no map
         result.attention = _save(overlay, plan.attention)
+    for scale, path in plan.judged.items():
+        result.judged[scale] = _save(item.discriminator_overlay(scale), path)
     if plan.thumbnail is not None:
         # With a face crop, the whole input with its boxes: the crop itself is what the output shows.
         thumb = crop.marked() if crop is not None else item.source.copy()

@@ -33,6 +33,7 @@ def write_index_html(
     done = [r for r in results if r.ok]
     skipped = [r for r in results if not r.ok]
     with_attention = any(r.attention is not None for r in done)
+    judged = list(dict.fromkeys(scale for r in done for scale in r.judged))
     rows = []
     for r in done:
         row: dict[str, object] = {"file": r.name}
@@ -40,6 +41,9 @@ def write_index_html(
         row["output"] = _image_cell(r.output, output_dir, f"translation of {r.name}", width, r.size)
         if with_attention:
             row["attention"] = _image_cell(r.attention, output_dir, f"attention for {r.name}", width, r.size)
+        for scale in judged:  # the discriminators' attention on the output (see translate.files)
+            alt = f"{scale} discriminator attention on the translation of {r.name}"
+            row[f"{scale} D attention"] = _image_cell(r.judged.get(scale), output_dir, alt, width, r.size)
         if r.size is not None:
             row["size"] = f"{r.size[0]}x{r.size[1]}"
         if r.face_note is not None:

@@ -52,6 +52,7 @@ class Weights:
     config: Config
     kind: str  # "training checkpoint", "export", "official PyTorch checkpoint", "PaddleGAN weights", "TF checkpoint"
     path: Path
+    step: int | None = None  # the iteration a training checkpoint was saved at (other kinds do not record it)
 
     @property
     def has_discriminators(self) -> bool:
@@ -109,7 +110,8 @@ def read_weights(path: str | Path, on_message: Callable[[str], None] | None = No
     state = torch_load(path) if state is None else state
     if isinstance(state, dict) and state.get("format") == TRAIN_FORMAT:
         state = training_state(path, state)
-        return Weights(state["networks"], Config.from_dict(state["config"]), "training checkpoint", path)
+        config = Config.from_dict(state["config"])
+        return Weights(state["networks"], config, "training checkpoint", path, step=int(state["step"]))
     if isinstance(state, dict) and all(name in state for name in GENERATORS):
         return Weights(state, Config(model=infer_model_config(state)), "official PyTorch checkpoint", path)
     raise UserError(f"{path} is neither a ugatit checkpoint nor an official U-GAT-IT checkpoint")
