@@ -79,7 +79,9 @@ def write_clip(
     front (faststart), so that a file cut short still opens."""
     height, width = frames[0].shape[:2]
     with av.open(str(path), "w", options={"movflags": "faststart"}) as out:
-        video = out.add_stream("libx264", rate=fps, options={"crf": "18"})
+        # One encoder thread: with several, x264 through PyAV gave other streams from the same frames on a
+        # loaded machine (in one of them the face detector no longer saw a false face in the pan clip).
+        video = out.add_stream("libx264", rate=fps, options={"crf": "18", "threads": "1"})
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         if rotation is not None:
             video.set_display_rotation(rotation)
@@ -257,7 +259,6 @@ def test_the_face_track_is_steady_where_the_detector_jitters(av, need, tmp_path)
     step = 2  # the camera pans 2 px a frame
     clip = write_clip(av, tmp_path / "pan.mp4", astronaut_pan(need, 24, step=step), audio=False)
     found = [detect_faces(Image.fromarray(f)) for f in decode(av, clip)]
-    largest = [boxes[0] for boxes in found]  # what a still photo's face crop takes
     followed: list[Box] = []  # the detection that continues the face, unsmoothed
     for boxes in found:
         followed.append(pick_face(boxes, followed[-1] if followed else None))
@@ -272,9 +273,10 @@ def test_the_face_track_is_steady_where_the_detector_jitters(av, need, tmp_path)
         return float(np.abs(np.diff(centres(boxes)) + step).mean())
 
     # Measured on this clip: in one frame the detector also sees a larger false face 60 px away, where
-    # the largest box jumps; the track stays on the face, and follows the pan within 0.1 px a frame,
-    # where the detector's own box wobbles by 0.4.
-    assert np.abs(np.diff(centres(largest))).max() > 20
+    # the largest box jumps 64.5 px; the track stays on the face, and follows the pan within 0.1 px a
+    # frame, where the detector's own box wobbles by 0.4. Whether a detector sees that false face depends
+    # on OpenCV's build, so it is not asserted here: test_faces.py's smooth_track tests put a false face
+    # in the detections themselves.
     assert np.abs(np.diff(centres(track))).max() <= step + 1
     assert wobble(track) < 0.5 * wobble(followed), (wobble(track), wobble(followed))
     assert wobble(followed) > 0.2  # the detector does jitter here
