@@ -16,6 +16,7 @@ import torch
 
 from ugatit.config import LossConfig, ModelConfig, OptimConfig
 from ugatit.nn.model import NETWORK_NAMES, UGATIT
+from ugatit.training.parity import FlipRule
 from ugatit.training.step import TrainingStep
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "assets"
@@ -37,15 +38,16 @@ def errors(mode: str, device: str, precision: str, official: bool) -> dict[str, 
     losses = step(golden["real_A"].to(device), golden["real_B"].to(device), 1)
     loss_rel = max(abs(losses[k].item() - v) / abs(v) for k, v in golden["step1_losses"].items())
     ours = model.official_state_dict()
-    param, uv = 0.0, 0.0
+    weights, uv = [], 0.0
     for net in NETWORK_NAMES:
         for key, ref in golden["step1_params"][net].items():
-            err = (ours[net][key].float().cpu() - ref).abs().max().item()
+            got = ours[net][key].float().cpu()
             if key.endswith(("weight_u", "weight_v")):
-                uv = max(uv, err)
+                uv = max(uv, (got - ref).abs().max().item())
             else:
-                param = max(param, err)
-    return {"loss rel": loss_rel, "params abs": param, "u/v abs": uv}
+                weights.append((key, got, ref))
+    found = FlipRule(atol=1e-5, max_error=2.1e-4).compare(weights)  # tests/test_golden.py's STEP_RULE
+    return {"loss rel": loss_rel, "params abs": found.worst, "share off": found.share, "u/v abs": uv}
 
 
 def main() -> None:
@@ -59,16 +61,16 @@ def main() -> None:
     print(
         f"\ngolden iteration on {name} ({args.precision}, torch {torch.__version__}); "
         "tolerances (docs/faithfulness.md): "
-        "loss rel 1e-6, params 2.1e-4, u/v 1e-6 (fp32)\n"
+        "loss rel 1e-6; params: a share under 1e-3 beyond 1e-5, all within 2.1e-4 (fp32)\n"
     )
-    print("| model | step | loss rel | params abs | u/v abs |")
-    print("|---|---|---:|---:|---:|")
+    print("| model | step | loss rel | params abs | params beyond 1e-5 | u/v abs |")
+    print("|---|---|---:|---:|---:|---:|")
     for mode in ("light", "full"):
         for official in (False, True):
             e = errors(mode, args.device, args.precision, official)
             print(
                 f"| {mode} | {'official' if official else 'ugatit'} | {e['loss rel']:.1e} | "
-                f"{e['params abs']:.1e} | {e['u/v abs']:.1e} |"
+                f"{e['params abs']:.1e} | {e['share off']:.1e} | {e['u/v abs']:.1e} |"
             )
 
 

@@ -67,3 +67,46 @@ def test_a_file_changes_only_its_own_keys_of_a_base(tmp_path):
     path.write_text("optim:\n  iteratons: 3\n")
     with pytest.raises(UserError, match=r"unknown config key 'optim.iteratons'"):
         Config.load(path, base=base)
+
+
+@pytest.mark.parametrize(
+    "section, key, value, match",
+    [
+        ("model", "img_size", 4100, r"`model.img_size` is 4100, more than the 4096"),
+        ("model", "ch", 20000, r"`model.ch` is 20000, more than the 1024"),
+        ("model", "n_res", 100000, r"`model.n_res` is 100000, more than the 64"),
+        ("model", "ch", 0, r"must be positive"),
+        ("data", "num_workers", 100000, r"`data.num_workers` is 100000, more than the 256"),
+        ("data", "resize_margin", -1, r"`data.resize_margin` must be 0 or more"),
+        ("optim", "lr", float("nan"), r"`optim.lr` must be a finite number"),
+        ("optim", "lr", 0.0, r"`optim.lr` must be more than 0"),
+        ("optim", "beta2", 1.0, r"`optim.beta2` must be less than 1"),
+        ("optim", "weight_decay", float("inf"), r"`optim.weight_decay` must be a finite number"),
+        ("loss", "cam_weight", -1.0, r"`loss.cam_weight` must be at least 0"),
+        ("train", "seed", 2**64, r"`train.seed` must be between -2\^63 and 2\^64 - 1"),
+    ],
+)
+def test_check_config_holds_every_value_to_its_bounds(section, key, value, match):
+    """What a flag, a config file, a checkpoint or an export may ask for (docs/reliability.md, Limits)."""
+    from dataclasses import replace
+
+    from ugatit.config import check_config
+
+    config = Config()
+    check_config(config)
+    changed = config.replace(**{section: replace(getattr(config, section), **{key: value})})
+    with pytest.raises(UserError, match=match):
+        check_config(changed)
+
+
+def test_weights_configs_skip_only_the_training_checks():
+    from dataclasses import replace
+
+    from ugatit.config import check_config
+
+    tf = Config().replace(model=replace(Config().model, variant="tf"))
+    check_config(tf, training=False)  # a TF model may be translated with
+    with pytest.raises(UserError, match="only the official networks are trained here"):
+        check_config(tf)
+    with pytest.raises(UserError, match="more than the 64"):
+        check_config(tf.replace(model=replace(tf.model, n_res=65)), training=False)

@@ -29,16 +29,53 @@ def test_first_lines_give_the_demo_and_the_test_command():
     assert "python -m pytest -q" in (README.parent / ".ci" / "run").read_text()
 
 
+def architecture_names(page: str) -> list[tuple[str, str]]:
+    """(row, path under src/ugatit) for every `module.py` and `folder/` the folder table of
+    docs/architecture.md names. A bare `name.py` in a row whose first cell is one folder (`metrics/`) lies
+    in that folder; any other is a path from the package root, written in full."""
+    table = page.split("## The folders", 1)[1].split("## What flows where", 1)[0]
+    found = []
+    for row in table.splitlines():
+        cells = row.split("|")
+        if not row.startswith("|") or len(cells) < 4 or set(cells[1].strip()) <= set("-"):
+            continue
+        first = re.findall(r"`([^`]+)`", cells[1])
+        folder = first[0] if len(first) == 1 and first[0].endswith("/") else ""
+        for name in re.findall(r"`((?:[a-z_]+/)*[a-z_]+\.py|[a-z_]+/)`", row):
+            found.append((cells[1].strip(), name if "/" in name or not folder else folder + name))
+    return found
+
+
 def test_architecture_page_matches_the_package():
-    """Every `module.py` and `folder/` docs/architecture.md names in its folder table exists in src/ugatit."""
+    """Every `module.py` and `folder/` docs/architecture.md names in its folder table exists in src/ugatit,
+    at exactly the place the row says (a module of another folder with the same name does not count)."""
     page = (README.parent / "docs" / "architecture.md").read_text()
     assert "docs/architecture.md" in README.read_text()
     package = README.parent / "src" / "ugatit"
-    table = page.split("## The folders", 1)[1].split("## What flows where", 1)[0]
-    named = set(re.findall(r"`((?:[a-z_]+/)?[a-z_]+\.py|[a-z_]+/)`", table))
+    named = architecture_names(page)
     assert len(named) > 20
-    missing = [name for name in named if not (package / name).exists() and not any(package.glob(f"*/{name}"))]
+    missing = [(row, path) for row, path in named if not (package / path).exists()]
     assert not missing, missing
     # and the other way round: every subpackage of src/ugatit is on the page
     folders = {p.name for p in package.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     assert {f for f in folders if f"`{f}/" not in page} == set()
+
+
+def test_architecture_names_are_resolved_exactly():
+    """The reading above: a module named in the wrong folder's row, or without its folder outside one, is
+    missing, even though a module of that name exists elsewhere in the package."""
+    rows = (
+        "## The folders\n| folder / module | what |\n|---|---|\n"
+        "| `metrics/` | `kid.py` (estimators), `device.py` (the resolver) |\n"
+        "| `training/fast.py` | the graph; `step.py` the step |\n"
+        "## What flows where"
+    )
+    package = README.parent / "src" / "ugatit"
+    named = dict((path, (package / path).exists()) for _, path in architecture_names(rows))
+    assert named == {
+        "metrics/": True,
+        "metrics/kid.py": True,
+        "metrics/device.py": False,
+        "training/fast.py": True,
+        "step.py": False,
+    }

@@ -46,11 +46,18 @@ def _block(entries: list[tuple[bytes, bytes]]) -> bytes:
     return bytes(out) + struct.pack("<II", 0, 1)  # one restart point, at 0
 
 
-def write_checkpoint(prefix: Path, tensors: dict[str, np.ndarray], compression: int = 0, per_block: int = 50) -> Path:
+def write_checkpoint(
+    prefix: Path,
+    tensors: dict[str, np.ndarray],
+    compression: int = 0,
+    per_block: int = 50,
+    shapes: dict[str, tuple[int, ...]] | None = None,
+) -> Path:
+    """`shapes` records other shapes than the tensors' own in the index (a damaged or crafted entry)."""
     data, entries = bytearray(), []
     for name in sorted(tensors):
         raw = np.ascontiguousarray(tensors[name], dtype="<f4").tobytes()
-        shape = b"".join(field(2, field(1, d)) for d in tensors[name].shape)
+        shape = b"".join(field(2, field(1, d)) for d in (shapes or {}).get(name, tensors[name].shape))
         entry = (
             field(1, 1) + field(2, shape) + field(4, len(data)) + field(5, len(raw)) + field(6, mask(crc32c(raw)), True)
         )

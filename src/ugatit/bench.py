@@ -1,9 +1,15 @@
 """How fast one training iteration runs here: `ugatit bench`.
 
 For each model (light, full), precision (fp32, bf16) and speed option, on random images at the chosen
-size: iterations per second after warm-up, milliseconds per phase (first generator forward, D step,
-G step, optimiser), peak memory, aten ops dispatched per iteration (the host's work: on a GPU each is
-one or more kernel launches) and the time the paper's 1M iterations would take at that rate.
+size: iterations per second after warm-up, milliseconds per phase (`PHASE_MEANINGS`), peak memory, aten
+ops dispatched per iteration (the host's work: on a GPU each is one or more kernel launches) and the
+time the paper's 1M iterations would take at that rate.
+
+The phase columns add up to the time of the iterations they split. On the CPU those are the timed
+iterations themselves (nothing runs asynchronously, so splitting them changes nothing), and they add
+up to ms / it. On a GPU a phase can only be timed by waiting for the device at its boundaries, which
+stops the host from queueing ahead: they are timed in separate iterations (`--phase-iters`) and add
+up to those iterations' own time, which the row's note gives.
 
 Each case runs in its own process (`measure_isolated`), so that peak memory belongs to it alone and a
 case that fails (out of memory, a compiler error, an option this machine lacks) is a row that says why,
@@ -30,7 +36,18 @@ OPTIONS = {
     "compile": "eager with torch.compile'd networks (--compile)",
 }
 CUDA_ONLY = ("graph",)
-PHASES = ("G forward", "D step", "G step", "optimiser")
+PHASES = ("G forward", "D step", "G step", "optimiser", "other")
+#: What each phase column measures (exclusive times: a phase inside another counts only in its own).
+PHASE_MEANINGS = {
+    "G forward": "both generators on the real batches (the translations, and in this package's step the "
+    "identity images too; the official loop runs this forward twice)",
+    "D step": "the four discriminators on real and translated images, their losses and backward",
+    "G step": "the cycle (and, in the official loop, identity) generator passes, the discriminators on the "
+    "translations, the generator losses and the backward through all of them",
+    "optimiser": "both Adam steps and the rho clamp",
+    "other": "the rest of the iteration: the learning-rate schedule, Python between the phases and, on a GPU, "
+    "the waits at the phase boundaries",
+}
 PAPER_ITERATIONS = 1_000_000
 
 
@@ -101,6 +118,9 @@ def measure(case: Case, settings: Settings) -> dict[str, Any]:
     synchronize(device)
     warmup_seconds = time.perf_counter() - start
 
+    # On the CPU nothing is queued: the timed iterations are split into phases as they run.
+    split_timed = device.type == "cpu"
+    step.phase_clock = PhaseClock(device) if split_timed else None
     reset_peak_memory(device)
     start = time.perf_counter()
     first = n + 1
@@ -118,18 +138,29 @@ def measure(case: Case, settings: Settings) -> dict[str, Any]:
 
     phases_ms: dict[str, float] = {}
     ops: int | None = None
-    if case.option == "graph" and getattr(runner, "captured", False):
+    captured = case.option == "graph" and getattr(runner, "captured", False)
+    if split_timed:
+        phases_ms = _phase_split(step.phase_clock, seconds, settings.iters)
+        step.phase_clock = None
+    elif captured:
         notes.append("one graph replay per iteration: phases are not separable")
-    else:  # eager steps (also a graph that fell back): time per phase, then the ops of one iteration
+    else:  # eager steps on a device that queues work (also a graph that fell back): phases apart
         step.phase_clock = PhaseClock(device)
         first = n + 1
+        start = time.perf_counter()
         for n in range(first, first + settings.phase_iters):
             step(a, b, n)
-        phases_ms = {name: 1e3 * step.phase_clock.seconds.get(name, 0.0) / settings.phase_iters for name in PHASES}
+        synchronize(device)
+        phased = (time.perf_counter() - start) / settings.phase_iters
+        phases_ms = _phase_split(step.phase_clock, phased, settings.phase_iters)
         step.phase_clock = None
-        if case.option != "compile":
-            _, counter = count_ops(lambda: step(a, b, n + 1))
-            ops = counter.total
+        notes.append(
+            f"phases from {settings.phase_iters} more iterations, waiting for the device at each phase "
+            f"boundary: {1e3 * phased:.1f} ms / it"
+        )
+    if not captured and case.option != "compile":  # the ops one eager iteration dispatches
+        _, counter = count_ops(lambda: step(a, b, n + 1))
+        ops = counter.total
     if not finite:
         notes.append("non-finite losses")
     return {
@@ -144,6 +175,14 @@ def measure(case: Case, settings: Settings) -> dict[str, Any]:
         "paper_days": seconds * PAPER_ITERATIONS / 86400,
         "note": "; ".join(notes),
     }
+
+
+def _phase_split(clock: Any, seconds_per_iter: float, iters: int) -> dict[str, float]:
+    """Milliseconds per iteration in each phase the clock timed, and `other`: the rest of
+    `seconds_per_iter`, so that the columns add up to it."""
+    phases = {name: 1e3 * clock.seconds.get(name, 0.0) / iters for name in PHASES[:-1]}
+    phases["other"] = max(0.0, 1e3 * seconds_per_iter - sum(phases.values()))
+    return phases
 
 
 def measure_isolated(case: Case, settings: Settings) -> dict[str, Any]:
@@ -224,6 +263,20 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             f"{first} {r['iters_per_second']:.2f} | {1e3 * r['seconds_per_iter']:.1f} | {phases} | {ops} | "
             f"{r['peak_gib']:.2f} | {duration(r['paper_days'])} | {r['note']} |"
         )
+    return "\n".join(lines)
+
+
+def legend(device_type: str) -> str:
+    """What the phase columns measure, printed under the table."""
+    if device_type == "cpu":
+        total = "they split the timed iterations and add up to ms / it."
+    else:
+        total = (
+            "they are timed in separate iterations that wait for the device at each phase boundary, and add up "
+            "to those iterations' time (in the note), not to ms / it."
+        )
+    lines = [f"Phase columns, ms per iteration: {total}"]
+    lines += [f"- {name}: {meaning}." for name, meaning in PHASE_MEANINGS.items()]
     return "\n".join(lines)
 
 

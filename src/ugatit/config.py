@@ -8,7 +8,10 @@ typo in a config file never silently falls back to a default.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
+import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -41,6 +44,51 @@ class ModelConfig:
     variant: Literal["official", "tf", "tf-2019-07"] = "official"
     # tf variant only: the authors' --smoothing (their default), AdaLIN then uses clip(rho - 0.1, 0, 1).
     smoothing: bool = True
+    # The paper's ablations (its Table 1; see docs/ablations.md and `ABLATIONS`), official networks only:
+    # the CAM attention of the generators and of the discriminators on or off, and the normalisation of
+    # the generators' decoder. The defaults are the paper's model.
+    g_cam: bool = True
+    d_cam: bool = True
+    decoder_norm: Literal["adalin", "adain", "lin", "in", "ln", "gn"] = "adalin"
+
+
+#: The decoder normalisations `ModelConfig.decoder_norm` takes (nn/networks.py builds them).
+DECODER_NORMS = ("adalin", "adain", "lin", "in", "ln", "gn")
+
+#: The paper's ablations by name (`ugatit ablate --variants`): the ModelConfig keys each one changes.
+#: Names join with "+" ("no-cam+ln"); `ablation_name` is the inverse.
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "full": {},
+    "no-g-cam": {"g_cam": False},
+    "no-d-cam": {"d_cam": False},
+    "no-cam": {"g_cam": False, "d_cam": False},
+    **{norm: {"decoder_norm": norm} for norm in DECODER_NORMS if norm != "adalin"},
+}
+
+
+def ablation(model: ModelConfig, name: str) -> ModelConfig:
+    """`model` changed into the ablation `name` (a key of `ABLATIONS`, or several joined with "+")."""
+    changes: dict[str, Any] = {}
+    for part in name.split("+"):
+        if part not in ABLATIONS:
+            raise UserError(f"unknown model variant {part!r} (known: {', '.join(ABLATIONS)}; join them with '+')")
+        for key, value in ABLATIONS[part].items():
+            if changes.get(key, value) != value:
+                raise UserError(f"model variant {name!r} sets `model.{key}` twice")
+            changes[key] = value
+    return dataclasses.replace(model, **changes)
+
+
+def ablation_name(model: ModelConfig) -> str:
+    """The ablation a model is ("full" for the paper's model, "no-cam+ln", ...)."""
+    parts = []
+    if not model.g_cam or not model.d_cam:
+        parts.append(
+            {(False, False): "no-cam", (False, True): "no-g-cam", (True, False): "no-d-cam"}[(model.g_cam, model.d_cam)]
+        )
+    if model.decoder_norm != "adalin":
+        parts.append(model.decoder_norm)
+    return "+".join(parts) or "full"
 
 
 @dataclass
@@ -168,11 +216,56 @@ class Config:
         return dataclasses.replace(self, **sections)
 
 
-def check_config(config: Config) -> None:
-    """Values the dataclasses cannot reject by type: counts and frequencies out of range."""
+#: The built-in tasks with ground truth (demo/shapes.py, demo/morph.py) an ablation can draw.
+BUILT_IN_TASKS = ("shapes", "morph")
+
+
+@dataclass
+class AblationOptions:
+    """What `ugatit ablate` runs (see ablation/runner.py): every variant under the same base config, seed
+    by seed, on a dataset folder (`data`) or a built-in task drawn into `out` (`task`: shapes, morph)."""
+
+    out: Path = Path("ugatit-ablation")
+    data: Path | None = None
+    task: str | None = None
+    variants: tuple[str, ...] = tuple(ABLATIONS)
+    seeds: int = 1
+    first_seed: int = 0
+    config: Config = field(default_factory=Config)  # the base; each run changes model and seed
+    # Where runs go, one process each, in parallel: "cpu" once runs them in turn in this process; a list
+    # ("cuda:0", "cuda:1", or "cpu" twice on a machine with cores to spare) runs one process per entry.
+    devices: tuple[str, ...] = ()
+    train_count: int = 500  # built-in task: training images a domain
+    test_count: int = 64  # built-in task: test pairs
+    gallery: int = 6  # test images a direction shown side by side in the report
+    inception_weights: str | None = None
+    feature_extractor: str | None = None
+    progress: bool = True
+
+
+#: The most a config may ask for, from a flag or from a file (a checkpoint, an export, a config file):
+#: sixteen times the paper's image size, channels and residual blocks. Past them a model takes more
+#: memory than any machine has, or a crafted file makes the loader build for minutes before failing.
+LIMITS = {
+    "model.img_size": 4096,
+    "model.ch": 1024,
+    "model.n_res": 64,
+    "data.resize_margin": 4096,
+    "data.num_workers": 256,  # processes: a config.yaml asking for 100000 would fork that many
+}
+#: torch.manual_seed takes seeds from -2^63 to 2^64 - 1.
+SEED_RANGE = (-(2**63), 2**64 - 1)
+
+
+def check_config(config: Config, *, training: bool = True) -> None:
+    """Values the dataclasses cannot reject by type: counts and frequencies out of range, numbers that
+    are not finite, sizes past `LIMITS`. `training=False` for a config read with weights (to translate
+    or export them), which may name a variant that is not trained here."""
+    _check_limits(config)
+    if not training:
+        return
     minimums = {
         "optim.iterations": (config.optim.iterations, 1),
-        "optim.lr": (config.optim.lr, 0),
         "data.batch_size": (config.data.batch_size, 1),
         "data.num_workers": (config.data.num_workers, 0),
         "data.world_size": (config.data.world_size, 1),
@@ -185,11 +278,48 @@ def check_config(config: Config) -> None:
     for key, (value, minimum) in minimums.items():
         if value is not None and value < minimum:  # None: automatic
             raise UserError(f"config key `{key}` must be at least {minimum}, got {value}")
+    low, high = SEED_RANGE
+    if not low <= config.train.seed <= high:
+        raise UserError(f"config key `train.seed` must be between -2^63 and 2^64 - 1, got {config.train.seed}")
     if config.model.variant != "official":
         raise UserError(
             f"config key `model.variant` is {config.model.variant!r}: only the official networks "
             "are trained here (imported TF weights are for translation and evaluation)"
         )
+
+
+def _check_limits(config: Config) -> None:
+    for key, limit in LIMITS.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        if value is not None and value > limit:
+            raise UserError(f"config key `{key}` is {value}, more than the {limit} this package allows")
+    model = config.model
+    if model.img_size < 1 or model.ch < 1 or model.n_res < 1:
+        raise UserError(
+            f"config keys `model.img_size`, `model.ch` and `model.n_res` must be positive, got "
+            f"{model.img_size}, {model.ch} and {model.n_res}"
+        )
+    if config.data.resize_margin < 0:
+        raise UserError(f"config key `data.resize_margin` must be 0 or more, got {config.data.resize_margin}")
+    # Every number the optimiser and the losses use: finite, and where the maths needs it, positive.
+    bounds = {
+        "optim.lr": (config.optim.lr, 0.0, False),
+        "optim.beta1": (config.optim.beta1, 0.0, True),
+        "optim.beta2": (config.optim.beta2, 0.0, True),
+        "optim.weight_decay": (config.optim.weight_decay, 0.0, True),
+        **{f"loss.{f.name}": (getattr(config.loss, f.name), 0.0, True) for f in fields(config.loss)},
+    }
+    for key, (value, low, inclusive) in bounds.items():
+        if not math.isfinite(value):
+            raise UserError(f"config key `{key}` must be a finite number, got {value}")
+        if value < low or (value == low and not inclusive):
+            raise UserError(
+                f"config key `{key}` must be {'at least' if inclusive else 'more than'} {low:g}, got {value}"
+            )
+    for key in ("optim.beta1", "optim.beta2"):
+        if bounds[key][0] >= 1:
+            raise UserError(f"config key `{key}` must be less than 1, got {bounds[key][0]}")
 
 
 @dataclass
@@ -212,12 +342,80 @@ class DemoOptions:
     force: bool = False
 
 
+def config_keys(sections: Iterable[str] | None = None) -> list[str]:
+    """Every key as `section.name`, in the dataclasses' order (of `sections` only, when given)."""
+    defaults = Config()
+    return [
+        f"{section.name}.{f.name}"
+        for section in fields(Config)
+        if sections is None or section.name in sections
+        for f in fields(getattr(defaults, section.name))
+    ]
+
+
+def unknown_key(key: str, sections: Iterable[str] | None = None) -> str:
+    """The message for a key that is not in the config: the nearest key (the same name in another
+    section, the name it abbreviates or is abbreviated to, as learning_rate and lr, or the closest
+    spelling) and the valid keys, of its section or of `sections`. One place for config files,
+    `--override` and the library alike."""
+    keys = config_keys(sections)
+    nearest = _nearest_key(key, keys)
+    if nearest is None and "." not in key and sections is None:  # a section misnamed at the top level
+        nearest = _nearest_key(key, [f.name for f in fields(Config)])
+    text = f"unknown config key '{key}'" + (f": did you mean '{nearest}'?" if nearest else "")
+    section = key.rpartition(".")[0]
+    in_section = [k for k in keys if k.startswith(f"{section}.")] if section else []
+    if in_section:
+        return f"{text} (the keys of {section}: {', '.join(k.partition('.')[2] for k in in_section)})"
+    if sections is not None:
+        return f"{text} (valid keys: {', '.join(keys)})"
+    return f"{text} (the config's sections: {', '.join(f.name for f in fields(Config))})"
+
+
+def _nearest_key(key: str, keys: list[str]) -> str | None:
+    name = key.rpartition(".")[2].lower()
+    by_name = {k.rpartition(".")[2]: k for k in keys}
+    if name in by_name and by_name[name] != key:  # the right name in the wrong section (or none)
+        return by_name[name]
+    for candidate, full in by_name.items():
+        if _initials(name) == candidate or _initials(candidate) == name:
+            return full
+    # A name cut short or run on (cycle -> cycle_weight, optimizer -> optim), when only one key fits.
+    fits = [
+        full
+        for candidate, full in by_name.items()
+        if min(len(name), len(candidate)) >= 3 and (candidate.startswith(name) or name.startswith(candidate))
+    ]
+    if len(fits) == 1:
+        return fits[0]
+    close = difflib.get_close_matches(key.lower(), keys, n=1, cutoff=0.75)
+    if close:
+        return close[0]
+    close = difflib.get_close_matches(name, list(by_name), n=1, cutoff=0.75)
+    return by_name[close[0]] if close else None
+
+
+def _initials(name: str) -> str:
+    """learning_rate -> lr: how snake_case names are usually shortened."""
+    parts = [part for part in name.split("_") if part]
+    return "".join(part[0] for part in parts) if len(parts) > 1 else ""
+
+
+#: Keys added after configs were first saved: a complete file written before them lacks them, and they
+#: take their default, which is what the version that wrote it built.
+ADDED_KEYS = {"model.g_cam", "model.d_cam", "model.decoder_norm"}
+
+
 def _require_every_key(path: Path, data: dict[str, Any]) -> None:
     if not data:
         raise UserError(f"config file {path} is empty")
     for section, keys in Config().to_dict().items():
         values = data.get(section)
-        missing = [key for key in keys if not isinstance(values, dict) or key not in values]
+        missing = [
+            key
+            for key in keys
+            if (not isinstance(values, dict) or key not in values) and f"{section}.{key}" not in ADDED_KEYS
+        ]
         if missing:
             raise UserError(f"config file {path} is incomplete (no '{section}.{missing[0]}')")
 
@@ -229,7 +427,7 @@ def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
     unknown = sorted(set(data) - set(known))
     if unknown:
         prefix = f"{where}." if where else ""
-        raise UserError(f"unknown config key '{prefix}{unknown[0]}'")
+        raise UserError(unknown_key(f"{prefix}{unknown[0]}"))
     kwargs = {}
     for name, value in data.items():
         f = known[name]

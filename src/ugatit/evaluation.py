@@ -28,6 +28,7 @@ from .metrics.groundtruth import GroundTruthMeter
 from .metrics.kid import evaluate_features
 from .nn.model import UGATIT
 from .translate import translate_images
+from .utils.files import atomic_write, reported_write
 
 if TYPE_CHECKING:
     from .demo.truth import ShapesTruth
@@ -71,11 +72,16 @@ class TestSplit:
 
 
 def _scene_truth(path: Path) -> ShapesTruth | None:
-    """The test scenes a ground_truth.json records (the shapes task), for the object metrics."""
+    """The test scenes a ground_truth.json records (the shapes task, or the morph task's `MorphTruth`,
+    which scores alike), for the object metrics."""
+    from .demo.morph import TASK as MORPH
+    from .demo.morph import MorphTruth
     from .demo.truth import ShapesTruth
 
     try:
         info = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(info, dict) and info.get("task") == MORPH:
+            return MorphTruth.from_info(info)
         return ShapesTruth.from_info(info) if isinstance(info, dict) else None
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise UserError(f"{path} is not a ground-truth description this version can read ({exc!r})") from None
@@ -162,10 +168,11 @@ def evaluate_model(
         entry: dict[str, Any] = {"source": f"test{src}", "target": f"test{tgt}", "n": len(fakes)}
         if save_translations is not None:
             folder = Path(save_translations) / direction
-            folder.mkdir(parents=True, exist_ok=True)
             stems = (names or {}).get(src) or [f"{i:05d}" for i in range(len(fakes))]
             for stem, img in zip(stems, fakes):
-                img.save(folder / f"{Path(stem).with_suffix('')}.png".replace("/", "_"))
+                path = folder / f"{Path(stem).with_suffix('')}.png".replace("/", "_")
+                with reported_write(path):
+                    atomic_write(path, lambda tmp, img=img: img.save(tmp, format="PNG"))
             entry["translations"] = str(folder)
         if extractor is not None:
             entry.update(

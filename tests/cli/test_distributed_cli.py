@@ -1,11 +1,15 @@
-"""Distributed training (issue 11) on this machine's CPUs with gloo, through `ugatit train --nproc N` and
-`torchrun`, as users launch it: the maths of N ranks, signals to the whole job, resume, two "nodes" on
+"""Distributed training (issues 11 and 19) on this machine's CPUs with gloo, through `ugatit train --nproc
+N` and `torchrun`, as users launch it: the maths of N ranks, signals to the whole job, kill -9 of the
+launcher, a signal to rank 0 alone while it evaluates, resume from the printed command, two "nodes" on
 localhost, a rank that dies, a NaN on one rank, and the check that keeps the ranks' weights equal.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -138,15 +142,151 @@ def test_a_signal_to_the_whole_job_saves_once_and_resumes_exactly(data, referenc
     assert checkpoints.state_differences(final, expected) == []
 
 
-def test_resuming_on_another_number_of_processes_says_the_data_order_changed(data, reference, tmp_path):
-    import shutil
-
+def test_resuming_on_another_number_of_processes_says_what_changes(data, reference, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(reference, out)
     result = train(data, out, "--resume", "--iters", REFERENCE_STEPS + 1)
     assert result.returncode == 0, result.stderr
-    assert "resuming on 1 processes, saved on 2" in result.stderr
+    assert (
+        "resuming on 1 process, saved on 2: the global batch changes from 2 to 1 images, and so does which "
+        "images each process draws; from here on the run differs from one that was never stopped (resume on "
+        "2 processes, --nproc 2, to continue it exactly)" in result.stderr
+    )
     assert yaml.safe_load((out / "config.yaml").read_text())["data"]["world_size"] == 1
+
+
+# --- The launcher killed, a signal to rank 0 alone (issue 19) ---------------------------------------------
+
+
+def processes_of(run_dir: Path) -> list[int]:
+    """The processes whose command line names `run_dir` (the launcher and its ranks)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            words = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if entry.name.isdigit() and int(entry.name) != os.getpid() and str(run_dir).encode() in words:
+            found.append(int(entry.name))
+    return found
+
+
+def lock_is_free(run_dir: Path) -> bool:
+    with open(run_dir / ".lock", "rb") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        return True
+
+
+def continue_as_printed(stdout: str, reference: Path, out: Path, env: dict[str, str] | None = None) -> None:
+    """Run the "continue with:" command of `stdout` one or two iterations on (to a step the reference
+    saved) and compare the state with the uninterrupted run's, bit for bit."""
+    hint = [line for line in stdout.splitlines() if line.startswith("continue with: ugatit train ")]
+    assert len(hint) == 1, stdout
+    words = shlex.split(hint[0].removeprefix("continue with: ugatit "))
+    assert words[-2:] == ["--nproc", "2"], words
+    step = int(checkpoints.load_training_checkpoint(out)["step"])
+    target = step + 1 if (step + 1) % 2 == 0 else step + 2  # the reference saved every other step
+    assert target <= REFERENCE_STEPS, step
+    resumed = subprocess.run(
+        [sys.executable, "-m", "ugatit", *words, "--iters", str(target), "--no-progress"],
+        capture_output=True,
+        text=True,
+        env=env or environment(),
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    final = checkpoints.load_training_checkpoint(checkpoints.checkpoint_path(out, target))
+    expected = checkpoints.load_training_checkpoint(checkpoints.checkpoint_path(reference, target))
+    assert checkpoints.state_differences(final, expected) == []
+
+
+def start_long_run(data: Path, out: Path, *args, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ugatit",
+            "train",
+            str(data),
+            "--config",
+            str(data.parent / "dist.yaml"),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--nproc",
+            "2",
+            "--iters",
+            "100000",
+            "--save-every",
+            "100000",
+            *map(str, args),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env or environment(),
+        start_new_session=True,
+    )
+
+
+def test_kill_9_of_the_launchers_group_stops_the_ranks_and_frees_the_run(data, reference, tmp_path):
+    """torchrun puts each rank in a session of its own: they used to train on, holding the lock."""
+    out = tmp_path / "run"
+    job = start_long_run(data, out)
+    try:
+        wait_for(lambda: log_lines(out) >= 2, job)
+        ranks = [pid for pid in processes_of(out) if pid != job.pid]
+        assert len(ranks) == 2, ranks
+        os.killpg(job.pid, signal.SIGKILL)  # the launcher's group: the ranks are not in it
+        stdout, stderr = job.communicate(timeout=120)  # the ranks hold its pipes until they exit
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+    wait_for(lambda: not processes_of(out), seconds=60)
+    assert lock_is_free(out)
+    assert "stopped by SIGTERM" in stdout, stderr  # rank 0 saved, as for a SIGTERM
+    assert len(steps_saved(out)) == 1
+    continue_as_printed(stdout, reference, out)
+
+
+@pytest.fixture(scope="module")
+def data_with_tests(data) -> Path:
+    """The same training images, with test splits for --eval-every."""
+    root = data.parent / "with_tests"
+    shutil.copytree(data, root)
+    write_plain(root / "testA", 2, seed=300)
+    write_plain(root / "testB", 2, seed=400)
+    return root
+
+
+def test_a_sigterm_to_rank_0_during_its_evaluation_stops_every_rank_once(data, data_with_tests, reference, tmp_path):
+    """Rank 0 evaluates alone. A signal that lands then used to send it into the checkpoint's collective
+    while rank 1 was in the next iteration's: a hang until the collective's timeout, or garbage."""
+    out, started = tmp_path / "run", tmp_path / "evaluating"
+    env = environment()
+    env["PYTHONPATH"] += os.pathsep + str(Path(__file__).parent)  # slow_extractor
+    slow = {**env, "UGATIT_TEST_EVAL_STARTED": str(started), "UGATIT_TEST_EVAL_SECONDS": "3"}
+    job = start_long_run(
+        data_with_tests, out, "--eval-every", 3, "--feature-extractor", "slow_extractor:make", env=slow
+    )
+    try:
+        wait_for(started.is_file, job)
+        os.kill(int(started.read_text()), signal.SIGTERM)  # rank 0 alone, in the middle of its evaluation
+        stdout, stderr = job.communicate(timeout=120)  # not a hang
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+    assert job.returncode == 143, stderr
+    assert "Traceback" not in stderr and "error:" not in stderr, stderr
+    assert stdout.count("stopped by SIGTERM at step 4 of 100000") == 1, stdout  # the next iteration, once
+    assert steps_saved(out) == [4]
+    assert "--feature-extractor slow_extractor:make --nproc 2" in stdout
+    # Evaluations change nothing in the training state: the run without them is the reference.
+    continue_as_printed(stdout, reference, out, env)
 
 
 def free_port() -> int:

@@ -82,6 +82,18 @@ def test_without_inception_weights_a_paired_task_still_gets_ground_truth(setup):
     assert "note: KID/FID skipped: FID Inception weights not found" in result.stdout
     assert "b2a " in result.stdout and "a2b " not in result.stdout.split("identity")[-1]
 
+    # Both directions: what was translated, then at once why nothing is measured on it (no header over an
+    # empty section), in the command line's terms; then the ground truth.
+    result = ugatit("eval", "--checkpoint", str(export), "--data", str(tmp / "shapes"), tmp=tmp)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    start = lines.index("a2b: testA (12 images) translated")
+    assert lines[start + 1] == "b2a: testB (12 images) translated"
+    assert lines[start + 2].startswith("note: KID/FID skipped: FID Inception weights not found")
+    assert "give its path as --inception-weights" in lines[start + 2] and "`" not in result.stdout
+    assert lines[start + 3] == "" and lines[start + 4].startswith("ground truth")
+    assert "vs real" not in result.stdout and result.stdout.count("note:") == 1
+
 
 @pytest.mark.parametrize(
     "args,message",

@@ -196,6 +196,42 @@ def test_sigterm_to_the_process_group_with_data_workers_saves(data, config_file,
     assert_resumes_exactly(out, data, reference)
 
 
+def test_a_second_sigterm_still_saves_and_a_second_sigint_aborts(data, config_file, reference, tmp_path):
+    """Schedulers and torchrun send SIGTERM more than once: only Ctrl-C twice means "now"."""
+    runs = {}
+    for name in ("SIGTERM", "SIGINT"):
+        out = tmp_path / name
+        train_command = command(
+            "train", data, "--config", config_file, "--iters", 100000, "--save-every", 100000, "--out", out
+        )
+        process = subprocess.Popen(
+            [*train_command, "--no-progress"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment(step_seconds="1.5"),  # the second signal lands in the iteration the first ended
+        )
+        runs[name] = (out, process)
+    try:
+        for name, (out, process) in runs.items():
+            wait_for(lambda out=out: log_lines(out) >= 2, process)
+            process.send_signal(signal.Signals[name])
+            time.sleep(0.3)
+            process.send_signal(signal.Signals[name])
+        results = {name: process.communicate(timeout=120) for name, (_, process) in runs.items()}
+    finally:
+        for _, process in runs.values():
+            if process.poll() is None:
+                process.kill()
+    (term_out, term), (int_out, interrupted) = runs["SIGTERM"], runs["SIGINT"]
+    assert term.returncode == 143, results["SIGTERM"][1]
+    assert len(steps_saved(term_out)) == 1
+    assert_resumes_exactly(term_out, data, reference)
+    assert interrupted.returncode == 130, results["SIGINT"][1]
+    assert "ugatit train: interrupted" in results["SIGINT"][1] and "Traceback" not in results["SIGINT"][1]
+    assert steps_saved(int_out) == [] and not list(int_out.rglob("*.tmp"))
+
+
 # --- 2. A full disk ---------------------------------------------------------------------------------------
 
 

@@ -148,8 +148,11 @@ def test_the_trained_run_translates_a_folder(trained_run, data, tmp_path):
         )
         assert result.returncode == 0, result.stderr
         inputs = sorted(p.stem for p in (data / "testA").iterdir())
-        assert sorted(p.stem for p in out.glob("*.png") if not p.stem.endswith("_attention")) == inputs
+        assert sorted(p.stem for p in out.glob("*.png") if "_attention" not in p.stem) == inputs
         assert len(list(out.glob("*_attention.png"))) == len(inputs) and (out / "index.html").is_file()
+        # The run folder's checkpoint holds the discriminators: their attention on each translation too.
+        judged = len(inputs) * 2 if checkpoint == trained_run else 0
+        assert len(list(out.glob("*_attention_*_D.png"))) == judged
 
 
 def test_flags_override_the_config_file_and_the_default_output_is_runs_dataset(data, config_file, tmp_path):

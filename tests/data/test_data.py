@@ -632,3 +632,28 @@ def test_loader_workers_default_to_enough_for_a_gpu(monkeypatch) -> None:
     loader = UnpairedLoader.from_config(Config(), [noise_image(0)], [noise_image(1)], pin_memory=False)
     assert loader.num_workers == 2
     loader.close()
+
+
+def test_every_sixteen_bit_value_maps_to_the_nearest_eight_bit_one(tmp_path: Path) -> None:
+    """The integer conversion (no float64 copy of a large image) equals rint(v * 255 / 65535) for all
+    65536 values."""
+    every = np.arange(65536, dtype=np.uint16).reshape(256, 256)
+    path = save_png(Image.fromarray(every), tmp_path / "every.png")
+    got = np.asarray(load_rgb(path))[:, :, 0].astype(np.int64)
+    assert np.array_equal(got, np.rint(every / 257.0).astype(np.int64))
+
+
+def test_the_decode_budget_counts_bit_depth_and_reduces_jpegs(tmp_path: Path, monkeypatch) -> None:
+    from ugatit.data import images
+
+    monkeypatch.setattr(images, "MAX_DECODE_PIXELS", 1000)  # a small budget, small images
+    save_png(Image.new("L", (40, 25)), tmp_path / "gray8.png")  # 1000 pixels: fits
+    save_png(Image.fromarray(np.zeros((25, 40), np.uint16)), tmp_path / "gray16.png")  # counts 2000
+    Image.new("RGB", (64, 48)).save(tmp_path / "photo.jpg")  # 3072: decoded at 1/2, 768
+    Image.new("RGB", (400, 300)).save(tmp_path / "large.jpg")  # 120000: over even at 1/8 (1875)
+    assert load_rgb(tmp_path / "gray8.png").size == (40, 25)
+    with pytest.raises(BadImageError, match=r"40x25 pixels of 16 bits a sample \(counted twice\) are 0 million"):
+        load_rgb(tmp_path / "gray16.png")
+    assert load_rgb(tmp_path / "photo.jpg").size == (32, 24)
+    with pytest.raises(BadImageError, match="even reduced to 1/8 while decoding"):
+        load_rgb(tmp_path / "large.jpg")

@@ -86,7 +86,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(checkpoint: Path, root: Path) -> Server:
+def start_server(checkpoint: Path | str, root: Path, extra_env: dict[str, str] | None = None) -> Server:
     dirs = {name: root / name for name in ("cwd", "home", "tmp")}
     for d in dirs.values():
         d.mkdir()
@@ -99,6 +99,7 @@ def start_server(checkpoint: Path, root: Path) -> Server:
         "PYTHONPATH": os.pathsep.join(
             filter(None, [str(Path(__file__).parents[2] / "src"), os.environ.get("PYTHONPATH")])
         ),
+        **(extra_env or {}),
     }
     log = root / "server.log"
     process = subprocess.Popen(
@@ -135,6 +136,34 @@ def start_server(checkpoint: Path, root: Path) -> Server:
 
 
 @pytest.fixture(scope="session")
+def launch_server():
+    """launch_server(checkpoint, root, extra_env=None): a `ugatit serve` of a test's own; stop() it."""
+    return start_server
+
+
+@pytest.fixture(scope="session")
+def training_run(tmp_path_factory) -> Path:
+    """A run folder of two tiny training iterations: a checkpoint that holds the discriminators too."""
+    from ugatit.config import DataConfig, OptimConfig, TrainConfig
+    from ugatit.training import train
+
+    root = tmp_path_factory.mktemp("serve_run")
+    folders = {}
+    for domain, seed in (("A", 1), ("B", 2)):
+        folders[domain] = root / f"train{domain}"
+        folders[domain].mkdir()
+        for i in range(2):
+            write_noise(folders[domain] / f"{i}.png", SIZE, SIZE, seed=seed * 10 + i)
+    config = Config(
+        model=ModelConfig(img_size=SIZE, ch=4, n_res=1, light=True),
+        optim=OptimConfig(iterations=2),
+        data=DataConfig(num_workers=0),
+        train=TrainConfig(device="cpu", sample_every=0, save_every=0),
+    )
+    return train(config, folders["A"], folders["B"], root / "run", progress=False, tensorboard=False).run_dir
+
+
+@pytest.fixture(scope="session")
 def _running_servers():
     servers: list[Server] = []
     yield servers
@@ -150,3 +179,13 @@ def server(_running_servers, checkpoint, tmp_path_factory, need) -> Server:
     if not _running_servers or _running_servers[-1].process.poll() is not None:
         _running_servers.append(start_server(checkpoint, tmp_path_factory.mktemp("server")))
     return _running_servers[-1]
+
+
+@pytest.fixture(scope="session")
+def judging_server(training_run, tmp_path_factory, need):
+    """A running `ugatit serve` on `training_run`, whose page also shows the discriminators' attention."""
+    need("gradio")
+    need("cv2")
+    server = start_server(training_run, tmp_path_factory.mktemp("judging_server"))
+    yield server
+    server.stop()

@@ -138,8 +138,13 @@ def upload_and_translate(browser, server, path: Path, face_crop: bool = False) -
     from selenium.webdriver.common.by import By
 
     open_app(browser, server).send_keys(str(path))
-    # The file list shows the name once the upload is done (stem and suffix in separate elements).
-    wait_for(browser, lambda d: path.stem in d.find_element(By.ID, "upload").text, f"{path.name} to upload")
+    # The file list shows the name once the upload is done (stem and suffix in separate elements); while
+    # it says "Uploading" the page is still settling, and a click can land on a neighbour.
+    wait_for(
+        browser,
+        lambda d: path.stem in (text := d.find_element(By.ID, "upload").text) and "Uploading" not in text,
+        f"{path.name} to upload",
+    )
     if face_crop:
         browser.find_element(By.CSS_SELECTOR, "#face-crop input[type=checkbox]").click()
     browser.find_element(By.ID, "translate").click()
@@ -205,6 +210,44 @@ def test_browser_shows_a_message_for_a_text_file_named_png(browser, server, tmp_
     assert status == "Not translated: selfie.png: not an image, or a format Pillow cannot read."
     assert not browser.find_elements(By.CSS_SELECTOR, "#translations img")
     assert "Traceback" not in browser.page_source
+
+
+def test_browser_shows_the_discriminators_attention_beside_the_generators(
+    browser, judging_server, tmp_path, noise_image
+):
+    """With a checkpoint that holds the discriminators (a training run), the attention gallery shows, for
+    each image, where the generator looked and where the target domain's global and local discriminators
+    looked on the translation (the paper's Figure 2 (b)-(d)), each labelled; the files are `ugatit
+    translate --attention`'s."""
+    from selenium.webdriver.common.by import By
+
+    photo = noise_image(tmp_path / "photo.png", 32, 32, seed=5)
+    status = upload_and_translate(browser, judging_server, photo)
+    assert status.startswith("Translated 1 image from domain A to domain B"), status
+    wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#attention img")) == 3, "3 attention maps")
+    page = browser.find_element(By.TAG_NAME, "body").text
+    assert "where the target domain's global and local discriminators looked on the translation" in page
+    shown = shown_images(browser, "attention")
+    cli_out = tmp_path / "cli"
+    args = ["--input", str(photo), "--output", str(cli_out), "--attention", "--no-progress"]
+    assert main(["translate", "--checkpoint", str(judging_server_checkpoint(judging_server)), *args]) == 0
+    for image, name in zip(shown, ("photo_attention", "photo_attention_global_D", "photo_attention_local_D")):
+        written = np.asarray(Image.open(cli_out / f"{name}.png").convert("RGB"))
+        assert np.array_equal(np.asarray(image.convert("RGB")), written), name
+    # Labelled: each picture's caption names the network it shows (the gallery's captions).
+    captions = [
+        element.get_attribute("alt") or element.get_attribute("title") or ""
+        for element in browser.find_elements(By.CSS_SELECTOR, "#attention img")
+    ]
+    labels = " ".join(captions) + " " + browser.find_element(By.ID, "attention").text
+    for label in ("where genA2B looked", "global discriminator disGB", "local discriminator disLB"):
+        assert label in labels, labels
+
+
+def judging_server_checkpoint(server) -> Path:
+    """The checkpoint a server was started on, from its command line."""
+    command = server.process.args
+    return Path(command[command.index("--checkpoint") + 1])
 
 
 def test_a_stopped_server_leaves_nothing_behind(server, tmp_path, noise_image, need):

@@ -18,17 +18,21 @@ from ugatit.cli import main
 from ugatit.config import ModelConfig
 from ugatit.nn.model import UGATIT
 
-ort = pytest.importorskip("onnxruntime")  # the export extra; CI installs it with dev
 # torch 2.13 marks TorchScript deprecated; `ugatit export --format torchscript` is asked for all the same.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 README = Path(__file__).resolve().parents[2] / "README.md"
 TOLERANCE = 1e-4
 
 
+def export(checkpoint: Path, fmt: str, direction: str, output: Path, *extra: str) -> None:
+    args = ["export", str(checkpoint), "--format", fmt, "--direction", direction, "--output", str(output)]
+    assert main([*args, *extra]) == 0
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict:
-    """A light and a full model as official checkpoints, exported by the command: ONNX (a2b) and
-    TorchScript (both directions; fp16 for the light one too)."""
+    """A light and a full model as official checkpoints, and their TorchScript exports (both directions;
+    fp16 for the light one too): torch only."""
     root = tmp_path_factory.mktemp("deploy")
     found = {"root": root}
     for seed, light in ((1, True), (2, False)):
@@ -36,41 +40,22 @@ def models(tmp_path_factory) -> dict:
         model = UGATIT(ModelConfig(img_size=32, ch=4, n_res=1, light=light), discriminators=False).eval()
         name = "light" if light else "full"
         torch.save(model.official_state_dict(), root / f"{name}.pt")
-        for fmt in ("onnx", "torchscript"):
-            direction = "a2b" if fmt == "onnx" else "both"
-            assert (
-                main(
-                    [
-                        "export",
-                        str(root / f"{name}.pt"),
-                        "--format",
-                        fmt,
-                        "--direction",
-                        direction,
-                        "--output",
-                        str(root / name),
-                    ]
-                )
-                == 0
-            )
+        export(root / f"{name}.pt", "torchscript", "both", root / name)
         found[name] = model
-    assert (
-        main(
-            [
-                "export",
-                str(root / "light.pt"),
-                "--format",
-                "torchscript",
-                "--direction",
-                "a2b",
-                "--fp16",
-                "--output",
-                str(root / "light16"),
-            ]
-        )
-        == 0
-    )
+    export(root / "light.pt", "torchscript", "a2b", root / "light16", "--fp16")
     return found
+
+
+@pytest.fixture(scope="module")
+def onnx_models(models, need) -> dict:
+    """The same models exported to ONNX (a2b), and onnxruntime: the export extra, which CI installs (`need`
+    fails there without it, and skips elsewhere)."""
+    ort = need("onnxruntime")
+    need("onnx"), need("onnxscript")
+    root = models["root"]
+    for name in ("light", "full"):
+        export(root / f"{name}.pt", "onnx", "a2b", root / name)
+    return {**models, "ort": ort}
 
 
 def eager(model: UGATIT, x: torch.Tensor, direction: str = "a2b") -> list[np.ndarray]:
@@ -89,7 +74,8 @@ LIGHT_SHAPES = [(1, 32, 32), (3, 48, 64)]  # two batch sizes, two image sizes (o
 FULL_SHAPES = [(1, 32, 32), (3, 32, 32)]
 
 
-def test_onnx_equals_eager(models):
+def test_onnx_equals_eager(onnx_models):
+    models, ort = onnx_models, onnx_models["ort"]
     root = models["root"]
     for name, shapes in (("light", LIGHT_SHAPES), ("full", FULL_SHAPES)):
         session = ort.InferenceSession(str(root / f"{name}.onnx"), providers=["CPUExecutionProvider"])
@@ -121,7 +107,8 @@ def test_fp16_weights_with_float32_inputs_and_outputs(models):
     assert_equal_outputs(list(scripted(x)), eager(models["light"], x), tolerance=1e-2)
 
 
-def test_readme_onnxruntime_example_runs_without_torch(models, tmp_path):
+def test_readme_onnxruntime_example_runs_without_torch(onnx_models, tmp_path):
+    models = onnx_models
     block = next(b for b in re.findall(r"```python\n(.*?)```", README.read_text(), re.S) if "onnxruntime" in b)
     onnx_name = re.search(r'InferenceSession\("([^"]+)"', block).group(1)
     photo_name = re.search(r'Image.open\("([^"]+)"', block).group(1)

@@ -54,8 +54,19 @@ def device_argument(parser: argparse.ArgumentParser, default: str = "auto", **kw
 #: What --checkpoint takes wherever a trained model is loaded (`ugatit.weights.load_model` reads them all).
 CHECKPOINT_HELP = (
     "run folder, training checkpoint (.pt), export (.safetensors), official checkpoint (.pt), "
-    "PaddleGAN weights (.pdparams) or TF checkpoint (folder or prefix)"
+    "PaddleGAN weights (.pdparams), TF checkpoint (folder or prefix), or any of them on the Hugging Face "
+    "Hub: hf://NAMESPACE/NAME[@REVISION][/PATH]"
 )
+
+
+def require_checkpoint(path: str) -> None:
+    """Fail on a mistyped checkpoint path before torch is imported and long before a model is loaded. An
+    hf:// path (`ugatit.weights.hub`) is checked when it is fetched."""
+    from ..errors import UserError
+    from ..utils.files import path_exists
+
+    if not path.startswith("hf://") and not path_exists(path):
+        raise UserError(f"checkpoint not found: {path}")
 
 
 def checkpoint_argument(parser: argparse.ArgumentParser) -> None:

@@ -1,9 +1,10 @@
 """Measure training speed on this machine before a long run.
 
 For each model, precision and speed option: iterations per second, milliseconds per phase (generator
-forward, D step, G step, optimiser), peak memory, aten ops dispatched per iteration, and how long the
-paper's 1,000,000 iterations would take at that rate. Random images at --img-size; nothing is written
-but --json / --markdown. Each case runs in its own process; one that fails is a row saying why.
+forward, D step, G step, optimiser, other: on the CPU they add up to ms / it; the table's legend says
+what each measures), peak memory, aten ops dispatched per iteration, and how long the paper's 1,000,000
+iterations would take at that rate. Random images at --img-size; nothing is written but --json /
+--markdown. Each case runs in its own process; one that fails is a row saying why.
 
 Speed options: official (the official loop's structure), eager (this package's step; what --eager
 trains with), graph (CUDA: the default training path), channels-last, compile.
@@ -64,7 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=3,
         metavar="N",
-        help="iterations timed phase by phase (waiting for the device at each boundary)",
+        help="on a GPU: iterations timed phase by phase, waiting for the device at each boundary (on the CPU "
+        "the timed iterations themselves are split)",
     )
     parser.add_argument("--timeout", type=positive_float, default=300.0, metavar="S", help="seconds a case may take")
     parser.add_argument("--json", type=Path, default=argparse.SUPPRESS, metavar="FILE", help="write the rows as JSON")
@@ -76,6 +78,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import bench
+    from ..utils.device import resolve_device
     from ..utils.files import write_json
 
     if args._case is not None:  # a child process: one case
@@ -108,11 +111,12 @@ def run(args: argparse.Namespace) -> int:
 
     rows = bench.run_bench(cases, settings, on_row=progress)
     table = bench.markdown(rows)
-    print(f"\n{header}\n\n{table}")
+    legend = bench.legend(resolve_device(args.device).type)
+    print(f"\n{header}\n\n{table}\n\n{legend}")
     if "json" in args:
         write_json({"machine": machine, "settings": asdict(settings), "rows": rows}, args.json)
     if "markdown" in args:
-        args.markdown.write_text(f"{header}\n\n{table}\n")
+        args.markdown.write_text(f"{header}\n\n{table}\n\n{legend}\n")
     return 0
 
 

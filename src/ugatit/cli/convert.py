@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UserError
+from ._types import require_checkpoint
 
 HELP = "convert PaddleGAN, TensorFlow, official or our weights into our safetensors export"
 
@@ -25,10 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..utils.files import path_exists
+    from ..utils.files import reported_write
 
-    if not path_exists(args.src):
-        raise UserError(f"checkpoint not found: {args.src}")
+    require_checkpoint(args.src)
     out = Path(args.out)
     out = out if out.suffix == ".safetensors" else out.with_name(out.name + ".safetensors")
     if out.exists() and out.resolve() == Path(args.src).resolve():
@@ -41,10 +41,8 @@ def run(args: argparse.Namespace) -> int:
 
     weights = read_weights(args.src)
     model = build_model(weights)
-    try:
+    with reported_write(out):
         written = export_generators(model, weights.config, out, dtype=torch.float16 if args.fp16 else torch.float32)
-    except OSError as exc:
-        raise UserError(f"cannot write {out}: {exc.strerror or exc}") from None
     m = model.config
     kind = "light" if m.light else f"full at {m.img_size} px"
     print(f"read {weights.kind} {args.src}: {kind}, ch={m.ch}, n_res={m.n_res}, {m.variant} networks")

@@ -200,8 +200,10 @@ def _run_checkpoint(args: argparse.Namespace, device: Any) -> int:
     except UserError as exc:
         if not split.paired:
             raise
+        from . import reword
+
         extractor, extractor_name = None, None
-        notes.append(f"KID/FID skipped: {exc}")
+        notes.append(f"KID/FID skipped: {reword(str(exc), FLAGS)}")
     protocols = ("paper", "subsets") if args.protocol == "both" else (args.protocol,)
     names = {d: [str(p.relative_to(split.root / f"test{d}")) for p in split.files[d]] for d in ("A", "B")}
     report = evaluate_model(
@@ -239,10 +241,17 @@ def _run_checkpoint(args: argparse.Namespace, device: Any) -> int:
 def format_checkpoint_report(report: dict[str, Any]) -> str:
     """The table `ugatit eval --checkpoint` prints: KID/FID per direction, then ground truth."""
     lines = [f"model {report['checkpoint']} on the test split of {report['data']}"]
-    for direction, entry in report["directions"].items():
-        lines += ["", f"{direction}: {entry['source']} ({entry['n']} images) translated, vs real {entry['target']}"]
-        if "metrics" in entry:
-            lines.append(format_report(entry | {"sets": {}}))
+    notes = [f"note: {note}" for note in report.get("notes", [])]
+    directions = report["directions"]
+    if any("metrics" in entry for entry in directions.values()):
+        for direction, entry in directions.items():
+            lines += ["", _translated(direction, entry)]
+            if "metrics" in entry:
+                lines.append(format_report(entry | {"sets": {}}))
+    else:  # KID/FID skipped: what was translated, and why nothing is measured on it, in one block
+        lines += ["", *(_translated(direction, entry, measured=False) for direction, entry in directions.items())]
+        lines += notes
+        notes = []
     if "ground_truth" in report:
         lines += ["", "ground truth ([0,1] scale; identity = the input itself as the answer)", ""]
         header = (
@@ -255,14 +264,24 @@ def format_checkpoint_report(report: dict[str, Any]) -> str:
                 f"{direction:<9} {row['count']:>5} {row['l1']:>8.4f} {row['psnr']:>8.2f} "
                 f"{row['identity_l1']:>12.4f} {row['identity_psnr']:>14.2f} {row['cycle_l1']:>9.4f}"
             )
-        objects = {d: row for d, row in report["ground_truth"].items() if "colour_accuracy" in row}
+        objects = {d: row for d, row in report["ground_truth"].items() if "stripes_right" in row}
         if objects:
             from ..demo.report import headline_sentence
 
             lines += ["", "inside the shapes (identity = the input itself as the answer)"]
             lines += [headline_sentence(direction, row) for direction, row in objects.items()]
-    lines += [f"note: {note}" for note in report.get("notes", [])]
-    return "\n".join(lines)
+        morphs = {d: row for d, row in report["ground_truth"].items() if "shape_change" in row}
+        if morphs:
+            from ..demo import morph
+
+            lines += ["", "the shapes' outlines (identity = the input itself as the answer)"]
+            lines += [morph.headline_sentence(direction, row) for direction, row in morphs.items()]
+    return "\n".join(lines + notes)
+
+
+def _translated(direction: str, entry: dict[str, Any], measured: bool = True) -> str:
+    against = f", vs real {entry['target']}" if measured else ""
+    return f"{direction}: {entry['source']} ({entry['n']} images) translated{against}"
 
 
 def _progress_printer():

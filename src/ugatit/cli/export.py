@@ -2,7 +2,8 @@
 
 SRC is anything `ugatit translate --checkpoint` reads. Each file takes `image` (B, 3, H, W) float32 in
 [-1, 1] (RGB, x = v / 127.5 - 1) and returns `translation` (same shape, [-1, 1]), `cam_logit` (B, 2) and
-`heatmap` (B, 1, H/4, W/4). The batch size is free; a light model also takes any H and W that are
+`heatmap` (B, 1, H/4, W/4); a model without CAM in its generators (an ablation, see docs/ablations.md)
+returns `translation` alone. The batch size is free; a light model also takes any H and W that are
 multiples of 4 (at least 32), while a full model only runs at its trained size: its MLP reads the whole
 attention map. With --direction both (the default) OUT_a2b and OUT_b2a are written. --fp16 stores
 convolution and linear weights in fp16 (about half the file, outputs ~1e-3 off) with inputs and outputs
@@ -15,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import UserError
+from ._types import require_checkpoint
 
 HELP = "export a generator to ONNX or TorchScript for deployment"
 
@@ -38,10 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..utils.files import path_exists
-
-    if not path_exists(args.src):
-        raise UserError(f"checkpoint not found: {args.src}")
+    require_checkpoint(args.src)
 
     from ..domains import directions_for
     from ..weights.deploy import deployment_paths, export_generator

@@ -4,6 +4,9 @@
 versus the same kind of shapes with a dark outline inside their edge, on a blue-grey background (B).
 trainA and trainB are unpaired; testA/NAME.png and testB/NAME.png show the same scene, so every test
 translation can be scored against the truth.
+
+`morph`: a flat circle (A) versus the same scene with the circle replaced by the upright square around it,
+in its colour (B): a translation that must change shape (see docs/ablations.md).
 """
 
 from __future__ import annotations
@@ -13,9 +16,9 @@ import argparse
 from ..errors import UserError
 from ._types import non_negative_int, positive_int
 
-HELP = "write a synthetic task with known ground truth (shapes) as an image folder"
+HELP = "write a synthetic task with known ground truth (shapes, morph) as an image folder"
 
-TASKS = ["shapes"]
+TASKS = ["shapes", "morph"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +56,12 @@ def run(args: argparse.Namespace) -> int:
                 for png in folder.glob("*.png"):
                     png.unlink()
 
-    write_shapes(root, size=args.size, n_train=args.count, n_test=args.test_count, seed=args.seed, progress=True)
+    if args.task == "morph":
+        from ..demo.morph import write_morph
+
+        write_morph(root, size=args.size, n_train=args.count, n_test=args.test_count, seed=args.seed)
+    else:
+        write_shapes(root, size=args.size, n_train=args.count, n_test=args.test_count, seed=args.seed, progress=True)
     print(
         f"wrote {args.task} to {root}: {args.count} train images per domain, {args.test_count} test pairs "
         f"at {args.size}px (seed {args.seed}); testA/NAME.png <-> testB/NAME.png is the ground truth"

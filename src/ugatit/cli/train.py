@@ -17,6 +17,8 @@ exports) to fine-tune them on DATA: the model's architecture comes from that fil
 train at another --img-size); networks it lacks (the discriminators of a generator-only file) start from
 the paper's init. Image files are checked before training (see `ugatit check-data`); one trainer at a
 time may use a run directory; a full disk stops the run with the last good checkpoint named.
+--no-g-cam, --no-d-cam and --decoder-norm train the paper's ablations (docs/ablations.md; `ugatit ablate`
+trains several side by side); a resumed run keeps its own, and giving another one is refused.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from ..config import DECODER_NORMS
 from ..errors import UserError
 from ._types import device_argument, non_negative_int, positive_float, positive_int
 
@@ -38,6 +41,9 @@ CONFIG_FLAGS = {
     "--img-size": "model.img_size",
     "--ch": "model.ch",
     "--n-res": "model.n_res",
+    "--g-cam": "model.g_cam",
+    "--d-cam": "model.d_cam",
+    "--decoder-norm": "model.decoder_norm",
     "--iters": "optim.iterations",
     "--lr": "optim.lr",
     "--batch-size": "data.batch_size",
@@ -55,15 +61,19 @@ CONFIG_FLAGS = {
     "--eval-every": "train.eval_every",
 }
 
-#: How library errors' terms read on this command line (see `ugatit.cli.reword`).
+#: How library errors' terms read on this command line (see `ugatit.cli.reword`). The CAM switches
+#: stay config keys: "`model.g_cam=False`" reads better than "no --g-cam".
 FLAGS = {
-    **{key: flag for flag, key in CONFIG_FLAGS.items()},
+    **{key: flag for flag, key in CONFIG_FLAGS.items() if key not in ("model.g_cam", "model.d_cam")},
     "device": "--device",
     "resume": "--resume",
     "run_dir": "output folder (--out)",
     "weights": "--inception-weights",
     "feature_extractor": "--feature-extractor",
     "overrides": "--override",
+    "domain_a": "--domain-a",
+    "domain_b": "--domain-b",
+    "data.world_size": "--nproc",
 }
 
 
@@ -188,6 +198,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     model.add_argument("--ch", type=positive_int, default=unset, metavar="N", help="base channels (default 64)")
     model.add_argument("--n-res", type=positive_int, default=unset, metavar="N", help="residual blocks (default 4)")
+    model.add_argument(
+        "--g-cam",
+        action=argparse.BooleanOptionalAction,
+        default=unset,
+        help="the generators' CAM attention; --no-g-cam is the paper's ablation without it (default: on)",
+    )
+    model.add_argument(
+        "--d-cam",
+        action=argparse.BooleanOptionalAction,
+        default=unset,
+        help="the discriminators' CAM attention; --no-d-cam is the paper's ablation without it (default: on)",
+    )
+    model.add_argument(
+        "--decoder-norm",
+        choices=DECODER_NORMS,
+        default=unset,
+        help="the decoder's normalisation: adalin (the paper's), or an ablation: adain, lin, in, ln, gn "
+        "(docs/ablations.md; default adalin)",
+    )
     model.add_argument("--batch-size", type=positive_int, default=unset, metavar="N", help="batch size (default 1)")
     model.add_argument(
         "--lr", type=positive_float, default=unset, metavar="X", help="Adam learning rate (default 1e-4)"
@@ -238,8 +267,11 @@ def run(args: argparse.Namespace) -> int:
         if dist.is_main:
             _print_way_on(exc, given, out)
         raise
-    if dist.is_main:
-        _print_summary(result, given)
+    if not dist.is_main:
+        # Rank 0 reports how the job ended, a stop by a signal included: were the others to exit with
+        # 143 first, torchrun would count them failed and end rank 0 before it has said what to type next.
+        return 0
+    _print_summary(result, given)
     return result.exit_code
 
 
@@ -300,7 +332,7 @@ def _imported_model(model, weights):
     from ..config import ModelConfig
 
     imported, paper = weights.config.model, ModelConfig()
-    keys = ("light", "ch", "n_res") + (() if imported.light else ("img_size",))
+    keys = ("light", "ch", "n_res", "g_cam", "d_cam", "decoder_norm") + (() if imported.light else ("img_size",))
     for key in keys:
         value = getattr(model, key)
         if value != getattr(paper, key) and value != getattr(imported, key):
@@ -381,7 +413,7 @@ def _print_summary(result, given: dict[str, Any]) -> None:
             f"stopped by {result.interrupted} at step {result.step} of {result.iterations}; "
             f"checkpoint: {result.checkpoint}"
         )
-        print(f"continue with: ugatit train {_data_arguments(given)} --out {shlex.quote(str(result.run_dir))} --resume")
+        print(f"continue with: {_resume_command(given, result.run_dir)}")
         return
     print(f"done: step {result.step} of {result.iterations} in {result.run_dir}")
     print(f"  checkpoint: {result.checkpoint}")
@@ -403,12 +435,36 @@ def _print_way_on(error: UserError, given: dict[str, Any], out: Path) -> None:
 
     if not isinstance(error, (TrainingDiverged, RunWriteError)) or error.checkpoint is None:
         return
-    command = f"ugatit train {_data_arguments(given)} --out {shlex.quote(str(out))} --resume"
+    command = _resume_command(given, out)
     if isinstance(error, TrainingDiverged):
         lr = f"{error.lr / 2:g}" if error.lr else "X"
         print(f"continue from {error.checkpoint} with a smaller learning rate: {command} --override lr={lr}")
     else:
         print(f"once there is space, continue from {error.checkpoint} with: {command}")
+
+
+def _resume_command(given: dict[str, Any], out: Path) -> str:
+    """The command that continues the run exactly: its data and folder, --resume, and what the run folder
+    does not record: how many processes train (the global batch and each rank's share of the data
+    depend on it) and the extractor that --eval-every measures with."""
+    import os
+
+    from ..training.distributed import LAUNCHER_PID_ENV, Distributed
+
+    words = [_data_arguments(given), "--out", shlex.quote(str(out)), "--resume"]
+    for key in ("inception_weights", "feature_extractor"):
+        if key in given:
+            words += [f"--{key.replace('_', '-')}", shlex.quote(str(given[key]))]
+    command = " ".join(words)
+    dist = Distributed.from_environment()
+    if not dist.enabled:
+        return f"ugatit train {command}"
+    if os.environ.get(LAUNCHER_PID_ENV):  # started by --nproc
+        return f"ugatit train {command} --nproc {dist.world_size}"
+    nodes = int(os.environ.get("GROUP_WORLD_SIZE", "1") or 1)
+    if nodes == 1:
+        return f"torchrun --standalone --nproc-per-node {dist.world_size} -m ugatit train {command}"
+    return f"torchrun <as before: {dist.world_size} processes on {nodes} nodes> -m ugatit train {command}"
 
 
 def _data_arguments(given: dict[str, Any]) -> str:

@@ -1,12 +1,20 @@
 """Image files: finding them in folders and decoding them robustly into RGB.
 
-Every decoding problem (missing, corrupt, truncated, not an image, an unusual mode) becomes a
-`BadImageError` naming the file, so callers can skip it and say why.
+Every decoding problem (missing, empty, corrupt, truncated, not an image, an unusual mode, too large)
+becomes a `BadImageError` naming the file, so callers can skip it and say why.
+
+`load_rgb` is the one decoder of image files for training, translation, evaluation and the web app, and
+it bounds what a decode may cost before decoding: a file of a few hundred kilobytes can hold an image of
+13000 x 13000 16-bit pixels that decodes to gigabytes. The budget is `MAX_DECODE_PIXELS` pixels, a
+16-bit image's counting double and a 32-bit one's four times (`decode_cost`). A JPEG past it is decoded
+at 1/2, 1/4 or 1/8 of its size, the largest that fits (libjpeg scales while it decodes, at a fraction of
+the cost); any other image past it is refused. Only regular files are opened (a FIFO would block).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +24,18 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import UserError
+from ..utils.files import open_regular
+
+#: The most pixels one decode may produce, a 16-bit pixel counting double and a 32-bit one four times
+#: (`decode_cost`): a 50-megapixel photo (8160 x 6120) decodes, a 7000 x 7000 16-bit PNG (98 million)
+#: does not. At this budget a decode and its conversion to RGB peak at about 0.5 GB.
+MAX_DECODE_PIXELS = 50_000_000
+#: The reductions libjpeg can apply while decoding (see `Image.draft`).
+JPEG_REDUCTIONS = (2, 4, 8)
+
+# Pillow warns about images past 89 million pixels when it opens them, before `load_rgb` can apply its
+# own, lower budget, which refuses (or reduces) every one of them; its error past 179 million stays.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp")
 
@@ -80,9 +100,51 @@ def resolve_domains(
         if not root.is_dir():
             raise UserError(f"dataset folder not found: {root}")
         folders = (root / f"{split}A", root / f"{split}B")
+        if not all(folder.exists() for folder in folders):
+            raise UserError(_layout_error(root, split, folders))
     for label, folder in zip("AB", folders):
         _require_folder(folder, f"domain {label} folder")
     return folders
+
+
+def _layout_error(root: Path, split: str, folders: tuple[Path, Path]) -> str:
+    """What a dataset folder without the standard layout lacks, and the image folders it holds instead
+    (`domain_a=root/A` `domain_b=root/B` when they are there: a common other layout)."""
+    missing = [f"{folder.name}/" for folder in folders if not folder.exists()]
+    text = f"{root} has no {' and no '.join(missing)} (a dataset folder holds {split}A/ and {split}B/)"
+    present = {folder.name for folder in folders if folder.exists()}
+    found = [folder for folder in _image_folders(root) if folder.name not in present]
+    if len(missing) == 2 and len(found) >= 2:
+        names = {folder.name: folder for folder in found}
+        a, b = (names["A"], names["B"]) if {"A", "B"} <= set(names) else found[:2]
+        text += (
+            f"; to train on its image folders, give `domain_a={shlex.quote(str(a))}` `domain_b={shlex.quote(str(b))}`"
+        )
+        if len(found) > 2:
+            text += f" (image folders there: {', '.join(f'{folder.name}/' for folder in found)})"
+    else:
+        if found:
+            text += f"; image folders there: {', '.join(f'{folder.name}/' for folder in found)}"
+        text += "; or give two folders of images as `domain_a` and `domain_b`"
+    return text
+
+
+def _image_folders(root: Path, limit: int = 50) -> list[Path]:
+    """The sub-folders of `root` (not hidden) that hold an image at any depth, in name order; only the
+    first `limit` folders are looked into."""
+    try:
+        folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))[:limit]
+    except OSError:
+        return []
+    return [folder for folder in folders if _holds_an_image(folder)]
+
+
+def _holds_an_image(folder: Path) -> bool:
+    for _, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        if any(not n.startswith(".") and os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS for n in filenames):
+            return True
+    return False
 
 
 def _require_folder(folder: Path, what: str) -> None:
@@ -131,14 +193,20 @@ _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 def load_rgb(path: PathLike) -> Image.Image:
     """Decode an image file into an RGB PIL image, upright according to its EXIF orientation.
 
-    Every mode is converted as `to_rgb` describes. Any decoding problem (missing file, corrupt or
-    truncated data, not an image, unsupported mode) raises `BadImageError(path, reason)`.
+    Every mode is converted as `to_rgb` describes. The decode is held to `MAX_DECODE_PIXELS` (see the
+    module docstring): a JPEG past it comes back reduced, other images past it are refused. Any decoding
+    problem (missing or empty file, corrupt or truncated data, not an image, unsupported mode, too
+    large) raises `BadImageError(path, reason)`.
     """
     try:
-        with Image.open(path) as opened:
-            opened.load()  # decode now: truncation and corruption only show up here
-            upright = _exif_upright(opened)
-            rgb = to_rgb(upright)
+        with open_regular(path) as file:
+            if os.fstat(file.fileno()).st_size == 0:
+                raise BadImageError(path, "the file is empty (0 bytes)")
+            with Image.open(file) as opened:
+                fit_decode_budget(opened)
+                opened.load()  # decode now: truncation and corruption only show up here
+                upright = _exif_upright(opened)
+                rgb = to_rgb(upright)
     except BadImageError as exc:
         raise BadImageError(path, exc.reason) from None
     # Pillow's format plugins raise a zoo of types on malformed data (OSError, SyntaxError,
@@ -159,14 +227,60 @@ def _exif_upright(img: Image.Image) -> Image.Image:
         return img.copy()
 
 
+def decode_cost(img: Image.Image) -> int:
+    """What decoding an opened image costs against `MAX_DECODE_PIXELS`: its pixels, counted double for
+    16 bits a sample (I;16 modes, and 48- or 64-bit PNGs, which Pillow reads into 8-bit RGB) and four
+    times for 32 (I, F)."""
+    width, height = img.size
+    rawmode = img.tile[0][3] if img.tile and isinstance(img.tile[0][3], str) else ""
+    if img.mode in ("I", "F") or ";32" in rawmode:
+        weight = 4
+    elif img.mode in _SIXTEEN_BIT_MODES or ";16" in rawmode:
+        weight = 2
+    else:
+        weight = 1
+    return width * height * weight
+
+
+def fit_decode_budget(img: Image.Image) -> None:
+    """Before `img.load()`: make the decode fit `MAX_DECODE_PIXELS`, by reducing a JPEG while it decodes,
+    or raise `BadImageError` saying what the image asks for."""
+    cost = decode_cost(img)
+    if cost <= MAX_DECODE_PIXELS:
+        return
+    width, height = img.size
+    if img.format == "JPEG":
+        factor = next((k for k in JPEG_REDUCTIONS if cost / (k * k) <= MAX_DECODE_PIXELS), None)
+        if factor is not None:
+            img.draft(None, (width // factor, height // factor))
+            if decode_cost(img) <= MAX_DECODE_PIXELS:
+                return
+    weight = cost // (width * height)
+    counted = {2: " of 16 bits a sample (counted twice)", 4: " of 32 bits a sample (counted four times)"}
+    even = ", even reduced to 1/8 while decoding" if img.format == "JPEG" else ""
+    raise BadImageError(
+        "<image>",
+        f"too large to decode{even}: {width}x{height} pixels{counted.get(weight, '')} are {cost / 1e6:.0f} "
+        f"million, over the limit of {MAX_DECODE_PIXELS / 1e6:.0f} million",
+    )
+
+
 def describe_failure(exc: BaseException) -> str:
     """Why Pillow could not read a file, in a few words."""
     if isinstance(exc, UnidentifiedImageError):
         return "not an image, or a format Pillow cannot read"
     if isinstance(exc, FileNotFoundError):
         return "file not found"
+    if isinstance(exc, Image.DecompressionBombError):
+        return f"too large to decode ({exc})"
+    if isinstance(exc, OSError) and exc.errno is not None and exc.strerror:  # from the system: no Errno prefix
+        return exc.strerror
     text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    first = text[0] if text else type(exc).__name__
+    if "truncated" in first.lower():
+        # Pillow: "image file is truncated (151 bytes not processed)", "Truncated File Read"
+        return "truncated: the file ends before its image data does (a copy or download cut short?)"
+    return first
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -203,11 +317,18 @@ def _composite_on_white(img: Image.Image) -> Image.Image:
 
 
 def _high_depth_to_uint8(img: Image.Image) -> np.ndarray:
+    if img.mode in _SIXTEEN_BIT_MODES:
+        # v * 255 / 65535 = v / 257 exactly, rounded in integers ((v + 128) // 257: no ties, 257 being
+        # odd), row blocks at a time: no float64 copy of an image that may hold 50 million samples.
+        values = np.asarray(img)
+        out = np.empty(values.shape, np.uint8)
+        for start in range(0, values.shape[0], 256):
+            block = values[start : start + 256].astype(np.uint32)
+            out[start : start + 256] = (block + 128) // 257
+        return out
     values = np.asarray(img).astype(np.float64)
     values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
-    if img.mode in _SIXTEEN_BIT_MODES:
-        scaled = values / 257.0  # 65535 / 255 = 257 exactly
-    elif img.mode == "I" and values.size and values.min() >= 0 and values.max() <= 65535:
+    if img.mode == "I" and values.size and values.min() >= 0 and values.max() <= 65535:
         scaled = values / 257.0
     elif img.mode == "F" and values.size and values.min() >= 0 and values.max() <= 1:
         scaled = values * 255.0

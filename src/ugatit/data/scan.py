@@ -2,11 +2,12 @@
 
 Training skips an unreadable file when it is drawn, which may be hours in, or never in a short run. The
 scan finds them up front, reading only a file's first and last bytes: a PNG must start with its
-signature and a header of non-zero size, a JPEG with its start marker, and both must end with their
-end marker (a copy or download cut short does not). A file that fails the end check is decoded in full
-before it is called unreadable, since some writers append data after a whole image; other formats are
-opened with Pillow, which reads their header. A pool of threads reads the files, so that slow storage is
-read in parallel. `full=True` decodes every file as training does: slower, and it also finds damage
+signature and a header of non-zero size within the decode budget (`images.MAX_DECODE_PIXELS`), a JPEG
+with its start marker, and both must end with their end marker (a copy or download cut short does
+not). A file that fails the end check is decoded in full before it is called unreadable, since some
+writers append data after a whole image; other formats are opened with Pillow, which reads their
+header. A pool of threads reads the files, so that slow storage is read in parallel. `full=True`
+decodes every file as training does: slower, and it also finds damage
 inside the pixel data, which training still guards against file by file.
 """
 
@@ -21,7 +22,8 @@ from dataclasses import dataclass, field
 from PIL import Image
 
 from ..errors import UserError
-from .images import BadImageError, PathLike, describe_failure, load_rgb
+from ..utils.files import open_regular
+from .images import MAX_DECODE_PIXELS, BadImageError, PathLike, describe_failure, fit_decode_budget, load_rgb
 from .sources import FileSource, Source
 
 #: Threads reading files: enough to keep a network filesystem busy.
@@ -36,15 +38,21 @@ def check_image(path: PathLike, full: bool = False) -> str | None:
     """Why `path` cannot be used as a training image, or None when it can (see the module docstring)."""
     if not full:
         try:
-            with open(path, "rb") as file:
+            with open_regular(path) as file:
                 head = file.read(32)
                 file.seek(max(0, file.seek(0, 2) - _TAIL))
                 tail = file.read(_TAIL)
         except OSError as exc:
             return describe_failure(exc)
+        if not head:
+            return "the file is empty (0 bytes)"
         if head.startswith(_PNG_SIGNATURE):
             if head[12:16] != b"IHDR" or 0 in struct.unpack(">II", head[16:24]):
                 return "damaged PNG header"
+            width, height = struct.unpack(">II", head[16:24])
+            weight = 2 if head[24] == 16 else 1  # bit depth
+            if width * height * weight > MAX_DECODE_PIXELS:
+                return _png_too_large(path)
             if _PNG_END in tail:
                 return None
         elif head.startswith(_JPEG_START):
@@ -61,10 +69,20 @@ def check_image(path: PathLike, full: bool = False) -> str | None:
 
 def _pillow_header(path: PathLike) -> str | None:
     try:
-        with Image.open(path) as img:
-            return "image has no pixels" if img.width == 0 or img.height == 0 else None
+        with open_regular(path) as file, Image.open(file) as img:
+            if img.width == 0 or img.height == 0:
+                return "image has no pixels"
+            fit_decode_budget(img)  # reads no pixels: a JPEG is only marked for a reduced decode
+            return None
+    except BadImageError as exc:
+        return exc.reason
     except Exception as exc:
         return describe_failure(exc)
+
+
+def _png_too_large(path: PathLike) -> str:
+    """The reason `load_rgb` gives for a PNG past the budget, from its header."""
+    return _pillow_header(path) or "too large to decode"
 
 
 @dataclass

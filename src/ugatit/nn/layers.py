@@ -16,6 +16,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 
 def _fp32(x: Tensor) -> Tensor:
@@ -33,7 +34,11 @@ def _no_autocast(x: Tensor):
 class _LayerInstanceNorm(torch.autograd.Function):
     """(rho * IN(x) + (1 - rho) * LN(x)) * gamma + beta with a hand-written backward (see
     layer_instance_norm): one batch norm, one group norm and a multiply-add forward; their two native
-    backward kernels, one multiply, one reduction and a few (N, C) ops backward."""
+    backward kernels, one multiply, one reduction and a few (N, C) ops backward.
+
+    Once differentiable: a double backward (a gradient penalty) through this backward would treat the
+    statistics it saved (means, 1/std, the layer-normalised x) as constants, silently wrong; it raises
+    instead."""
 
     @staticmethod
     def forward(ctx, x: Tensor, rho: Tensor, gamma: Tensor, beta: Tensor, eps: float) -> Tensor:
@@ -54,6 +59,7 @@ class _LayerInstanceNorm(torch.autograd.Function):
         return torch.addcmul(x_in.view(n, c, h, w), x_ln, w_ln)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad: Tensor):
         x, r, gamma, w_in_flat, w_ln, x_ln, mean_in, invstd_in, mean_ln, rstd_ln = ctx.saved_tensors
         s_in, s_ln, eps_in = ctx.constants
@@ -138,12 +144,13 @@ class AdaLIN(nn.Module):
 
 
 class ILN(nn.Module):
-    """Layer-Instance Normalisation with its own learned affine (used in the up-sampling path)."""
+    """Layer-Instance Normalisation with its own learned affine (used in the up-sampling path; with
+    rho starting at 0.9, the `lin` ablation's residual blocks)."""
 
-    def __init__(self, num_features: int, eps: float = 1e-5):
+    def __init__(self, num_features: int, eps: float = 1e-5, rho: float = 0.0):
         super().__init__()
         self.eps = eps
-        self.rho = nn.Parameter(torch.zeros(1, num_features, 1, 1))
+        self.rho = nn.Parameter(torch.full((1, num_features, 1, 1), float(rho)))
         self.gamma = nn.Parameter(torch.ones(1, num_features, 1, 1))
         self.beta = nn.Parameter(torch.zeros(1, num_features, 1, 1))
 
@@ -151,6 +158,69 @@ class ILN(nn.Module):
         c = self.rho.shape[1]
         with _no_autocast(x):
             return layer_instance_norm(x, self.rho, self.gamma.view(1, c), self.beta.view(1, c), self.eps)
+
+
+# --- The decoder normalisations of the paper's ablations (see networks.decoder_norms) -------------------
+# Like AdaLIN and ILN, they use the UNBIASED variance, so that `in` is exactly AdaLIN/ILN with rho held
+# at 1 and `ln` with rho held at 0: the ablations change what the paper changes and nothing else.
+
+#: Group normalisation's groups (Wu & He 2018's default), fewer in thin layers (see `gn_groups`).
+GN_GROUPS = 32
+
+
+def gn_groups(channels: int, groups: int = GN_GROUPS) -> int:
+    """The groups of a `channels`-wide group norm: `groups`, halved until it divides the channels and
+    leaves at least two channels a group (else it would be an instance norm); 1 (a layer norm) at the
+    least. 32 for every layer of the paper's generator (64 to 256 channels)."""
+    while groups > 1 and (channels % groups or channels // groups < 2):
+        groups //= 2
+    return groups
+
+
+def group_normalize(x: Tensor, groups: int, eps: float) -> Tensor:
+    """(x - mean) / sqrt(var + eps) over each sample's groups of channels, with the unbiased variance
+    (torch.var's, as AdaLIN's), in fp32: one group is a layer norm, one group a channel an instance
+    norm. Plain ops, which torch.export traces on symbolic image sizes (the ONNX export)."""
+    with _no_autocast(x):
+        grouped = _fp32(x).reshape(x.shape[0], groups, -1)
+        var, mean = torch.var_mean(grouped, dim=2, keepdim=True)
+        return ((grouped - mean) / torch.sqrt(var + eps)).reshape(x.shape)
+
+
+class AdaIN(nn.Module):
+    """Adaptive Instance Normalisation (Huang & Belongie 2017): IN(x) * gamma + beta with gamma, beta from
+    the generator's MLP, as AdaLIN's, and no rho (the `adain` ablation's residual blocks)."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
+        c = x.shape[1]
+        normalized = group_normalize(x, c, self.eps)
+        return normalized * _fp32(gamma).view(-1, c, 1, 1) + _fp32(beta).view(-1, c, 1, 1)
+
+
+class AffineNorm(nn.Module):
+    """Instance, layer or group normalisation with a learned per-channel affine (keys `gamma`, `beta`, as
+    ILN's): the `in`, `ln` and `gn` ablations' layers, and the `adain` ablation's up-sampling ones."""
+
+    def __init__(self, num_features: int, kind: str, eps: float = 1e-5):
+        super().__init__()
+        groups = {"in": num_features, "ln": 1, "gn": gn_groups(num_features)}
+        if kind not in groups:
+            raise ValueError(f"kind must be one of {', '.join(groups)}, got {kind!r}")
+        self.kind = kind
+        self.groups = groups[kind]
+        self.eps = eps
+        self.gamma = nn.Parameter(torch.ones(1, num_features, 1, 1))
+        self.beta = nn.Parameter(torch.zeros(1, num_features, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return group_normalize(x, self.groups, self.eps) * self.gamma + self.beta
+
+    def extra_repr(self) -> str:
+        return f"{self.gamma.shape[1]}, kind={self.kind}, groups={self.groups}"
 
 
 class InstanceNorm(nn.Module):

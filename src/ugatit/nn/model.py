@@ -13,8 +13,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from ..config import ModelConfig
-from ..domains import GENERATOR_OF, Direction, check_direction
+from ..config import ModelConfig, ablation_name
+from ..domains import GENERATOR_OF, Direction, check_direction, source_and_target
 from ..errors import UserError
 from .networks import Discriminator, Generator, init_paper_weights
 from .sizes import check_model_config
@@ -26,8 +26,16 @@ DISCRIMINATORS = ("disGA", "disGB", "disLA", "disLB")
 
 class Translation(NamedTuple):
     image: Tensor  # (B, 3, H, W) in [-1, 1]
-    cam_logit: Tensor  # (B, 2): the auxiliary classifier's gap and gmp logits
-    heatmap: Tensor  # (B, 1, H/4, W/4): channel sum of the attended features
+    cam_logit: Tensor | None  # (B, 2): the auxiliary classifier's gap and gmp logits (None: no CAM)
+    heatmap: Tensor | None  # (B, 1, H/4, W/4): channel sum of the attended features (None: no CAM)
+
+
+class Judgement(NamedTuple):
+    """What a discriminator says of a batch."""
+
+    logits: Tensor  # (B, 1, h, w): real/fake patch logits
+    cam_logit: Tensor | None  # (B, 2): its auxiliary classifier's gap and gmp logits (None: no CAM)
+    heatmap: Tensor | None  # (B, 1, h', w'): channel sum of its attended features (None: no CAM)
 
 
 class UGATIT(nn.Module):
@@ -66,6 +74,14 @@ class UGATIT(nn.Module):
     def generator(self, direction: Direction) -> Generator:
         return getattr(self, GENERATOR_OF[check_direction(direction)])
 
+    def discriminators_of(self, domain: str) -> dict[str, Discriminator]:
+        """{"global": disG<domain>, "local": disL<domain>}: the two that judge images of `domain`."""
+        if domain not in ("A", "B"):
+            raise ValueError(f"domain must be 'A' or 'B', got {domain!r}")
+        if not self.has_discriminators:
+            raise UserError("this model was loaded without its discriminators")
+        return {"global": getattr(self, f"disG{domain}"), "local": getattr(self, f"disL{domain}")}
+
     # --- The official checkpoint layout ---------------------------------------------------------------
 
     def official_state_dict(self) -> dict[str, dict[str, Tensor]]:
@@ -93,7 +109,7 @@ class UGATIT(nn.Module):
                     raise UserError(
                         f"{name}.{key} has shape {tuple(value.shape)}, this model expects "
                         f"{tuple(expected[key].shape)}: the checkpoint was made with another "
-                        f"ch/n_res/light/img_size (this model: {_describe(self.config)})"
+                        f"ch/n_res/light/img_size/ablation (this model: {_describe(self.config)})"
                     )
             result = net.load_state_dict(given, strict=False)
             if result.missing_keys or result.unexpected_keys:
@@ -114,11 +130,32 @@ class UGATIT(nn.Module):
         finally:
             gen.train(was_training)
 
+    @torch.no_grad()
+    def judge(self, images: Tensor, domain: str) -> dict[str, Judgement]:
+        """What the global and the local discriminator of `domain` ("A" or "B") say of a batch in [-1, 1]:
+        {"global": Judgement, "local": Judgement}. In eval mode, so the spectral norm's stored vectors are
+        used and not advanced (the paper's Figure 2 (c)-(d) shows these heatmaps on translations)."""
+        judged = {}
+        for scale, disc in self.discriminators_of(domain).items():
+            was_training = disc.training
+            disc.eval()
+            try:
+                judged[scale] = Judgement(*disc(images))
+            finally:
+                disc.train(was_training)
+        return judged
+
+    def judge_translation(self, translation: Tensor, direction: Direction) -> dict[str, Judgement]:
+        """`judge` by the discriminators of `direction`'s target domain (a2b: disGB, disLB)."""
+        return self.judge(translation, source_and_target(check_direction(direction))[1])
+
 
 def _network_classes(cfg: ModelConfig):
     """(generator, discriminator) constructors of the config's variant."""
     if cfg.variant == "official":
-        return Generator, Discriminator
+        from functools import partial
+
+        return partial(Generator, cam=cfg.g_cam, norm=cfg.decoder_norm), partial(Discriminator, cam=cfg.d_cam)
     if cfg.variant not in ("tf", "tf-2019-07"):
         raise UserError(f"config key `model.variant` must be official, tf or tf-2019-07, got {cfg.variant!r}")
     from functools import partial
@@ -136,4 +173,6 @@ def _network_classes(cfg: ModelConfig):
 def _describe(cfg: ModelConfig) -> str:
     kind = "light" if cfg.light else f"full at {cfg.img_size}px"
     variant = "" if cfg.variant == "official" else f", {cfg.variant} variant"
-    return f"{kind}, ch={cfg.ch}, n_res={cfg.n_res}{variant}"
+    ablation = ablation_name(cfg)
+    ablation = "" if ablation == "full" else f", ablation {ablation}"
+    return f"{kind}, ch={cfg.ch}, n_res={cfg.n_res}{variant}{ablation}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..config import PAPER_GLOBAL_LAYERS, PAPER_LOCAL_LAYERS, ModelConfig
+from ..config import DECODER_NORMS, PAPER_GLOBAL_LAYERS, PAPER_LOCAL_LAYERS, ModelConfig, ablation_name
 from ..errors import UserError
 
 #: Two stride-2 convolutions bring the generator's bottleneck to size / 4, and the smallest
@@ -65,6 +65,13 @@ def check_model_config(cfg: ModelConfig) -> tuple[int, int]:
         raise UserError(f"ch and n_res must be positive, got ch={cfg.ch}, n_res={cfg.n_res}")
     if cfg.init not in ("normal", "pytorch"):
         raise UserError(f"init must be 'normal' or 'pytorch', got {cfg.init!r}")
+    if cfg.decoder_norm not in DECODER_NORMS:
+        raise UserError(f"`model.decoder_norm` must be one of {', '.join(DECODER_NORMS)}, got {cfg.decoder_norm!r}")
+    if cfg.variant != "official" and ablation_name(cfg) != "full":
+        raise UserError(
+            f"the ablation {ablation_name(cfg)} is of the official networks, not of the {cfg.variant} variant "
+            "(`model.g_cam`, `model.d_cam` and `model.decoder_norm` keep their defaults there)"
+        )
     n_global = discriminator_layers(cfg.img_size, cfg.n_layers_global, PAPER_GLOBAL_LAYERS, "n_layers_global")
     n_local = discriminator_layers(cfg.img_size, cfg.n_layers_local, PAPER_LOCAL_LAYERS, "n_layers_local")
     return n_global, n_local

@@ -39,6 +39,13 @@ def app_environment(temp_dir: str | os.PathLike[str]) -> dict[str, str]:
 def serve(checkpoint: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 7860, device: str = "auto") -> None:
     """Load `checkpoint` (any kind `load_model` reads) and serve the app on host:port until Ctrl-C or
     SIGTERM; everything it wrote goes with its temporary folder."""
+    name = Path(checkpoint).name
+    if isinstance(checkpoint, str) and checkpoint.startswith("hf://"):
+        # Fetched (or found in the hub cache) now, under the user's own hub settings: the app's
+        # environment below points the hub library at the app's temporary folder.
+        from ..weights.loading import resolve_checkpoint_path
+
+        name, checkpoint = checkpoint, resolve_checkpoint_path(checkpoint)
     if not Path(checkpoint).exists():
         raise UserError(f"checkpoint not found: {checkpoint}")
     temp_dir = Path(tempfile.mkdtemp(prefix="ugatit-serve-"))
@@ -55,11 +62,12 @@ def serve(checkpoint: str | os.PathLike[str], host: str = "127.0.0.1", port: int
         from ..weights import load_model
         from .translator import WebTranslator
 
-        model, _ = load_model(checkpoint, device=resolve_device(device))
-        translator = WebTranslator(model, temp_dir, checkpoint_name=Path(checkpoint).name)
+        # With the discriminators where the file has them: the page shows their attention too.
+        model, _ = load_model(checkpoint, device=resolve_device(device), discriminators=True)
+        translator = WebTranslator(model, temp_dir, checkpoint_name=name)
         # SIGTERM (a service manager, a container stop) ends the server like Ctrl-C, so the folder goes too.
         signal.signal(signal.SIGTERM, _interrupt)
-        app.launch(app.build_app(translator), host=host, port=port, temp_dir=temp_dir)
+        app.launch(app.build_page(translator), host=host, port=port, temp_dir=temp_dir)
     finally:
         shutil.rmtree(temp_dir, ignore_errors=True)
         # A caller in the same process (a test, a notebook) must not inherit caches in a removed folder.

@@ -1,5 +1,6 @@
 """The page: uploads, a webcam shot, the direction, the face-crop toggle, and per image the input, the
-translation, the attention overlay and the classifier's verdict, with the files to download.
+translation, the attention overlay and the classifier's verdict, with the files to download; and, in a
+second tab (`live_tab`), the browser's camera translated frame by frame.
 
 Imports Gradio: import it only after `app_environment` is in place (`ugatit.serve.serve` does).
 The element ids (`upload`, `translate`, `status`, ...) are what the browser tests look for.
@@ -8,10 +9,12 @@ The element ids (`upload`, `translate`, `status`, ...) are what the browser test
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
 import gradio as gr
+from PIL import Image
 
 from ..domains import source_and_target
 from .translator import KEEP_SECONDS, MAX_FILE_MB, MAX_IMAGES, WebTranslator
@@ -35,8 +38,7 @@ def build_app(translator: WebTranslator) -> gr.Blocks:
         gr.Markdown(
             "## U-GAT-IT image-to-image translation\n"
             f"{translator.describe()} Upload up to {MAX_IMAGES} images ({MAX_FILE_MB} MB each), choose the "
-            "direction and press **Translate**. The attention map is where the generator looked: its "
-            "auxiliary classifier's weights on the feature maps (the CAM)."
+            f"direction and press **Translate**. {translator.describe_attention()}"
         )
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
@@ -95,6 +97,9 @@ def build_app(translator: WebTranslator) -> gr.Blocks:
                     label="Download", file_count="multiple", interactive=False, height=150, elem_id="downloads"
                 )
 
+        refuse_in_one_line(files, "Images")
+        refuse_in_one_line(webcam, "Webcam shot")
+
         # The parameter names are the API's (gradio_client's keyword arguments).
         def translate(images, webcam_shot, direction, face_crop, size):
             paths = [*(images or []), *([webcam_shot] if webcam_shot else [])]
@@ -116,6 +121,119 @@ def build_app(translator: WebTranslator) -> gr.Blocks:
             concurrency_limit=1,
         )
     return demo
+
+
+def refuse_in_one_line(component: gr.components.Component, label: str) -> None:
+    """What Gradio refuses before `translate` runs (through the API: a file whose name is not an image's
+    for the upload box, a file that does not decode as an image for the webcam box) reaches the caller as
+    a message and the server log as one line, instead of Gradio's traceback of its own preprocessing."""
+    preprocess = component.preprocess
+
+    def checked(payload):
+        try:
+            return preprocess(payload)
+        except gr.Error as exc:
+            reason = str(exc.message)
+        except (OSError, ValueError, Image.DecompressionBombError):
+            reason = "not an image, or a format Pillow cannot read"
+        print(f"ugatit serve: refused a request: {label}: {reason}", file=sys.stderr, flush=True)
+        raise gr.Error(f"{label}: {reason}", print_exception=False)
+
+    component.preprocess = checked  # Gradio calls the instance's preprocess
+
+
+def build_page(translator: WebTranslator) -> gr.Blocks:
+    """The whole page: the photo app of `build_app` in one tab, the live camera (`live_tab`) in another."""
+    photos = build_app(translator)
+    with (
+        gr.Blocks(
+            title="ugatit: U-GAT-IT translation", analytics_enabled=False, delete_cache=(600, KEEP_SECONDS)
+        ) as page,
+        gr.Tabs(elem_id="tabs"),
+    ):
+        with gr.Tab("Photos", id="photos", elem_id="photos-tab"):
+            photos.render()
+        with gr.Tab("Live camera", id="live", elem_id="live-tab"):
+            live_tab(translator)
+    return page
+
+
+#: Seconds between the camera frames the page offers; the server always takes the newest (frames that
+#: come while one is being translated are dropped), so the rate is what the machine allows, up to
+#: 1 / LIVE_EVERY. (Gradio's trigger_mode="always_last" would stop a stream after its first frame.)
+LIVE_EVERY = 0.04
+LIVE_QUALITY = 85  # JPEG quality of the frames sent back
+LIVE_STREAMS = 4  # camera streams translated at once, sharing the machine; Gradio queues the others
+
+
+def live_html(image) -> str:
+    """A translated frame as an <img> holding it inline (JPEG), or nothing."""
+    if image is None:
+        return ""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=LIVE_QUALITY)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return (
+        f'<img id="live-frame" alt="the translated camera frame" src="data:image/jpeg;base64,{data}" '
+        'style="max-width:100%;max-height:360px;display:block;margin:auto">'
+    )
+
+
+def live_tab(translator: WebTranslator) -> None:
+    """The live tab's elements and its stream, inside the current Blocks: the browser's camera, each
+    frame translated around the tracked face (see `live`), and the measured frames/s."""
+    from .live import LiveTranslator
+
+    live = LiveTranslator(translator.model)
+    gr.Markdown(
+        "Your camera, translated frame by frame as fast as this machine can: the largest face is tracked, "
+        "the square around it translated and pasted back into the picture. Nothing is recorded or kept."
+    )
+    with gr.Row():
+        camera = gr.Image(
+            label="Camera",
+            sources=["webcam"],
+            streaming=True,
+            type="numpy",
+            height=360,
+            elem_id="live-camera",
+        )
+        # The frames go back inline (a data URL in the page), not as files: nothing of the camera is
+        # written anywhere, and an hour of frames does not pile up in the app's folder.
+        shown = gr.HTML(label="Translation", elem_id="live-output", min_height=360)
+    with gr.Row():
+        direction = gr.Radio(
+            [(_direction_label(d), d) for d in translator.directions],
+            value=translator.directions[0],
+            label="Direction",
+            elem_id="live-direction",
+        )
+        face_crop = gr.Checkbox(
+            label="Face crop (translate the square around the face)", value=True, elem_id="live-face"
+        )
+        paste = gr.Checkbox(label="Paste the face back into the picture", value=True, elem_id="live-paste")
+    rate = gr.Markdown("Start the camera to see it translated.", elem_id="live-rate")
+    session = gr.State(None)  # a LiveSession per browser tab, made on its first frame
+
+    def frame(image, direction, face_crop, paste, state):
+        translated, words, state = live(image, direction, face_crop, paste, state)
+        return live_html(translated), words, state
+
+    camera.stream(
+        frame,
+        inputs=[camera, direction, face_crop, paste, session],
+        outputs=[shown, rate, session],
+        api_name="live",
+        stream_every=LIVE_EVERY,
+        concurrency_limit=LIVE_STREAMS,
+        show_progress="hidden",
+        time_limit=None,
+    )
 
 
 def launch(demo: gr.Blocks, host: str, port: int, temp_dir: str | os.PathLike[str]) -> None:

@@ -21,10 +21,12 @@ from pathlib import Path
 
 from PIL import Image
 
+from ..config import ablation_name
 from ..domains import DIRECTIONS, GENERATOR_OF, Direction, source_and_target
 from ..errors import UserError
 from ..nn.model import UGATIT
 from ..translate import resolve_size, translate_paths
+from ..translate.images import judges_attention
 
 MAX_IMAGES = 8  # per request: each is a forward pass, and requests queue one at a time
 MAX_FILE_MB = 25  # per file; also given to the web framework, which stops larger uploads first
@@ -90,10 +92,28 @@ class WebTranslator:
         )
         device = next(self.model.parameters()).device
         blocks = f"{cfg.n_res} residual block{'s' if cfg.n_res != 1 else ''}"
+        variant = ablation_name(cfg)
+        variant = "" if variant == "full" else f", the paper's ablation `{variant}`"
         return (
             f"Checkpoint `{self.checkpoint_name}`: {kind}, trained at {cfg.img_size} px, {cfg.ch} base "
-            f"channels, {blocks}; running on {device}."
+            f"channels, {blocks}{variant}; running on {device}."
         )
+
+    def describe_attention(self) -> str:
+        """What the attention gallery shows for this model."""
+        if not self.model.config.g_cam:
+            text = "This model's generators have no CAM attention (an ablation)."
+        else:
+            text = (
+                "The attention map is where the generator looked: its auxiliary classifier's weights on the "
+                "feature maps (the CAM)."
+            )
+        if judges_attention(self.model):
+            text += (
+                " After it come where the target domain's global and local discriminators looked on the "
+                "translation (their CAM; the paper's Figure 2 (c)-(d))."
+            )
+        return text
 
     def __call__(
         self,
@@ -156,8 +176,15 @@ class WebTranslator:
         for r in done:
             answer.inputs.append((str(r.thumbnail), r.name if r.face_note is None else f"{r.name}: {r.face_note}"))
             answer.outputs.append((str(r.output), f"{r.name}: {source} to {target}"))
-            answer.attention.append((str(r.attention), f"{r.name}: where {GENERATOR_OF[direction]} looked"))
-            answer.downloads += [str(r.output), str(r.attention)]
+            answer.downloads.append(str(r.output))
+            if r.attention is not None:  # none from a generator without CAM
+                answer.attention.append((str(r.attention), f"{r.name}: where {GENERATOR_OF[direction]} looked"))
+                answer.downloads.append(str(r.attention))
+            for scale, path in r.judged.items():
+                network = f"dis{'G' if scale == 'global' else 'L'}{target}"
+                caption = f"{r.name}: where the {scale} discriminator {network} looked, on the translation"
+                answer.attention.append((str(path), caption))
+                answer.downloads.append(str(path))
         answer.verdicts = _verdict_table(done, source, target)
         return answer
 
@@ -214,6 +241,7 @@ def _summary(done: list, problems: list[str], source: str, target: str, side: in
 
 
 def _verdict_table(done: list, source: str, target: str) -> str:
+    done = [r for r in done if r.cam_logit is not None]  # a generator without CAM has no classifier
     if not done:
         return ""
     rows = [

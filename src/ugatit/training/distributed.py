@@ -14,13 +14,25 @@ u), the rho clamp and the lr schedule stay equal bit for bit. `Distributed.check
 at every checkpoint. After each iteration the ranks agree, in one small collective, on whether any of
 them was asked to stop (a signal) or saw a non-finite loss, so all stop at the same iteration. Rank 0
 alone writes the run folder.
+
+torchrun starts each rank in a process session of its own, so a signal to the launcher's process group
+(kill -9 of a job, a closed terminal) does not reach the ranks. A rank launched by torchrun therefore
+watches its launcher: when the launcher is gone (the kernel's parent-death signal on Linux, and a
+thread that checks the parent every second everywhere), the rank stops as after a SIGTERM, with every
+rank agreeing, a checkpoint and the run's lock released; one that has not stopped `ORPHAN_GRACE_S` later
+ends itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
-from collections.abc import Iterable, Sequence
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -34,6 +46,13 @@ DEFAULT_TIMEOUT_S = 1800.0
 #: Gradients are averaged in buckets of at most this many values, so a full model's 279M-parameter
 #: generator pair is not copied into one flat buffer.
 BUCKET_NUMEL = 16 * 1024 * 1024
+#: Set by `launch_local` for the ranks it starts: the pid of the launcher, whose death ends them.
+LAUNCHER_PID_ENV = "UGATIT_LAUNCHER_PID"
+#: How long a rank whose launcher is gone may take to finish its iteration, save and stop before it
+#: ends itself (torchrun itself gives its ranks 30 s after a SIGTERM; saving a large model may take longer).
+ORPHAN_GRACE_S = 120.0
+#: How often the watchdog looks for the launcher.
+WATCH_INTERVAL_S = 1.0
 
 
 class RankFailed(UserError):
@@ -85,12 +104,19 @@ class Distributed:
             return f"cuda:{self.local_rank % torch.cuda.device_count()}"
         return name
 
-    def start(self, device: torch.device, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
-        """Join the process group (NCCL on CUDA, gloo on the CPU), unless already joined."""
+    def start(
+        self,
+        device: torch.device,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
+        """Join the process group (NCCL on CUDA, gloo on the CPU), unless already joined; under a
+        torchrun launcher, stop when it is gone (see the module docstring)."""
         import torch.distributed as dist
 
         if not self.enabled or dist.is_initialized():
             return
+        die_with_launcher(notify)
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(device)
@@ -121,13 +147,14 @@ class Distributed:
             elif flat.data_ptr() != bucket[0].data_ptr():
                 bucket[0].copy_(flat.view_as(bucket[0]))
 
-    def agree(self, flags: Sequence[bool], device: torch.device) -> list[bool]:
-        """Each flag true on any rank, for every rank: one small collective."""
+    def agree(self, values: Sequence[int], device: torch.device) -> list[int]:
+        """Each value's maximum over the ranks (small non-negative integers: flags, signal numbers), for
+        every rank: one small collective."""
         if not self.enabled:
-            return list(flags)
-        values = torch.tensor([float(f) for f in flags], device=device)
-        self._all_reduce(values, op="max")
-        return [bool(v) for v in values.tolist()]
+            return [int(v) for v in values]
+        tensor = torch.tensor([float(v) for v in values], device=device)
+        self._all_reduce(tensor, op="max")
+        return [int(v) for v in tensor.tolist()]
 
     def check_in_sync(self, model: nn.Module, device: torch.device) -> None:
         """Raise if the ranks' networks have drifted apart (they never should): the spectral-norm vectors
@@ -187,20 +214,75 @@ def _buckets(tensors: list[Tensor], limit: int) -> Iterable[list[Tensor]]:
         yield bucket
 
 
+def launched_by_torchrun() -> bool:
+    """Whether this process is a rank that a torchrun agent started (`torchrun`, or `launch_local`)."""
+    return "TORCHELASTIC_RUN_ID" in os.environ
+
+
+def die_with_launcher(notify: Callable[[str], None] | None = None) -> None:
+    """Under a torchrun agent: stop this process (SIGTERM, then SIGKILL after `ORPHAN_GRACE_S`) when the
+    agent is gone. Its pid is what `launch_local` recorded, else this process's parent at the call."""
+    if not launched_by_torchrun():
+        return
+    recorded = os.environ.get(LAUNCHER_PID_ENV, "")
+    launcher = int(recorded) if recorded.isdigit() else os.getppid()
+    _set_parent_death_signal(signal.SIGTERM)  # Linux: at once, from the kernel
+    watchdog = threading.Thread(
+        target=_watch_launcher, args=(launcher, notify), name="ugatit-launcher-watchdog", daemon=True
+    )
+    watchdog.start()
+
+
+def _set_parent_death_signal(sig: int) -> bool:
+    """prctl(PR_SET_PDEATHSIG): the kernel sends `sig` to this process when its parent exits."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(1, int(sig), 0, 0, 0) == 0  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch_launcher(launcher: int, notify: Callable[[str], None] | None) -> None:
+    """The watchdog thread: the parent changes (to init or a subreaper) when the launcher dies."""
+    while os.getppid() == launcher:
+        time.sleep(WATCH_INTERVAL_S)
+    if notify is not None:
+        with contextlib.suppress(Exception):  # its stderr may have gone with it
+            notify(f"the launcher (pid {launcher}) is gone: stopping this rank as for a SIGTERM")
+    os.kill(os.getpid(), signal.SIGTERM)  # a second one where the kernel sent its own: ignored
+    time.sleep(ORPHAN_GRACE_S)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 def launch_local(nproc: int, argv: Sequence[str]) -> int:
     """Run `ugatit <argv>` on `nproc` processes of this machine, as `torchrun --standalone
     --nproc-per-node N -m ugatit ...` would, with torchrun's agent in this process; returns the exit
     status. A signal ends it with 128 + the signal's number once the ranks have saved (the agent passes
-    the signal on); a rank that fails ends it with a `RankFailed` naming the rank and its exit code."""
+    the signal on), and so do ranks that a signal stopped (one sent to a rank rather than to this
+    process: they agree to stop and save); a rank that fails ends it with a `RankFailed` naming the rank
+    and its exit code. The ranks stop when this process is gone (`die_with_launcher`)."""
     from torch.distributed import run
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
+    from .signals import SIGNAL_EXIT
+
+    os.environ[LAUNCHER_PID_ENV] = str(os.getpid())  # inherited by the ranks
     try:
         run.main(["--standalone", f"--nproc-per-node={nproc}", "--module", "ugatit", *argv])
     except SignalException as exc:
         return 128 + int(exc.sigval)
     except ChildFailedError as exc:
+        # Stopped by a signal (and saved): rank 0 exits 130 or 143, the others 0 (see cli/train.py); one
+        # that torchrun ended with its own SIGTERM because rank 0 was done first exits -15.
+        codes = {failure.exitcode for failure in exc.failures.values()}
+        stopped = set(SIGNAL_EXIT.values())
+        if codes & stopped and codes <= stopped | {-signal.SIGTERM}:
+            return max(codes)
         rank, failure = exc.get_first_failure()  # the root cause: the others failed because of it
         raise RankFailed(
             f"rank {rank} of {nproc} failed with exit code {failure.exitcode} (its message is above); "

@@ -15,11 +15,13 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import UserError
+from ..utils.files import O_NOFOLLOW
 
 try:
     import fcntl
@@ -69,9 +71,19 @@ class RunLock:
         if fcntl is None:
             return self._unguarded("this platform has no file locks")
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError:
+            # Never through a link: a .lock linked to another file would have that file truncated and
+            # overwritten with the holder's name.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), 0o644)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.EMLINK) or self.path.is_symlink():  # EMLINK: FreeBSD's ELOOP
+                raise UserError(
+                    f"{self.path} is a symbolic link (to {os.readlink(self.path)}), not a lock file: a run "
+                    "folder's files are never written through links; remove it and start again"
+                ) from None
             return  # an unwritable folder: creating the run folder reports it
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise UserError(f"{self.path} is not a regular file: remove it and start again")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -84,8 +96,11 @@ class RunLock:
                 ) from None
             return self._unguarded(f"its filesystem does not support locks ({exc.strerror or exc})")
         started = time.strftime("%Y-%m-%d %H:%M:%S")
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {started}\n".encode())
+        try:  # only a note for the refusal message: the lock holds without it (a full disk cannot take it)
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {started}\n".encode())
+        except OSError:
+            pass
         self._fd = fd
         _held.add(fd)
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..config import Config
+from ..config import Config, unknown_key
 from ..errors import UserError
 from ..weights import checkpoints
 from .run_dir import CONFIG_FILE
@@ -32,6 +32,11 @@ RESUME_OVERRIDES: dict[str, tuple[str, ...]] = {
     ),
 }
 
+#: Which model a run trains, by the paper's ablations: a resumed run given another value is refused
+#: rather than continued with the checkpoint's (a silent fallback would train the wrong variant under
+#: the name the user asked for).
+REFUSED_ON_RESUME = (("model", "g_cam"), ("model", "d_cam"), ("model", "decoder_norm"))
+
 #: What `overrides` may change when resuming, explicitly and on the record (log.jsonl, config.yaml): the
 #: optimiser and the loss weights, e.g. a smaller learning rate to continue a run that diverged. The
 #: architecture (the weights would not fit), the data pipeline and the seed are the run's identity.
@@ -40,8 +45,15 @@ OVERRIDABLE_SECTIONS = ("optim", "loss")
 
 def resume_config(saved: Config, given: Config) -> tuple[Config, list[str]]:
     """The config of a resumed run: `saved` with `RESUME_OVERRIDES` taken from `given`. Also returns
-    the other keys where `given` differs (they are ignored; callers say so)."""
+    the other keys where `given` differs (they are ignored; callers say so). A `given` of another
+    ablation (`REFUSED_ON_RESUME`) is refused."""
     merged, wanted = saved.to_dict(), given.to_dict()
+    for section, key in REFUSED_ON_RESUME:
+        if wanted[section][key] != merged[section][key]:
+            raise UserError(
+                f"cannot resume with `{section}.{key}={wanted[section][key]}`: the run trains "
+                f"`{section}.{key}={merged[section][key]}` (a different model; start a new run for it)"
+            )
     for section, keys in RESUME_OVERRIDES.items():
         for key in keys:
             merged[section][key] = wanted[section][key]
@@ -62,7 +74,7 @@ def apply_overrides(config: Config, overrides: Mapping[str, Any]) -> tuple[Confi
     for key in overrides:
         section, _, name = key.partition(".")
         if section not in merged or name not in merged[section]:
-            raise UserError(f"`overrides` names an unknown config key '{key}'")
+            raise UserError(f"`overrides` names an {unknown_key(key, OVERRIDABLE_SECTIONS)}")
         if section not in OVERRIDABLE_SECTIONS:
             raise UserError(
                 f"'{key}' cannot be changed on resume: `overrides` changes only "

@@ -8,6 +8,8 @@
     samples/{train,test}_{a2b,b2a}_{step:08d}.png
                                 rows: fixed images of the split; columns: input, attention heatmap over
                                 the input, translation, cycle reconstruction
+    rho.svg                     what AdaLIN learned: every decoder layer's rho at the latest checkpoint
+                                (see nn/introspect.py; absent for decoders without rho)
     checkpoints/step_{step:08d}.pt
                                 the full training state; the newest `keep_last` are kept
     checkpoints/best.pt         the state with the lowest `kid` returned by the `evaluate` hook
@@ -27,6 +29,7 @@ import contextlib
 import json
 import math
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import ModelConfig
+from ..config import ModelConfig, ablation_name
 from ..data.images import BadImageCallback
 from ..data.loader import sized_batches
 from ..data.sources import Source
@@ -42,9 +45,9 @@ from ..data.transforms import tensor_to_uint8
 from ..data.unpaired import UnpairedLoader
 from ..domains import DIRECTIONS, reverse, source_and_target
 from ..errors import UserError
-from ..nn.layers import ILN, AdaLIN
+from ..nn.introspect import rho_layers
 from ..nn.model import UGATIT
-from ..utils.files import atomic_write, unfinished_writes
+from ..utils.files import O_NOFOLLOW, atomic_write, create_exclusive, os_error_of, unfinished_writes
 from ..viz.images import heatmap_to_rgb, labelled_grid, overlay
 from ..weights.checkpoints import CHECKPOINT_DIR, latest_checkpoint, newest_readable_checkpoint
 from .storage import WriteFailed, writing
@@ -54,6 +57,7 @@ LOG_FILE = "log.jsonl"
 SAMPLES_DIR = "samples"
 TENSORBOARD_DIR = "tensorboard"
 EXPORT_FILE = Path("export") / "ugatit_generators.safetensors"
+RHO_PLOT = "rho.svg"
 BEST_FILE = Path(CHECKPOINT_DIR) / "best.pt"
 #: The evaluation metric that marks the best checkpoint; lower is better.
 BEST_METRIC = "kid"
@@ -73,6 +77,8 @@ def announce(
 ) -> None:
     """What a session says before its first iteration: the model, the data, what it resumes, where it writes."""
     kind = "light" if model.light else "full"
+    variant = ablation_name(model)
+    kind += "" if variant == "full" else f", ablation {variant}"
     notify(
         f"training U-GAT-IT ({kind}, ch={model.ch}, n_res={model.n_res}, {model.img_size}px) on {device} for "
         f"{iterations} iterations: {len(sources[0])} images in domain A, {len(sources[1])} in domain B"
@@ -108,15 +114,15 @@ def remove_unfinished_writes(run_dir: Path) -> str | None:
 
 
 def rho_statistics(model: UGATIT) -> dict[str, float]:
-    """Mean, min and max of every AdaLIN rho and every ILN rho of both generators: how far the
-    networks lean towards instance (1) or layer (0) normalisation."""
+    """Mean, min and max of the rho of both generators' decoder layers by kind (`rho_adalin_*`: the
+    residual blocks' AdaLIN, `rho_iln_*`: the up-sampling blocks' ILN, `rho_lin_*`: the residual blocks
+    of the `lin` ablation): how far the networks lean towards instance (1) or layer (0) normalisation."""
     stats: dict[str, float] = {}
-    for label, kind in (("adalin", AdaLIN), ("iln", ILN)):
-        values = [m.rho.detach().flatten() for g in model.generators() for m in g.modules() if isinstance(m, kind)]
-        if values:
-            rho = torch.cat(values).float()
-            mean, low, high = torch.stack([rho.mean(), rho.min(), rho.max()]).tolist()
-            stats.update({f"rho_{label}_mean": mean, f"rho_{label}_min": low, f"rho_{label}_max": high})
+    layers = rho_layers(model)
+    for kind in dict.fromkeys(layer.kind for layer in layers):
+        rho = torch.cat([layer.values for layer in layers if layer.kind == kind])
+        mean, low, high = torch.stack([rho.mean(), rho.min(), rho.max()]).tolist()
+        stats.update({f"rho_{kind}_mean": mean, f"rho_{kind}_min": low, f"rho_{kind}_max": high})
     return stats
 
 
@@ -132,7 +138,7 @@ class JsonlLog:
         self.path = path
         with writing(path):
             atomic_write(path, lambda tmp: tmp.write_text("".join(line + "\n" for line in kept)))
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | O_NOFOLLOW)
 
     def write(self, record: dict[str, Any]) -> None:
         data = memoryview((json.dumps(record) + "\n").encode())
@@ -180,7 +186,8 @@ class TensorBoard:
 
     The writer writes in a thread of its own and reports a failed write (a full disk) at the next call:
     that call raises `WriteFailed`, and the writer is dropped, so closing it afterwards does not raise
-    the same error again over the one being reported.
+    the same error again over the one being reported. The thread's own report of it (a traceback on
+    stderr) is kept quiet: the one line the trainer prints says it.
     """
 
     def __init__(self, folder: Path, enabled: bool, first_step: int):
@@ -190,6 +197,7 @@ class TensorBoard:
             return
         from torch.utils.tensorboard import SummaryWriter
 
+        _quiet_writer_thread_errors()
         self.folder = folder
         with self._writing():
             # purge_step hides events of a stopped session logged after the step resumed from
@@ -229,6 +237,24 @@ class TensorBoard:
         except WriteFailed:
             self.writer = None
             raise
+
+
+def _quiet_writer_thread_errors() -> None:
+    """Leave a failed write in TensorBoard's writer thread to the next call, which raises it, instead of
+    letting the thread print its traceback (`threading.excepthook`). Other threads' errors, and the
+    writer thread's other errors, are reported as before."""
+    previous = threading.excepthook
+    if getattr(previous, "_ugatit_quiet", False):
+        return
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        from_writer = type(args.thread).__name__ == "_AsyncWriterThread"
+        if from_writer and isinstance(args.exc_value, Exception) and os_error_of(args.exc_value) is not None:
+            return
+        previous(args)
+
+    hook._ugatit_quiet = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
 
 
 def sample_images(
@@ -273,11 +299,29 @@ def sample_grid(model: UGATIT, images: torch.Tensor, direction: str) -> np.ndarr
     cycle = model.translate(fake.image, back)
     size = tuple(images.shape[-2:])
     inputs, fakes, cycles = (tensor_to_uint8(t) for t in (images, fake.image, cycle.image))
-    rows = [
-        [inputs[i], overlay(inputs[i], heatmap_to_rgb(fake.heatmap[i], size)), fakes[i], cycles[i]]
-        for i in range(len(inputs))
-    ]
-    return np.asarray(labelled_grid(rows, SAMPLE_COLUMNS))
+    # A generator without CAM (an ablation) has no attention: a grey tile holds its column.
+    attention = (
+        [overlay(inputs[i], heatmap_to_rgb(fake.heatmap[i], size)) for i in range(len(inputs))]
+        if fake.heatmap is not None
+        else [np.full_like(inputs[i], 128) for i in range(len(inputs))]
+    )
+    rows = [[inputs[i], attention[i], fakes[i], cycles[i]] for i in range(len(inputs))]
+    columns = SAMPLE_COLUMNS if fake.heatmap is not None else ("input", "(no CAM)", *SAMPLE_COLUMNS[2:])
+    return np.asarray(labelled_grid(rows, columns))
+
+
+def write_rho_plot(model: UGATIT, path: Path, step: int) -> Path | None:
+    """The rho of every decoder layer as an SVG strip plot (`viz.rho`) at `path`; None (and nothing
+    written) for a decoder without rho."""
+    layers = rho_layers(model)
+    if not layers:
+        return None
+    from ..viz.rho import svg_rho_plot
+
+    svg = svg_rho_plot(layers, title=f"learned rho per decoder layer, step {step}")
+    with writing(path):
+        atomic_write(path, lambda tmp: tmp.write_text(svg + "\n", encoding="utf-8"))
+    return path
 
 
 def save_png(grid: np.ndarray, path: Path) -> None:
@@ -303,11 +347,13 @@ def run_to_resume(run_dir: Path, resume: bool) -> bool:
 
 
 def make_run_dir(run_dir: Path) -> None:
-    """Create the folder and prove it writable (a probe file: os.access misses read-only mounts, ACLs)."""
+    """Create the folder and prove it writable (a probe file: os.access misses read-only mounts, ACLs).
+    The probe is made anew, never through a link someone left under its name."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
-        probe.write_text("")
+        probe.unlink(missing_ok=True)
+        create_exclusive(probe)
         probe.unlink()
     except OSError as exc:
         raise UserError(f"cannot write to the run directory {run_dir}: {exc.strerror or exc}") from None

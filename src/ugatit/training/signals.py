@@ -1,4 +1,5 @@
-"""Stopping a run cleanly: the first SIGINT/SIGTERM asks for a stop after the current iteration."""
+"""Stopping a run cleanly: the first SIGINT/SIGTERM asks for a stop after the current iteration; a second
+SIGINT aborts at once, a second SIGTERM changes nothing."""
 
 from __future__ import annotations
 
@@ -43,7 +44,10 @@ class StopRequest:
             raise KeyboardInterrupt
         self.request(signal.Signals(signum).name)
         again = "press Ctrl-C again to abort at once" if signum == signal.SIGINT else "SIGINT aborts at once"
-        self.notify(f"{self.reason}: finishing this iteration, then saving a checkpoint and stopping ({again})")
+        try:
+            self.notify(f"{self.reason}: finishing this iteration, then saving a checkpoint and stopping ({again})")
+        except OSError:
+            pass  # stderr went with the terminal or the pipe the signal came from: the checkpoint matters more
 
     def __enter__(self) -> StopRequest:
         self._pid = os.getpid()

@@ -22,13 +22,15 @@ equal the official golden step.
 from __future__ import annotations
 
 import contextlib
+import operator
 from collections.abc import Callable, Iterable, Iterator
+from functools import reduce
 from itertools import chain
 
 import torch
 from torch import Tensor, nn
 
-from ..config import LossConfig, OptimConfig
+from ..config import LossConfig, ModelConfig, OptimConfig
 from ..nn import losses
 from ..nn.model import DISCRIMINATORS, UGATIT
 
@@ -58,6 +60,23 @@ LOSS_NAMES = (
     "Discriminator_loss",
     "Generator_loss",
 )
+
+
+def loss_names(model: ModelConfig) -> tuple[str, ...]:
+    """The loss terms a model of this config trains with, in `LOSS_NAMES` order: an ablation without the
+    CAM of the discriminators has no `*_ad_cam_loss_*`, one without the generators' CAM no `G_cam_loss_*`."""
+    absent = ("_ad_cam_loss_",) * (not model.d_cam) + ("G_cam_loss_",) * (not model.g_cam)
+    return tuple(name for name in LOSS_NAMES if not any(part in name for part in absent))
+
+
+def _total(terms: Iterable[Tensor | None]) -> Tensor:
+    """The sum of the terms present, left to right (the official expression's order, so the paper's model
+    sums bit for bit as the official code does)."""
+    return reduce(operator.add, (t for t in terms if t is not None))
+
+
+def _halves(t: Tensor | None, n: int) -> tuple[Tensor | None, Tensor | None]:
+    return (None, None) if t is None else tuple(t.split(n))
 
 
 def learning_rate(step: int, cfg: OptimConfig) -> float:
@@ -168,9 +187,9 @@ class TrainingStep:
             with self._phase("G forward"), self._autocast(real_A):  # translations and identities, one batch each
                 both = torch.cat([real_A, real_B])
                 images, cams, _ = m.genA2B(both)
-                (fake_A2B, fake_B2B), (cam_A2B, cam_B2B) = images.split(n), cams.split(n)
+                (fake_A2B, fake_B2B), (cam_A2B, cam_B2B) = images.split(n), _halves(cams, n)
                 images, cams, _ = m.genB2A(both)
-                (fake_A2A, fake_B2A), (cam_A2A, cam_B2A) = images.split(n), cams.split(n)
+                (fake_A2A, fake_B2A), (cam_A2A, cam_B2A) = images.split(n), _halves(cams, n)
             with self._phase("D step"):
                 d_losses = self.update_discriminators(real_A, real_B, fake_A2B.detach(), fake_B2A.detach())
             with self._phase("G step"), frozen(m.discriminators()):
@@ -191,7 +210,8 @@ class TrainingStep:
     def update_discriminators(
         self, real_A: Tensor, real_B: Tensor, fake_A2B: Tensor, fake_B2A: Tensor
     ) -> dict[str, Tensor]:
-        """LSGAN on patch and CAM logits of all four discriminators; one Adam step.
+        """LSGAN on patch and CAM logits of all four discriminators (patch logits only without their
+        CAM); one Adam step.
 
         Each discriminator is called on the real batch, then on the fake one: with one power iteration
         per call, the spectral norm's u/v and the gradients depend on that order."""
@@ -207,13 +227,14 @@ class TrainingStep:
                 real_logit, real_cam, _ = disc(real)
                 fake_logit, fake_cam, _ = disc(fake)
                 L[f"D_ad_loss_{tag}"] = losses.lsgan_real_fake(real_logit, fake_logit)
-                L[f"D_ad_cam_loss_{tag}"] = losses.lsgan_real_fake(real_cam, fake_cam)
+                if real_cam is not None:
+                    L[f"D_ad_cam_loss_{tag}"] = losses.lsgan_real_fake(real_cam, fake_cam)
 
-        D_loss_A = w.adv_weight * (
-            L["D_ad_loss_GA"] + L["D_ad_cam_loss_GA"] + L["D_ad_loss_LA"] + L["D_ad_cam_loss_LA"]
+        D_loss_A = w.adv_weight * _total(
+            L.get(k) for k in ("D_ad_loss_GA", "D_ad_cam_loss_GA", "D_ad_loss_LA", "D_ad_cam_loss_LA")
         )
-        D_loss_B = w.adv_weight * (
-            L["D_ad_loss_GB"] + L["D_ad_cam_loss_GB"] + L["D_ad_loss_LB"] + L["D_ad_cam_loss_LB"]
+        D_loss_B = w.adv_weight * _total(
+            L.get(k) for k in ("D_ad_loss_GB", "D_ad_cam_loss_GB", "D_ad_loss_LB", "D_ad_cam_loss_LB")
         )
         L["Discriminator_loss"] = D_loss_A + D_loss_B
 
@@ -257,26 +278,28 @@ class TrainingStep:
             ):
                 fake_logit, fake_cam, _ = disc(fake)
                 L[f"G_ad_loss_{tag}"] = losses.lsgan_fool(fake_logit)
-                L[f"G_ad_cam_loss_{tag}"] = losses.lsgan_fool(fake_cam)
+                if fake_cam is not None:
+                    L[f"G_ad_cam_loss_{tag}"] = losses.lsgan_fool(fake_cam)
 
         L["G_recon_loss_A"] = losses.l1(fake_A2B2A, real_A)
         L["G_recon_loss_B"] = losses.l1(fake_B2A2B, real_B)
         L["G_identity_loss_A"] = losses.l1(fake_A2A, real_A)
         L["G_identity_loss_B"] = losses.l1(fake_B2B, real_B)
-        L["G_cam_loss_A"] = losses.generator_cam(cam_B2A, cam_A2A)
-        L["G_cam_loss_B"] = losses.generator_cam(cam_A2B, cam_B2B)
+        if cam_A2B is not None:  # generators with their CAM (all but the ablations without)
+            L["G_cam_loss_A"] = losses.generator_cam(cam_B2A, cam_A2A)
+            L["G_cam_loss_B"] = losses.generator_cam(cam_A2B, cam_B2B)
 
-        G_loss_A = (
-            w.adv_weight * (L["G_ad_loss_GA"] + L["G_ad_cam_loss_GA"] + L["G_ad_loss_LA"] + L["G_ad_cam_loss_LA"])
-            + w.cycle_weight * L["G_recon_loss_A"]
-            + w.identity_weight * L["G_identity_loss_A"]
-            + w.cam_weight * L["G_cam_loss_A"]
-        )
-        G_loss_B = (
-            w.adv_weight * (L["G_ad_loss_GB"] + L["G_ad_cam_loss_GB"] + L["G_ad_loss_LB"] + L["G_ad_cam_loss_LB"])
-            + w.cycle_weight * L["G_recon_loss_B"]
-            + w.identity_weight * L["G_identity_loss_B"]
-            + w.cam_weight * L["G_cam_loss_B"]
+        G_loss_A, G_loss_B = (
+            _total(
+                (
+                    w.adv_weight
+                    * _total(L.get(f"G_ad{kind}_loss_{scale}{d}") for scale in "GL" for kind in ("", "_cam")),
+                    w.cycle_weight * L[f"G_recon_loss_{d}"],
+                    w.identity_weight * L[f"G_identity_loss_{d}"],
+                    w.cam_weight * L[f"G_cam_loss_{d}"] if f"G_cam_loss_{d}" in L else None,
+                )
+            )
+            for d in "AB"
         )
         L["Generator_loss"] = G_loss_A + G_loss_B
 

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import os
-import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import UserError
+from ..utils.files import describe_write_error, os_error_of, size_text
 
 
 class WriteFailed(Exception):
@@ -44,22 +42,10 @@ def writing(path: Path, *, checkpoint: bool = False) -> Iterator[None]:
     try:
         yield
     except Exception as exc:
-        error = _os_error(exc)
+        error = os_error_of(exc)
         if error is None:
             raise
         raise WriteFailed(path, error, checkpoint=checkpoint) from None
-
-
-def _os_error(exc: Exception) -> OSError | None:
-    """The OSError behind a failed write: itself, or the one a Rust writer (safetensors) names in its
-    text, "... (os error 28)"."""
-    if isinstance(exc, OSError):
-        return exc
-    found = re.search(r"\(os error (\d+)\)", str(exc))
-    if found is None:
-        return None
-    code = int(found.group(1))
-    return OSError(code, os.strerror(code))
 
 
 def run_write_error(
@@ -69,42 +55,25 @@ def run_write_error(
     `checkpoint`/`step`: the last good checkpoint; `saved_now`: it was written after the failure."""
     needed = checkpoint.stat().st_size if failure.checkpoint and checkpoint and checkpoint.is_file() else None
     why = _why(failure.error, run_dir, needed)
+    full = failure.error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", None))
+    fix = "free some space" if full else "make the folder writable"
     if checkpoint is None:
         kept = "no checkpoint had been written yet, so the run starts again"
-        todo = "free some space (or choose another `run_dir`) and start again"
+        todo = f"{fix} (or choose another `run_dir`) and start again"
     else:
         kept = (
             f"the state of step {step} was saved to {checkpoint} after it"
             if saved_now
             else f"the last good checkpoint is {checkpoint} (step {step})"
         )
-        todo = "free some space, then continue with `resume=True`"
+        todo = f"{fix}, then continue with `resume=True`"
     return RunWriteError(f"cannot write {failure.path}: {why}; {kept}: {todo}", checkpoint)
 
 
 def _why(error: OSError, run_dir: Path, needed: int | None) -> str:
-    """What failed; for a full disk or quota, what is full and how much space there is."""
-    if error.errno == errno.ENOSPC:
-        what = f"no space left on the device holding {run_dir}"
-    elif error.errno == getattr(errno, "EDQUOT", None):
-        what = f"disk quota exceeded on the device holding {run_dir}"
-    else:
-        return error.strerror or str(error) or type(error).__name__
-    space = f"{_free(run_dir)} free" + (f", a checkpoint takes {_size(needed)}" if needed else "")
-    return f"{what} ({space})"
-
-
-def _free(folder: Path) -> str:
-    try:
-        return _size(shutil.disk_usage(folder).free)
-    except OSError:
-        return "unknown"
-
-
-def _size(size: float) -> str:
-    units = ("bytes", "KB", "MB", "GB", "TB")
-    for unit in units:
-        if size < 1024 or unit == units[-1]:
-            break
-        size /= 1024
-    return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+    """What failed; for a full disk or quota, what is full, how much space there is and what a
+    checkpoint takes."""
+    why = describe_write_error(error, run_dir)
+    if needed and error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", None)):
+        why = f"{why[:-1]}, a checkpoint takes {size_text(needed)})"
+    return why

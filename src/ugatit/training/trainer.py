@@ -8,7 +8,9 @@ Resuming is exact: networks, optimisers, step, RNG states and the data position 
 stopped at step k and resumed reaches step n with the weights an uninterrupted run has (bit-identical
 on CPU). The checkpoint's config wins, except how long and how the run is executed
 (`RESUME_OVERRIDES`) and what `overrides` changes explicitly. SIGINT and SIGTERM finish the current
-iteration, save and return; a second signal aborts at once. A non-finite loss (or weight) stops the run
+iteration, save and return; a second SIGINT aborts at once (a repeated SIGTERM does not: schedulers
+send more than one). On several processes the ranks first agree on stopping, and the loop and the save
+follow only that agreement (see `Trainer.stopping`). A non-finite loss (or weight) stops the run
 with `TrainingDiverged` before anything of the broken state is written; a run folder that cannot be
 written (a full disk) stops it with `RunWriteError`. One trainer at a time holds a run folder
 (`RunLock`); a checkpoint that cannot be read is passed over for the one before it.
@@ -42,6 +44,8 @@ from .distributed import Distributed, describe
 from .divergence import LossGuard, TrainingDiverged, nonfinite_parameters
 from .fast import checks_losses_every_step, fast_step
 from .lock import RunLock
+from .memory import check_memory, local_processes
+from .projection import Projection
 from .result import TrainResult
 from .resume import apply_overrides, resume_config
 from .run_dir import (
@@ -50,6 +54,7 @@ from .run_dir import (
     CONFIG_FILE,
     EXPORT_FILE,
     LOG_FILE,
+    RHO_PLOT,
     SAMPLES_DIR,
     TENSORBOARD_DIR,
     JsonlLog,
@@ -64,10 +69,14 @@ from .run_dir import (
     sample_grid,
     sample_images,
     save_png,
+    write_rho_plot,
 )
 from .signals import MessageHook, StopRequest
 from .step import TrainingStep, learning_rate, prepare_model
 from .storage import WriteFailed, run_write_error, writing
+
+#: Stop requests as numbers for the ranks' agreement (a max over ranks): the signals' own.
+STOP_CODES = {"SIGINT": 2, "SIGTERM": 15}
 
 __all__ = ["TrainResult", "Trainer", "TrainingDiverged", "train"]
 
@@ -152,6 +161,7 @@ class Trainer:
         self._overridden: list[dict[str, Any]] = []
         self._elapsed_before = 0.0  # training time of earlier sessions of this run
         self._reported_images: set[str] = set()
+        self._agreed_stop: str | None = None  # distributed: the stop every rank agreed on
 
     # --- Set-up ---------------------------------------------------------------------------------------
 
@@ -170,7 +180,7 @@ class Trainer:
         scan = scan_sources(sources) if self.dist.is_main else None
         with contextlib.ExitStack() as cleanup:
             self.device = resolve_device(self.dist.device(self.requested.train.device))
-            self.dist.start(self.device)
+            self.dist.start(self.device, notify=self.notify)
             cleanup.callback(self.dist.stop)
             if self.dist.is_main:  # the one process that writes the folder holds it and tidies it first
                 lock = cleanup.enter_context(RunLock(self.run_dir, self.notify))  # before reading the folder
@@ -183,6 +193,7 @@ class Trainer:
                     else None
                 )
                 self.config = self._resolve_config(saved)
+                self._check_memory()  # before a new run's folder is made
                 make_run_dir(self.run_dir)
                 lock.acquire()  # a folder made just now
             self.dist.barrier()  # the other ranks read the folder once rank 0 has tidied it
@@ -193,6 +204,7 @@ class Trainer:
                     else None
                 )
                 self.config = self._resolve_config(saved)
+                self._check_memory()
 
             seed_everything(self.config.train.seed)
             self._build(sources)
@@ -270,9 +282,12 @@ class Trainer:
             return requested
         before = Config.from_dict(saved["config"]).data.world_size
         if before != self.dist.world_size:
+            now, batch = self.dist.world_size, Config.from_dict(saved["config"]).data.batch_size
             self.notify(
-                f"resuming on {self.dist.world_size} processes, saved on {before}: the global batch and "
-                "which images each process draws change from here on"
+                f"resuming on {_processes(now)}, saved on {before}: the global batch changes from "
+                f"{before * batch} to {now * batch} images, and so does which images each process draws; "
+                "from here on the run differs from one that was never stopped (resume on "
+                f"{_processes(before)}, `data.world_size={before}`, to continue it exactly)"
             )
         config, ignored = resume_config(Config.from_dict(saved["config"]), requested)
         config, self._overridden = apply_overrides(config, self.overrides)
@@ -288,6 +303,9 @@ class Trainer:
                 f"the run is already at step {saved['step']}, past `optim.iterations={config.optim.iterations}`"
             )
         return config
+
+    def _check_memory(self) -> None:
+        check_memory(self.config, self.device, self.notify, local_processes() if self.dist.enabled else 1)
 
     def _build(self, sources: list[Source]) -> None:
         cfg = self.config
@@ -338,10 +356,13 @@ class Trainer:
     def _loop(self) -> None:
         iterations = self.config.optim.iterations
         bar = progress_bar(iterations, "train", "it", enabled=self.progress, initial=self.step)
+        projection = Projection(self.device, iterations, self.step)
         try:
-            while self.step < iterations and self.stop.reason is None:
+            while self.step < iterations and self.stopping is None:
                 self._iterate()
                 bar.update(1)
+                if (projected := projection.observe(self.step)) is not None:
+                    self.notify(projected)
                 if self.losses:  # the last losses read (every step, or at each log on the fast path)
                     bar.set_postfix(
                         D=f"{self.losses['Discriminator_loss']:.3f}",
@@ -362,14 +383,26 @@ class Trainer:
         elif self.guard.every_step:
             self._check_losses()
 
+    @property
+    def stopping(self) -> str | None:
+        """Why the run stops after this iteration (a signal's name), or None: what the loop and the save
+        decision read. On one process, the stop request itself; on several, only what the ranks agreed on
+        after the iteration's update (`_agree`). A request that comes later, while rank 0 logs, writes
+        sample grids or evaluates (a signal, or a hook's KeyboardInterrupt), counts from the next
+        agreement: read at once, it would send rank 0 alone into the checkpoint's collective."""
+        return self._agreed_stop if self.dist.enabled else self.stop.reason
+
     def _agree(self) -> None:
         """Every rank stops at the same iteration: when any of them was signalled or saw a NaN."""
         values, bad_step, bad = self.guard.read()
-        stop, diverged = self.dist.agree([self.stop.reason is not None, bad_step is not None], self.device)
+        asked = STOP_CODES.get(self.stop.reason, STOP_CODES["SIGTERM"]) if self.stop.reason else 0
+        code, diverged = self.dist.agree([asked, bad_step is not None], self.device)
         if diverged:
             self._diverged(self.step, f"non-finite loss ({', '.join(bad) or 'on another rank'})")
-        if stop:
-            self.stop.request(self.stop.reason or "SIGTERM")  # a signal that reached another rank
+        if code:
+            # the strongest request of any rank (SIGTERM over SIGINT), for every rank alike
+            self._agreed_stop = next(name for name, value in STOP_CODES.items() if value == code)
+            self.stop.request(self._agreed_stop)
         self.losses = values
 
     def _after_step(self, last: bool) -> None:
@@ -383,7 +416,7 @@ class Trainer:
             self._write_samples(step)
         if t.eval_every and self.evaluate is not None and step % t.eval_every == 0:
             self._evaluate(step)
-        if (t.save_every and step % t.save_every == 0) or last or self.stop.reason is not None:
+        if (t.save_every and step % t.save_every == 0) or last or self.stopping is not None:
             self.dist.check_in_sync(self.model, self.device)  # every rank, at the same steps
             if self.dist.is_main:
                 self._save(step)
@@ -458,6 +491,7 @@ class Trainer:
         self._write_checkpoint(path, step)
         self.last_checkpoint, self._saved_step = path, step
         checkpoints.prune_checkpoints(self.run_dir, self.config.train.keep_last)
+        write_rho_plot(self.model, self.run_dir / RHO_PLOT, step)
 
     def _write_checkpoint(self, path: Path, step: int) -> None:
         self._check_losses()
@@ -507,8 +541,9 @@ class Trainer:
     # --- The end --------------------------------------------------------------------------------------
 
     def _finish(self) -> TrainResult:
-        # A signal that came after the step's save decision still gets its checkpoint.
-        if self.dist.is_main and self.stop.reason is not None and self.step > 0 and self._saved_step != self.step:
+        # One process: a signal that came after the step's save decision still gets its checkpoint. (On
+        # several, a stop is only ever agreed before the save decision, which saved it.)
+        if self.dist.is_main and self.stopping is not None and self.step > 0 and self._saved_step != self.step:
             self._save(self.step)
         export = None
         if self.dist.is_main and self.step >= self.config.optim.iterations:
@@ -525,11 +560,15 @@ class Trainer:
             checkpoint=self.last_checkpoint,
             export=export,
             best=best if self.best is not None and best.is_file() else None,
-            interrupted=self.stop.reason,
+            interrupted=self.stopping,
             log=self.log.path,
             samples=samples if samples.is_dir() else None,
             tensorboard=self.tb.folder,
         )
+
+
+def _processes(count: int) -> str:
+    return f"{count} process" if count == 1 else f"{count} processes"
 
 
 def _quiet(message: str) -> None:

@@ -6,7 +6,10 @@ Output layout of `translate_paths` / `translate_folder` in the output folder OUT
   lossless, whatever the input format). Inputs whose names differ only in the extension (``a.jpg`` and
   ``a.png``) keep it in the name (``a.jpg.png``, ``a.png.png``).
 - ``OUT/REL_attention.png`` (with ``attention=True``): the generator's attention heatmap, upsampled to
-  the image size, jet-coloured and blended over the input.
+  the image size, jet-coloured and blended over the input (none for a generator without CAM).
+- ``OUT/REL_attention_global_D.png``, ``OUT/REL_attention_local_D.png`` (with ``attention=True`` and a
+  model loaded with discriminators that have CAM): the attention heatmaps of the target domain's global
+  and local discriminators on the translation, blended over it (the paper's Figure 2 (c)-(d)).
 - ``OUT/.thumbnails/REL.jpg``: small copies of the inputs, so that ``index.html`` still shows them after
   the folder is moved or shared. The folder is hidden so that `find_images` (and so ``ugatit eval
   --fake OUT``) sees only the translations (and overlays, when asked for).
@@ -16,6 +19,8 @@ Output layout of `translate_paths` / `translate_folder` in the output folder OUT
 With ``face_crop=True`` each input is first cut to the square around its largest face (see `faces`);
 the translation and overlay are then of that square, and the thumbnail shows the whole input with the
 face box and the square drawn on it. An input without a face is translated whole, and its `Result` says so.
+With ``paste_back=True`` as well, the translated square (and its overlay) is blended back into the whole
+input (see `faces.paste_back`), so each output has its input's size and, outside the square, its pixels.
 
 Inputs are never overwritten: the output folder may not be the input folder or inside it, and no output
 may land on an input file.
@@ -26,7 +31,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
 from PIL import Image
@@ -38,8 +43,16 @@ from ..domains import Direction
 from ..errors import UserError
 from ..nn.model import UGATIT
 from ..utils.console import progress_bar
-from .faces import Box, FaceCrop, FaceCropSource, check_face_detector
-from .images import TranslatedImage, _check_batch_size, resolve_size, translate_batch
+from ..utils.files import atomic_write, create_exclusive, reported_write
+from .faces import Box, FaceCrop, FaceCropSource, check_face_detector, paste_back
+from .images import (
+    DISCRIMINATOR_SCALES,
+    TranslatedImage,
+    _check_batch_size,
+    judges_attention,
+    resolve_size,
+    translate_batch,
+)
 from .page import write_index_html
 
 THUMBNAIL_DIR = ".thumbnails"
@@ -59,8 +72,10 @@ class Result:
     name: str  # the input's path relative to the input folder (its file name for a single file)
     output: Path | None = None
     attention: Path | None = None
+    # With attention and discriminators: {"global": path, "local": path}, their attention on the output.
+    judged: dict[str, Path] = field(default_factory=dict)
     thumbnail: Path | None = None
-    size: tuple[int, int] | None = None  # (width, height) of what was translated: the input, upright, or its face crop
+    size: tuple[int, int] | None = None  # (width, height) of the output: the input's, upright, or its face crop's
     error: str | None = None
     cam_logit: tuple[float, float] | None = None  # the generator's auxiliary classifier (gap, gmp)
     face: Box | None = None  # with face_crop: the largest face found in the input
@@ -79,6 +94,7 @@ class _Plan:
     name: PurePath
     output: Path
     attention: Path | None
+    judged: dict[str, Path]
     thumbnail: Path | None
 
 
@@ -96,6 +112,7 @@ def translate_paths(
     progress: bool = False,
     on_skip: SkipCallback | None = None,
     face_crop: bool = False,
+    paste_back: bool = False,
 ) -> list[Result]:
     """Translate image files into `output_dir` (layout: see the module docstring); one `Result` each.
 
@@ -104,15 +121,17 @@ def translate_paths(
     (without them, the page links to the input files themselves). Files that cannot be decoded are
     skipped, reported through `on_skip(path, reason)` and returned with their `error`; a file that
     cannot be written raises `UserError`, as does an output that would land on an input. `progress`
-    shows a tqdm bar on stderr. `face_crop` translates the square around each input's largest face
-    (see the module docstring).
+    shows a tqdm bar on stderr. `face_crop` translates the square around each input's largest face,
+    and `paste_back` blends it back into the whole input (see the module docstring).
     """
     _check_batch_size(batch_size)
+    check_paste_back(face_crop, paste_back)
     side = resolve_size(model, size)
     if face_crop:
         check_face_detector()
     output_dir = Path(output_dir)
-    plans = _plan_outputs([Path(p) for p in paths], output_dir, root, attention, thumbnails)
+    judge = attention and judges_attention(model)
+    plans = _plan_outputs([Path(p) for p in paths], output_dir, root, attention, thumbnails, judge)
     source = FileSource([p.source for p in plans], label="input files")
     faces = FaceCropSource(source) if face_crop else None
     check_output_dir(output_dir)  # made just before the first output: translating nothing leaves no folder
@@ -132,8 +151,8 @@ def translate_paths(
                 if not made:
                     _make_output_dir(output_dir)
                     made = True
-                for i, item in zip(batch.indices, translate_batch(model, batch, direction)):
-                    results[i] = _write_outputs(plans[i], item, faces.take(i) if faces else None)
+                for i, item in zip(batch.indices, translate_batch(model, batch, direction, discriminators=judge)):
+                    results[i] = _write_outputs(plans[i], item, faces.take(i) if faces else None, paste_back)
             bar.update(len(batch) + len(batch.skipped))
     return [r for r in results if r is not None]
 
@@ -150,6 +169,7 @@ def translate_folder(
     progress: bool = False,
     on_skip: SkipCallback | None = None,
     face_crop: bool = False,
+    paste_back: bool = False,
     index: bool = True,
     title: str | None = None,
     notes: Sequence[str] = (),
@@ -182,6 +202,7 @@ def translate_folder(
         progress=progress,
         on_skip=on_skip,
         face_crop=face_crop,
+        paste_back=paste_back,
     )
     if index and any(r.ok for r in results):
         side = resolve_size(model, size)
@@ -196,10 +217,57 @@ def translate_folder(
                 if face_crop
                 else []
             ),
+            *(
+                [
+                    "Paste-back: each translated square was blended back into its whole input (a feathered "
+                    "band inside the square's edge); outside the square the output is the input."
+                ]
+                if paste_back
+                else []
+            ),
+            *(attention_notes(model, direction) if attention else []),
             *notes,
         ]
         write_index_html(results, output_dir, title=title or f"ugatit translate ({direction})", notes=about)
     return results
+
+
+def check_paste_back(face_crop: bool, paste_back: bool) -> None:
+    """`paste_back` puts a face crop back: without `face_crop` there is nothing to put back."""
+    if paste_back and not face_crop:
+        raise UserError(
+            "`paste_back=True` puts the translated face crop back into the photo: it needs `face_crop=True`"
+        )
+
+
+def attention_notes(model: UGATIT, direction: Direction) -> list[str]:
+    """What the attention columns of the index show, and why one is missing."""
+    from ..config import ablation_name
+    from ..domains import GENERATOR_OF, source_and_target
+
+    target = source_and_target(direction)[1]
+    notes = []
+    if model.config.g_cam:
+        notes.append(
+            f"Attention: where {GENERATOR_OF[direction]} looked, the heatmap of its CAM attention over the input "
+            "(the paper's Figure 2 (b))."
+        )
+    else:
+        notes.append(f"Attention: none, this model's generators have no CAM (ablation {ablation_name(model.config)}).")
+    if judges_attention(model):
+        notes.append(
+            f"Global and local D attention: where the target domain's discriminators, disG{target} (global) and "
+            f"disL{target} (local), looked on the translation, the heatmaps of their CAM attention over it "
+            "(the paper's Figure 2 (c)-(d))."
+        )
+    elif model.has_discriminators:
+        notes.append("Discriminators' attention: none, this model's discriminators have no CAM.")
+    else:
+        notes.append(
+            "Discriminators' attention: not shown, the model was loaded without discriminators (an export or "
+            "a converted file holds only the generators; a training checkpoint or a run folder has them)."
+        )
+    return notes
 
 
 def check_output_dir(output_dir: Path, input_path: Path | None = None) -> None:
@@ -231,14 +299,20 @@ def _make_output_dir(output_dir: Path) -> None:
         output_dir.mkdir(parents=True, exist_ok=True)
         # A probe write: os.access is not the whole story (read-only mounts, ACLs, full disks).
         probe = output_dir / f".ugatit-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
+        probe.unlink(missing_ok=True)  # left by a killed process of the same number
+        create_exclusive(probe)
         probe.unlink()
     except OSError as exc:
         raise UserError(f"cannot write to output folder {output_dir}: {exc.strerror or exc}") from None
 
 
 def _plan_outputs(
-    paths: list[Path], output_dir: Path, root: str | os.PathLike[str] | None, attention: bool, thumbnails: bool
+    paths: list[Path],
+    output_dir: Path,
+    root: str | os.PathLike[str] | None,
+    attention: bool,
+    thumbnails: bool,
+    judged: bool = False,
 ) -> list[_Plan]:
     if not paths:
         raise UserError("no input images given")
@@ -249,16 +323,24 @@ def _plan_outputs(
         _claim(taken, _numbered(out.with_name(out.stem + ATTENTION_SUFFIX + ".png"))) if attention else None
         for out in outputs
     ]
+    judged_overlays = [
+        {
+            scale: _claim(taken, _numbered(out.with_name(f"{out.stem}{ATTENTION_SUFFIX}_{scale}_D.png")))
+            for scale in (DISCRIMINATOR_SCALES if judged else ())
+        }
+        for out in outputs
+    ]
     plans = [
         _Plan(
             source=path,
             name=name,
             output=output_dir / out,
             attention=output_dir / overlay if overlay is not None else None,
+            judged={scale: output_dir / p for scale, p in judged_paths.items()},
             # Unique because translation names are: all end in .png, and only the suffix changes.
             thumbnail=output_dir / THUMBNAIL_DIR / out.with_suffix(".jpg") if thumbnails else None,
         )
-        for path, name, out, overlay in zip(paths, names, outputs, overlays)
+        for path, name, out, overlay, judged_paths in zip(paths, names, outputs, overlays, judged_overlays)
     ]
     _refuse_overwriting_inputs(plans)
     return plans
@@ -308,20 +390,30 @@ def _key(name: PurePath) -> str:
 def _refuse_overwriting_inputs(plans: list[_Plan]) -> None:
     inputs = {p.source.resolve(): p.source for p in plans}
     for plan in plans:
-        for target in (plan.output, plan.attention, plan.thumbnail):
+        for target in (plan.output, plan.attention, plan.thumbnail, *plan.judged.values()):
             if target is not None and target.resolve() in inputs:
                 source = inputs[target.resolve()]
                 raise UserError(f"writing {target} would overwrite the input {source}: choose another output folder")
 
 
-def _write_outputs(plan: _Plan, item: TranslatedImage, crop: FaceCrop | None = None) -> Result:
-    result = Result(plan.source, plan.name.as_posix(), size=item.source.size)
-    result.cam_logit = (float(item.cam_logit[0]), float(item.cam_logit[1]))
+def _write_outputs(plan: _Plan, item: TranslatedImage, crop: FaceCrop | None = None, pasted: bool = False) -> Result:
+    output = item.image
+    overlay = item.attention_overlay() if plan.attention is not None and item.heatmap is not None else None
+    if pasted and crop is not None and crop.crop is not None:
+        output = paste_back(crop.source, crop.crop, output)
+        overlay = paste_back(crop.source, crop.crop, overlay) if overlay is not None else None
+    result = Result(plan.source, plan.name.as_posix(), size=output.size)
+    if item.cam_logit is not None:
+        result.cam_logit = (float(item.cam_logit[0]), float(item.cam_logit[1]))
     if crop is not None:
         result.face, result.face_note = crop.face, crop.describe()
-    result.output = _save(item.image, plan.output)
-    if plan.attention is not None:
-        result.attention = _save(item.attention_overlay(), plan.attention)
+        if pasted and crop.found:
+            result.face_note += " and pasted it back into the photo"
+    result.output = _save(output, plan.output)
+    if overlay is not None:  # a generator without CAM has no map
+        result.attention = _save(overlay, plan.attention)
+    for scale, path in plan.judged.items():
+        result.judged[scale] = _save(item.discriminator_overlay(scale), path)
     if plan.thumbnail is not None:
         # With a face crop, the whole input with its boxes: the crop itself is what the output shows.
         thumb = crop.marked() if crop is not None else item.source.copy()
@@ -331,10 +423,9 @@ def _write_outputs(plan: _Plan, item: TranslatedImage, crop: FaceCrop | None = N
 
 
 def _save(img: Image.Image, path: Path, **options) -> Path:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        img.save(path, **options)
-    except OSError as exc:
-        # A full disk or a vanished folder fails every later file too: stop with one line.
-        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+    # Whole or not at all (a full disk used to leave a 0-byte PNG); a full disk or a vanished folder
+    # fails every later file too: stop with one line.
+    image_format = Image.registered_extensions()[path.suffix.lower()]
+    with reported_write(path):
+        atomic_write(path, lambda tmp: img.save(tmp, format=image_format, **options))
     return path

@@ -12,11 +12,12 @@ least 32 (by default the size it was trained at); a full model's gamma/beta MLP 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
 
+from ..config import LIMITS
 from ..data.loader import Batch, sized_batches
 from ..data.transforms import tensor_to_uint8
 from ..domains import Direction
@@ -28,18 +29,27 @@ from ..viz.images import heatmap_to_rgb, overlay
 OUTPUT_RESAMPLE = Image.Resampling.BICUBIC
 
 
+#: The discriminators' scales, as `UGATIT.judge` names them.
+DISCRIMINATOR_SCALES = ("global", "local")
+
+
 @dataclass
 class TranslatedImage:
     """One translation: the output image, the generator's attention and what it was made from."""
 
     image: Image.Image  # RGB, at the input's size (or at the model size with restore_size=False)
-    heatmap: np.ndarray  # (size/4, size/4) float32: the generator's raw heatmap at the model size
-    cam_logit: np.ndarray  # (2,): the auxiliary classifier's gap and gmp logits
+    heatmap: np.ndarray | None  # (size/4, size/4) float32: the generator's raw heatmap (None: no CAM)
+    cam_logit: np.ndarray | None  # (2,): the auxiliary classifier's gap and gmp logits (None: no CAM)
     source: Image.Image  # the RGB input it was translated from (the caller's image when already RGB)
+    # With `discriminators`: the raw CAM heatmaps of the target domain's discriminators on the translation,
+    # {"global": (h, w), "local": (h', w')} float32 (the paper's Figure 2 (c)-(d)); empty otherwise.
+    judged: dict[str, np.ndarray] = field(default_factory=dict)
 
     def attention_rgb(self, size: tuple[int, int] | None = None) -> np.ndarray:
         """The heatmap min-max normalised, resized (bilinear) to `size` = (width, height), default the
         input's size, and jet-coloured: uint8 H x W x 3."""
+        if self.heatmap is None:
+            raise UserError("this model's generator has no CAM attention (an ablation): no attention map")
         width, height = size or self.source.size
         return heatmap_to_rgb(self.heatmap, (height, width))
 
@@ -47,6 +57,13 @@ class TranslatedImage:
         """The coloured heatmap blended over the input, at the input's size."""
         heat = self.attention_rgb()
         return Image.fromarray(overlay(np.asarray(self.source), heat, alpha=alpha))
+
+    def discriminator_overlay(self, scale: str, alpha: float = 0.5) -> Image.Image:
+        """The `scale` ("global" or "local") discriminator's heatmap, coloured and blended over the
+        translation, at the translation's size."""
+        width, height = self.image.size
+        heat = heatmap_to_rgb(self.judged[scale], (height, width))
+        return Image.fromarray(overlay(np.asarray(self.image.convert("RGB")), heat, alpha=alpha))
 
 
 def resolve_size(model: UGATIT, size: int | None = None) -> int:
@@ -63,7 +80,10 @@ def resolve_size(model: UGATIT, size: int | None = None) -> int:
             f"cannot run this full model at {size} px: it was trained at {trained} px and its gamma/beta MLP "
             f"reads the whole {trained // 4}x{trained // 4} attention map (only light models run at other sizes)"
         )
-    return check_image_size(size, "`size`")
+    check_image_size(size, "`size`")
+    if size > LIMITS["model.img_size"]:  # the largest model a config may ask for
+        raise UserError(f"`size` {size} is more than the {LIMITS['model.img_size']} px this package allows")
+    return size
 
 
 def translate_images(
@@ -74,12 +94,14 @@ def translate_images(
     size: int | None = None,
     batch_size: int = 8,
     restore_size: bool = True,
+    discriminators: bool = False,
 ) -> list[TranslatedImage]:
     """Translate PIL images of any mode, size and aspect ratio; returns one `TranslatedImage` each.
 
     Images are resized to the model size (see `resolve_size`), translated in batches on the model's
     device, and (with `restore_size`) resized back to their own size. A mode that cannot be converted
-    to RGB raises `BadImageError`.
+    to RGB raises `BadImageError`. `discriminators`: also the target domain's discriminators' attention
+    on each translation (`TranslatedImage.judged`), where the model has them.
     """
     _check_batch_size(batch_size)
     side = resolve_size(model, size)
@@ -87,27 +109,45 @@ def translate_images(
         return []
     out: list[TranslatedImage] = []
     for batch in sized_batches(images, side, batch_size=batch_size, keep_images=True, strict=True):
-        out += translate_batch(model, batch, direction, restore_size)
+        out += translate_batch(model, batch, direction, restore_size, discriminators)
     return out
 
 
+def judges_attention(model: UGATIT) -> bool:
+    """Whether `model` has discriminators with CAM, whose attention `translate_batch` can show."""
+    return bool(model.has_discriminators and model.config.d_cam)
+
+
 def translate_batch(
-    model: UGATIT, batch: Batch, direction: Direction, restore_size: bool = True
+    model: UGATIT, batch: Batch, direction: Direction, restore_size: bool = True, discriminators: bool = False
 ) -> list[TranslatedImage]:
-    """Translate one `Batch` of the inference loader (made with `keep_images`), in its order."""
+    """Translate one `Batch` of the inference loader (made with `keep_images`), in its order. With
+    `discriminators` (and a model that `judges_attention`), also the heatmaps of the target domain's
+    discriminators on each translation."""
     device = next(model.parameters()).device
     result = model.translate(batch.stacked().to(device), direction)
     images = batch.images
     pixels = tensor_to_uint8(result.image)
-    heatmaps = result.heatmap[:, 0].float().cpu().numpy()
-    logits = result.cam_logit.float().cpu().numpy()
+    count = len(images)
+    heatmaps = _per_image(result.heatmap, count)
+    logits = [None] * count if result.cam_logit is None else list(result.cam_logit.float().cpu().numpy())
+    judged: list[dict[str, np.ndarray]] = [{} for _ in images]
+    if discriminators and judges_attention(model):
+        for scale, judgement in model.judge_translation(result.image, direction).items():
+            for maps, heat in zip(judged, _per_image(judgement.heatmap, count)):
+                maps[scale] = heat
     translated = []
-    for source, out, heat, logit in zip(images, pixels, heatmaps, logits):
+    for source, out, heat, logit, maps in zip(images, pixels, heatmaps, logits, judged):
         output = Image.fromarray(out)
         if restore_size and output.size != source.size:
             output = output.resize(source.size, OUTPUT_RESAMPLE)
-        translated.append(TranslatedImage(output, heat, logit, source))
+        translated.append(TranslatedImage(output, heat, logit, source, maps))
     return translated
+
+
+def _per_image(heatmap, count: int) -> list[np.ndarray | None]:
+    """A (B, 1, h, w) heatmap batch as B float32 arrays (h, w); B Nones for a network without CAM."""
+    return [None] * count if heatmap is None else list(heatmap[:, 0].float().cpu().numpy())
 
 
 def _check_batch_size(batch_size: int) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from ..errors import UserError
+from ..utils.files import atomic_write, reported_write
 from ..viz.html import Markup, escape, html_page, table
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ def write_index_html(
     done = [r for r in results if r.ok]
     skipped = [r for r in results if not r.ok]
     with_attention = any(r.attention is not None for r in done)
+    judged = list(dict.fromkeys(scale for r in done for scale in r.judged))
     rows = []
     for r in done:
         row: dict[str, object] = {"file": r.name}
@@ -40,6 +41,9 @@ def write_index_html(
         row["output"] = _image_cell(r.output, output_dir, f"translation of {r.name}", width, r.size)
         if with_attention:
             row["attention"] = _image_cell(r.attention, output_dir, f"attention for {r.name}", width, r.size)
+        for scale in judged:  # the discriminators' attention on the output (see translate.files)
+            alt = f"{scale} discriminator attention on the translation of {r.name}"
+            row[f"{scale} D attention"] = _image_cell(r.judged.get(scale), output_dir, alt, width, r.size)
         if r.size is not None:
             row["size"] = f"{r.size[0]}x{r.size[1]}"
         if r.face_note is not None:
@@ -50,10 +54,9 @@ def write_index_html(
     if skipped:
         sections.append(("Skipped", table([{"file": str(r.source), "reason": r.error} for r in skipped])))
     page = output_dir / INDEX_NAME
-    try:
-        page.write_text(html_page(title, sections), encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot write {page}: {exc.strerror or exc}") from None
+    text = html_page(title, sections)
+    with reported_write(page):
+        atomic_write(page, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return page
 
 

@@ -20,13 +20,13 @@ from .. import __version__
 from ..config import Config
 from ..errors import UserError
 from ..nn.model import UGATIT
-from ..utils.files import atomic_write
+from ..utils.files import atomic_write, is_regular_file
 from ..utils.rng import capture_rng_state
 from ..utils.torch_files import UnreadableFile, load_torch_file
 
 TRAIN_FORMAT = "ugatit-train-1"
 CHECKPOINT_DIR = "checkpoints"
-_STEP_FILE = re.compile(r"step_(\d+)\.pt$")
+_STEP_FILE = re.compile(r"^step_(\d+)\.pt$")
 _TRAINING_KEYS = ("step", "config", "networks", "optimizers", "rng", "data")
 
 
@@ -48,11 +48,12 @@ def checkpoint_path(run_dir: Path, step: int) -> Path:
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
-    """Training checkpoints of a run directory, oldest first."""
+    """Training checkpoints of a run directory, oldest first: regular files named step_N.pt (a folder or
+    a FIFO of that name is passed over)."""
     folder = Path(run_dir) / CHECKPOINT_DIR
     if not folder.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_FILE.search(p.name))]
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _STEP_FILE.search(p.name)) and is_regular_file(p)]
     return [p for _, p in sorted(found)]
 
 
@@ -156,9 +157,15 @@ def training_state(path: Path, state: Any) -> dict[str, Any]:
     if missing:
         raise CheckpointError(path, f"incomplete (no '{missing[0]}')")
     try:
-        Config.from_dict(state["config"])
+        config = Config.from_dict(state["config"])
     except UserError as exc:
         raise CheckpointError(path, f"its config is unusable ({exc})") from None
+    from .checks import WeightsMismatch, check_networks_fit
+
+    try:  # before anything is built from it
+        check_networks_fit(config.model, state["networks"], path, discriminators=True)
+    except WeightsMismatch as exc:
+        raise CheckpointError(path, exc.reason) from None
     return state
 
 

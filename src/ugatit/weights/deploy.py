@@ -1,7 +1,8 @@
 """A generator for deployment without this package: ONNX (onnxruntime, TensorRT, ...) or TorchScript.
 
 The exported graph takes `image` (B, 3, H, W) float32 in [-1, 1] and returns `translation` (B, 3, H, W)
-in [-1, 1], `cam_logit` (B, 2) and `heatmap` (B, 1, H/4, W/4), float32. The batch is dynamic; so are H and
+in [-1, 1], `cam_logit` (B, 2) and `heatmap` (B, 1, H/4, W/4), float32 (a generator without CAM, one of
+the paper's ablations, returns `translation` alone). The batch is dynamic; so are H and
 W (multiples of 4, at least 32) for a light model. A full model's MLP reads the whole H/4 x W/4
 attention map, so its graph is tied to the trained size.
 
@@ -29,7 +30,7 @@ from torch import Tensor, nn
 from ..errors import UserError
 from ..nn.model import UGATIT
 from ..nn.sizes import MIN_SIZE, SIZE_MULTIPLE
-from ..utils.files import atomic_write
+from ..utils.files import atomic_write, reported_write
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 INPUT_NAMES = ["image"]
@@ -52,9 +53,14 @@ class DeployedGenerator(nn.Module):
                     module.register_forward_pre_hook(_to_weight_dtype)
         self.eval()
 
-    def forward(self, image: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        out, cam_logit, heatmap = self.generator(image)
-        return out.float(), cam_logit.float(), heatmap.float()
+    def forward(self, image: Tensor) -> tuple[Tensor, ...]:
+        # None (a generator without CAM) is left out: a graph's outputs are tensors.
+        return tuple(t.float() for t in self.generator(image) if t is not None)
+
+
+def output_names(generator: nn.Module) -> list[str]:
+    """The names of the exported graph's outputs (`OUTPUT_NAMES`, or `translation` alone without CAM)."""
+    return OUTPUT_NAMES if getattr(generator, "cam", True) else OUTPUT_NAMES[:1]
 
 
 def _to_weight_dtype(module: nn.Module, args: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
@@ -81,13 +87,18 @@ def export_generator(model: UGATIT, direction: str, fmt: str, path: Path, fp16: 
                 warnings.simplefilter("ignore", DeprecationWarning)
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
                 traced = torch.jit.trace(deployed, (example,), check_trace=False)
-                atomic_write(path, lambda tmp: torch.jit.save(traced, str(tmp)))
+                # Serialised in memory (as torch.jit.save does for any file object), then written by
+                # Python: libtorch's own file writer aborts the process (SIGABRT) when the disk fills up.
+                buffer = io.BytesIO()
+                torch.jit.save(traced, buffer)
+            with reported_write(path):
+                atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getbuffer()))
         else:
-            _export_onnx(deployed, example, path, light=model.config.light)
+            _export_onnx(deployed, example, path, light=model.config.light, outputs=output_names(deployed.generator))
     return path
 
 
-def _export_onnx(deployed: DeployedGenerator, example: Tensor, path: Path, light: bool) -> None:
+def _export_onnx(deployed: DeployedGenerator, example: Tensor, path: Path, light: bool, outputs: list[str]) -> None:
     if importlib.util.find_spec("onnxscript") is None:  # torch's exporter imports it lazily
         raise UserError('ONNX export needs onnx and onnxscript: pip install "ugatit[export]"') from None
     dim = torch.export.Dim
@@ -109,7 +120,7 @@ def _export_onnx(deployed: DeployedGenerator, example: Tensor, path: Path, light
                 (example,),
                 dynamo=True,
                 input_names=INPUT_NAMES,
-                output_names=OUTPUT_NAMES,
+                output_names=outputs,
                 dynamic_shapes=(shapes,),
                 verbose=False,
             )
@@ -117,10 +128,16 @@ def _export_onnx(deployed: DeployedGenerator, example: Tensor, path: Path, light
         quiet.setLevel(level)
     for node in program.model.graph.all_nodes():
         node.metadata_props.clear()  # the exporter's debug notes: source paths and stack traces, 80% of a small file
-    if large:  # the .data file is named after the .onnx file, so no write-then-rename
-        program.save(str(path), external_data=True)
-    else:
-        atomic_write(path, lambda tmp: program.save(str(tmp), external_data=False))
+    with reported_write(path):
+        if large:  # the .data file is named after the .onnx file, so no write-then-rename
+            try:
+                program.save(str(path), external_data=True)
+            except BaseException:
+                for partial in (path, path.with_name(path.name + ".data")):
+                    partial.unlink(missing_ok=True)
+                raise
+        else:
+            atomic_write(path, lambda tmp: program.save(str(tmp), external_data=False))
 
 
 def deployment_paths(output: Path, directions: list[str], fmt: str) -> dict[str, Path]:

@@ -16,6 +16,7 @@ from ..config import Config
 from ..errors import UserError
 from ..nn.model import GENERATORS, UGATIT
 from ..utils.files import atomic_write
+from .checks import check_networks_fit
 
 EXPORT_FORMAT = "ugatit-export-1"
 
@@ -36,7 +37,11 @@ def export_generators(model: UGATIT, config: Config, path: Path, dtype: torch.dt
     }
     metadata = {"format": EXPORT_FORMAT, "version": __version__, "config": config.to_json()}
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
-    atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(config.to_json() + "\n"))
+    try:
+        atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(config.to_json() + "\n"))
+    except BaseException:
+        path.unlink(missing_ok=True)  # an export without its .json beside it is not what was asked for
+        raise
     return path
 
 
@@ -46,7 +51,7 @@ def load_export(path: Path) -> tuple[dict, Config]:
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
-            tensors = {key: f.get_tensor(key) for key in f}
+            tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
     except (SafetensorError, OSError, ValueError) as exc:
         raise UserError(f"cannot read {path}: corrupted or truncated safetensors file ({exc})") from None
     if metadata.get("format") != EXPORT_FORMAT:
@@ -57,6 +62,7 @@ def load_export(path: Path) -> tuple[dict, Config]:
         net, _, rest = key.partition(".")
         if net in state:
             state[net][rest] = value.float()
+    check_networks_fit(config.model, state, path, discriminators=False)  # before anything is built
     return state, config
 
 

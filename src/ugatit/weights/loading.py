@@ -6,7 +6,9 @@
 - an official PyTorch checkpoint: a dict of six state dicts (genA2B, genB2A, disGA, disGB, disLA, disLB),
   whose architecture is read off the tensor shapes (see `official`),
 - PaddleGAN weights (`.pdparams`, see `paddle`),
-- the authors' TensorFlow checkpoint: its folder, its prefix, its `.index` or a `.data-*` shard (see `tf`).
+- the authors' TensorFlow checkpoint: its folder, its prefix, its `.index` or a `.data-*` shard (see `tf`),
+- any of these on the Hugging Face Hub: `hf://NAMESPACE/NAME[@REVISION][/PATH]`, fetched into (or found in)
+  the hub client's cache first (see `hub`).
 
 Loading never runs pickled code: safetensors, torch.load(weights_only=True), a numpy-only unpickler,
 or our own reader of TF's format.
@@ -35,6 +37,7 @@ from .checkpoints import (
     torch_load,
     training_state,
 )
+from .checks import check_networks_fit
 from .export import load_export
 from .official import infer_model_config
 from .tf_checkpoint import find_prefix
@@ -49,17 +52,30 @@ class Weights:
     config: Config
     kind: str  # "training checkpoint", "export", "official PyTorch checkpoint", "PaddleGAN weights", "TF checkpoint"
     path: Path
+    step: int | None = None  # the iteration a training checkpoint was saved at (other kinds do not record it)
 
     @property
     def has_discriminators(self) -> bool:
         return all(name in self.networks for name in DISCRIMINATORS)
 
 
+def resolve_checkpoint_path(path: str | Path) -> Path:
+    """The local path a checkpoint argument names: `path` itself, or for `hf://...` the files fetched
+    from the Hugging Face Hub or found in its cache (see `hub.resolve_hub_path`)."""
+    from .hub import is_hub_path
+
+    if is_hub_path(path):
+        from .hub import resolve_hub_path
+
+        return resolve_hub_path(str(path))
+    return Path(path)
+
+
 def read_weights(path: str | Path, on_message: Callable[[str], None] | None = None) -> Weights:
     """The networks and config stored in `path`, whatever its kind (see the module docstring). A run
     folder whose newest checkpoint cannot be read falls back to the newest one that can, and says so
     through `on_message` (default: stderr)."""
-    path = Path(path)
+    path = resolve_checkpoint_path(path)
     if not path_exists(path):
         raise UserError(f"checkpoint not found: {path}")
     state: Any = None
@@ -94,7 +110,8 @@ def read_weights(path: str | Path, on_message: Callable[[str], None] | None = No
     state = torch_load(path) if state is None else state
     if isinstance(state, dict) and state.get("format") == TRAIN_FORMAT:
         state = training_state(path, state)
-        return Weights(state["networks"], Config.from_dict(state["config"]), "training checkpoint", path)
+        config = Config.from_dict(state["config"])
+        return Weights(state["networks"], config, "training checkpoint", path, step=int(state["step"]))
     if isinstance(state, dict) and all(name in state for name in GENERATORS):
         return Weights(state, Config(model=infer_model_config(state)), "official PyTorch checkpoint", path)
     raise UserError(f"{path} is neither a ugatit checkpoint nor an official U-GAT-IT checkpoint")
@@ -108,9 +125,12 @@ def _tf(prefix: Path) -> Weights:
 
 
 def build_model(weights: Weights, *, discriminators: bool = False, device: str | torch.device = "cpu") -> UGATIT:
-    """The model of `weights` in eval mode; discriminators only on request and where the file has them."""
+    """The model of `weights` in eval mode; discriminators only on request and where the file has them.
+    The weights must fit the config (`check_networks_fit`) before memory is taken for them."""
+    with_discriminators = discriminators and weights.has_discriminators
+    check_networks_fit(weights.config.model, weights.networks, weights.path, discriminators=with_discriminators)
     with torch.device("meta"):  # no time spent initialising weights that are overwritten at once
-        model = UGATIT(weights.config.model, discriminators=discriminators and weights.has_discriminators)
+        model = UGATIT(weights.config.model, discriminators=with_discriminators)
     model = model.to_empty(device="cpu")
     model.load_official_state_dict(weights.networks)
     return model.to(device).eval()

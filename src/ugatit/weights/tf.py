@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..config import ModelConfig
+from ..config import Config, ModelConfig, check_config
 from ..errors import UserError
 from .tf_checkpoint import TFCheckpoint
 
@@ -35,6 +35,8 @@ DISCRIMINATORS = {
 IGNORED = re.compile(r"(/Adam(_1)?$|^beta[12]_power(_\d+)?$)")
 #: The authors' checkpoint folder name (`UGATIT.model_dir`), which alone records --smoothing.
 MODEL_DIR = re.compile(r"^UGATIT(_light)?_.+_\d+resblock_\d+dis_.*?(?P<smoothing>_smoothing)?$")
+#: The rank each conversion reads: biases and norm parameters are vectors; u is [1, out].
+RANKS = {"copy": 1, "channel": 1, "conv": 4, "dense": 2, "dense_hwc": 2, "sn_conv": 4, "sn_dense": 2, "sn_u": 2}
 #: rho above this exists only under the code since 2019-08-14 (before, rho was clipped to [0, 0.9]).
 FIRST_CODE_RHO_MAX = 0.9 + 1e-6
 
@@ -44,9 +46,28 @@ def read_tf_checkpoint(prefix: Path) -> tuple[dict[str, dict[str, Tensor]], Mode
     ckpt = TFCheckpoint(prefix)
     ckpt.check_shards()
     cfg, plan, _ = plan_import(ckpt)
+    try:  # what the shapes ask for, before any tensor is read
+        check_config(Config(model=cfg), training=False)
+    except UserError as exc:
+        raise UserError(f"{ckpt.index_path}: {exc}") from None
+    for tf_name, (_, _, how) in plan.items():
+        shape = ckpt.shape(tf_name)
+        if len(shape) != RANKS[how]:
+            raise UserError(
+                f"{ckpt.index_path}: tensor {tf_name} has shape {list(shape)}, where a tensor of rank "
+                f"{RANKS[how]} belongs: unknown layout"
+            )
     networks: dict[str, dict[str, Tensor]] = {}
     for tf_name, (net, key, how) in plan.items():
-        networks.setdefault(net, {}).update(_convert(ckpt, tf_name, key, how, cfg))
+        try:
+            converted = _convert(ckpt, tf_name, key, how, cfg)
+        except (RuntimeError, ValueError) as exc:  # sizes that do not fit together
+            reason = str(exc).strip().splitlines()[0]
+            raise UserError(
+                f"{ckpt.index_path}: tensor {tf_name} of shape {list(ckpt.shape(tf_name))} does not fit the "
+                f"model its other tensors describe ({reason})"
+            ) from None
+        networks.setdefault(net, {}).update(converted)
     if cfg.variant == "tf-2019-07":
         _check_first_code_rho(networks, ckpt.index_path)
     return networks, cfg

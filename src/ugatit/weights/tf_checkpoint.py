@@ -14,6 +14,7 @@ of a training checkpoint (two thirds of it) are never loaded. Any problem is a `
 
 from __future__ import annotations
 
+import math
 import re
 import struct
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..utils.crc32c import crc32c, unmask
+from ..utils.files import is_regular_file, open_regular, read_regular
 
 TABLE_MAGIC = 0xDB4775248B80FB57
 FOOTER_SIZE = 48
@@ -44,6 +46,10 @@ DTYPES = {
     23: "u8",
 }
 DATA_SHARD = re.compile(r"^(?P<prefix>.+)\.data-\d{5}-of-\d{5}$")
+#: The largest dimension and rank a tensor may have here: TF's own limits are larger, but no tensor of
+#: a U-GAT-IT checkpoint comes near (its largest dimension is a full model's 1,048,576 MLP inputs).
+MAX_DIM = 2**31 - 1
+MAX_RANK = 8
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,11 @@ class TFCheckpoint:
                 raise UserError(
                     f"{self.index_path}: tensor {entry.name} names shard {entry.shard} of {self.num_shards}"
                 )
+            if len(entry.shape) > MAX_RANK or any(not 0 <= d <= MAX_DIM for d in entry.shape):
+                raise UserError(
+                    f"TF checkpoint index {self.index_path} is corrupted: tensor {entry.name} has shape "
+                    f"{list(entry.shape)}"
+                )
 
     @property
     def names(self) -> list[str]:
@@ -90,8 +101,9 @@ class TFCheckpoint:
             ends[entry.shard] = max(ends.get(entry.shard, 0), entry.offset + entry.size)
         for shard, end in sorted(ends.items()):
             path = self.shard_path(shard)
-            if not path.is_file():
-                raise UserError(f"TF checkpoint data shard missing: {path} (the index {self.index_path.name} needs it)")
+            if not is_regular_file(path):
+                what = "missing" if not path.exists() else "not a regular file"
+                raise UserError(f"TF checkpoint data shard {what}: {path} (the index {self.index_path.name} needs it)")
             if path.stat().st_size < end:
                 raise UserError(
                     f"TF checkpoint data shard truncated: {path} has {path.stat().st_size} bytes, the index needs {end}"
@@ -104,12 +116,14 @@ class TFCheckpoint:
         if entry.dtype not in DTYPES:
             raise UserError(f"{self.index_path}: tensor {name} has TF dtype {entry.dtype}, not a numeric one")
         dtype = np.dtype(self.byte_order + DTYPES[entry.dtype])
-        count = int(np.prod(entry.shape, dtype=np.int64))
+        count = math.prod(entry.shape)  # Python's integers: no overflow
+        if count == 0:
+            raise UserError(f"{self.index_path}: tensor {name} is empty (shape {list(entry.shape)})")
         if count * dtype.itemsize != entry.size:
-            raise UserError(f"{self.index_path}: tensor {name} has {entry.size} bytes for shape {entry.shape}")
+            raise UserError(f"{self.index_path}: tensor {name} has {entry.size} bytes for shape {list(entry.shape)}")
         path = self.shard_path(entry.shard)
         try:
-            with open(path, "rb") as f:
+            with open_regular(path) as f:
                 f.seek(entry.offset)
                 data = f.read(entry.size)
         except OSError as exc:
@@ -135,9 +149,9 @@ def find_prefix(path: str | Path) -> Path | None:
                 # or absolute on the trainer's machine), so the file name inside this folder counts too.
                 named = Path(found.group(1))
                 for candidate in (named if named.is_absolute() else path / named, path / named.name):
-                    if Path(f"{candidate}.index").is_file():
+                    if is_regular_file(f"{candidate}.index"):
                         return candidate
-        indexes = sorted(path.glob("*.index"))
+        indexes = sorted(p for p in path.glob("*.index") if is_regular_file(p))  # not a FIFO: it would hang
         if len(indexes) > 1:
             names = ", ".join(p.name for p in indexes[:4])
             raise UserError(f"{path} holds several TF checkpoints ({names}): give the prefix of one")
@@ -147,12 +161,12 @@ def find_prefix(path: str | Path) -> Path | None:
     shard = DATA_SHARD.match(path.name)
     if shard:
         return path.with_name(shard.group("prefix"))
-    return path if Path(f"{path}.index").is_file() else None
+    return path if is_regular_file(f"{path}.index") else None
 
 
 def _text(path: Path) -> str:
     try:
-        return path.read_text(errors="replace")
+        return read_regular(path).decode(errors="replace")
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
 
@@ -162,7 +176,7 @@ def _text(path: Path) -> str:
 
 def _read_index(path: Path) -> tuple[dict[int, int], dict[str, TensorEntry]]:
     try:
-        data = path.read_bytes()
+        data = read_regular(path)
     except FileNotFoundError:
         raise UserError(f"TF checkpoint index not found: {path}") from None
     except OSError as exc:

@@ -1,18 +1,22 @@
 """Faults injected into a `ugatit` subprocess by the tests, chosen by environment variables.
 
-UGATIT_TEST_ENOSPC=FRAGMENT:BYTES  files whose path contains FRAGMENT, opened for writing with open() or
-                                   os.open(), take BYTES more bytes and then fail as a full disk does: a
-                                   short write, then OSError(ENOSPC)
+UGATIT_TEST_ENOSPC=FRAGMENT:BYTES  files whose path contains FRAGMENT, opened for writing with open()
+                                   (io.open) or os.open(), take BYTES more bytes and then fail as a full
+                                   disk does: a short write, then OSError(ENOSPC)
+UGATIT_TEST_EROFS=FRAGMENT         files whose path contains FRAGMENT cannot be opened for writing or
+                                   created (open(), os.open(), mkstemp): OSError(EROFS), a read-only disk
 UGATIT_TEST_NAN_AT=STEP[:RANK]     iteration STEP reports a NaN loss, as a blown-up generator would (on
                                    distributed rank RANK only, when given)
 UGATIT_TEST_CRASH_AT=STEP:RANK     distributed rank RANK dies (exit 3, no clean-up) in iteration STEP
 UGATIT_TEST_DESYNC_AT=STEP:RANK    rank RANK's disGA weights are nudged after iteration STEP, as a
                                    silent corruption of one process would
+UGATIT_TEST_STEP_SECONDS=S         every iteration takes S seconds more (a signal then lands inside one)
 UGATIT_TEST_NO_TENSORBOARD=1       as if tensorboard were not installed (a faster start)
 """
 
 import builtins
 import errno
+import io
 import os
 import sys
 
@@ -37,7 +41,7 @@ if _ENOSPC:
             self._file = file
 
         def write(self, data):
-            data = bytes(data)
+            data = data if isinstance(data, str) else bytes(data)  # text files count characters
             taken = _take(len(data))
             if taken < len(data):
                 self._file.write(data[:taken])
@@ -61,7 +65,7 @@ if _ENOSPC:
             return _FillingFile(opened)
         return opened
 
-    builtins.open = _patched_open
+    builtins.open = io.open = _patched_open  # io.open: TensorBoard's writer opens its files with it
 
     _os_open, _os_write, _filling = os.open, os.write, set()
 
@@ -88,6 +92,27 @@ if _ENOSPC:
     os.open, os.write, os.close = _patched_os_open, _patched_os_write, _patched_os_close
 
 
+_EROFS = os.environ.get("UGATIT_TEST_EROFS")
+if _EROFS:
+    _ro_open, _ro_os_open = builtins.open, os.open
+
+    def _read_only() -> OSError:
+        return OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    def _ro_patched_open(file, mode="r", *args, **kwargs):
+        if _EROFS in str(file) and any(c in mode for c in "wax+"):
+            raise _read_only()
+        return _ro_open(file, mode, *args, **kwargs)
+
+    def _ro_patched_os_open(path, flags, *args, **kwargs):
+        if _EROFS in str(path) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise _read_only()
+        return _ro_os_open(path, flags, *args, **kwargs)
+
+    builtins.open = io.open = _ro_patched_open
+    os.open = _ro_patched_os_open
+
+
 def _at(variable):
     """(step, rank or None) of a fault variable STEP[:RANK], or None when unset."""
     text = os.environ.get(variable)
@@ -102,7 +127,10 @@ def _here(step, rank):
 
 
 _NAN_AT, _CRASH_AT, _DESYNC_AT = _at("UGATIT_TEST_NAN_AT"), _at("UGATIT_TEST_CRASH_AT"), _at("UGATIT_TEST_DESYNC_AT")
-if _NAN_AT or _CRASH_AT or _DESYNC_AT:
+_STEP_SECONDS = float(os.environ.get("UGATIT_TEST_STEP_SECONDS") or 0)
+if _NAN_AT or _CRASH_AT or _DESYNC_AT or _STEP_SECONDS:
+    import time
+
     import torch
 
     from ugatit.training.step import TrainingStep
@@ -110,6 +138,8 @@ if _NAN_AT or _CRASH_AT or _DESYNC_AT:
     _call = TrainingStep.__call__
 
     def _faulty(self, real_A, real_B, step):
+        if _STEP_SECONDS:
+            time.sleep(_STEP_SECONDS)
         if _CRASH_AT and step == _CRASH_AT[0] and _here(*_CRASH_AT):
             os._exit(3)
         losses = _call(self, real_A, real_B, step)
