@@ -199,8 +199,29 @@ def _check_domain(domain: str) -> Domain:
 
 
 def _shape_mask(shape: Shape, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Boolean mask of the sample points (x, y) that lie inside `shape`."""
-    return inside_distance(shape, x, y) >= 0
+    """Boolean mask of the sample points (x, y) that lie inside `shape`.
+
+    Kept apart from `inside_distance` (which decides only where domain B's outline goes) and exactly as
+    first written: the morph task draws with it, and its images must not change by a bit."""
+    cx, cy = shape.center
+    dx, dy = x - cx, y - cy
+    if shape.kind == "circle":
+        return dx * dx + dy * dy <= shape.size**2
+    # Rotate the points into the shape's own frame instead of rotating the shape.
+    c, s = math.cos(shape.rotation), math.sin(shape.rotation)
+    u, v = c * dx + s * dy, -s * dx + c * dy
+    if shape.kind == "square":
+        half = shape.size * _HALF_SIDE
+        return (np.abs(u) <= half) & (np.abs(v) <= half)
+    if shape.kind == "triangle":
+        # Equilateral: inside the three half-planes whose normals point at 90, 210 and 330 degrees,
+        # each at the inradius (half the circumradius) from the centre.
+        inradius = shape.size * _TRI_RADIUS / 2
+        inside = np.ones(np.broadcast_shapes(u.shape, v.shape), dtype=bool)
+        for angle in (math.pi / 2, math.pi / 2 + 2 * math.pi / 3, math.pi / 2 + 4 * math.pi / 3):
+            inside &= u * math.cos(angle) + v * math.sin(angle) <= inradius
+        return inside
+    raise ValueError(f"unknown shape kind {shape.kind!r}; expected one of {KINDS}")
 
 
 def inside_distance(shape: Shape, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -252,25 +273,39 @@ def render(scene: Scene, domain: Domain, size: int = 64, supersample: int = SUPE
 
     Edges are antialiased by drawing `supersample`^2 samples per pixel and averaging them.
     """
-    domain = _check_domain(domain)
+    if _check_domain(domain) == "A":
+        return draw(scene, size, PALETTE_A, BACKGROUND_A, supersample=supersample)
+    return draw(scene, size, PALETTE_B, BACKGROUND_B, outline=(outline_width(size), SHADE), supersample=supersample)
+
+
+def draw(
+    scene: Scene,
+    size: int,
+    palette: Sequence[Sequence[int]],
+    background: Sequence[int],
+    *,
+    outline: tuple[float, float] | None = None,
+    supersample: int = SUPERSAMPLE,
+) -> Image.Image:
+    """`scene`'s shapes filled with their `palette` colour on `background`, antialiased; with `outline`
+    (width in normalised units, shade), a band that wide inside each shape's edge in its colour times
+    the shade. The drawing of both tasks (`render`, and the morph task's own colours)."""
     if size < 8:
         raise ValueError(f"size must be at least 8 pixels, got {size}")
     x, y = _sample_grid(size, supersample)
     n = size * supersample
-    background = BACKGROUND_A if domain == "A" else BACKGROUND_B
     canvas = np.empty((n, n, 3), dtype=np.float64)
     canvas[:] = background
-    width = outline_width(size)
     for shape in scene.shapes:
-        distance = np.broadcast_to(inside_distance(shape, x, y), (n, n))
-        mask = distance >= 0
-        colour = np.asarray(PALETTE_A[shape.color] if domain == "A" else PALETTE_B[shape.color], dtype=np.float64)
+        mask = np.broadcast_to(_shape_mask(shape, x, y), (n, n))
+        colour = np.asarray(palette[shape.color], dtype=np.float64)
         canvas[mask] = colour
-        if domain == "B":
+        if outline is not None:
+            width, shade = outline
             # The outline follows the edge at a fixed distance: where it goes is decided by the edge
             # nearby, so a convolutional translator can draw it from what it sees (stripes, whose phase
             # depended on the shape's centre, could not be placed in a short run: docs/demo.md).
-            canvas[mask & (distance < width)] = colour * SHADE
+            canvas[mask & (inside_distance(shape, x, y) < width)] = colour * shade
     pixels = np.rint(_downsample(canvas, supersample)).clip(0, 255).astype(np.uint8)
     return Image.fromarray(pixels)  # uint8 (H, W, 3) -> RGB
 
