@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ugatit.demo.report import headline_sentence, verdict, verdicts
+from ugatit.demo.report import headline_sentence, object_table, verdict, verdicts
 
 ONE_COLOUR = {"colour_accuracy": 0.5, "foreground_l1": 0.18, "l1": 0.046}
 
@@ -75,3 +75,51 @@ def test_one_verdict_per_direction_and_the_headline_counts():
         "b2a: 64 of 64 shapes the right colour, 63 of 64 with the outline removed; foreground L1 0.070 "
         "(the input itself: 0.134, every shape one colour: 0.180)"
     )
+
+
+def _probe(kept: int, confusion=None) -> dict:
+    return {"shapes": 64, "colour_correct": kept, "colour_accuracy": kept / 64, "colour_confusion": confusion}
+
+
+def test_the_probe_with_the_colours_exchanged_says_whether_the_colours_are_copied_or_read_off_the_size():
+    copied = verdict("a2b", _row(), ONE_COLOUR, probe=_probe(62))
+    assert (
+        "with the two colours exchanged (each blue shape the larger, which neither domain shows) it still keeps "
+        in (copied)
+    )
+    assert "62 of 64 colours: it copies each shape's colour, it does not read it off the size" in copied
+    by_size = verdict("a2b", _row(), ONE_COLOUR, probe=_probe(5, [[3, 29, 0], [27, 2, 3]]))
+    assert "it keeps only 5 of 64 colours, the misses mostly red shapes that came out blue (29 of 32 red)" in by_size
+    assert "its colours come at least in part from the sizes" in by_size
+    # A model that does not keep the colours on the task's own scenes: the probe proves nothing more.
+    lost = _row(colour_correct=32, colour_accuracy=0.5, colour_confusion=[[32, 0, 0], [32, 0, 0]])
+    text = verdict("a2b", lost, ONE_COLOUR, probe=_probe(32))
+    assert text.endswith("it keeps 32 of 64 colours.") and "sizes" not in text
+
+
+def test_the_object_table_puts_each_translator_in_a_row_with_its_probe_column():
+    final = {"a2b": _row(), "b2a": _row(texture_right=60)}
+    for row in final.values():
+        row.update(identity_colour_correct=64, identity_texture_right=0)
+    start = {d: _row(colour_correct=0, texture_right=0, foreground_l1=0.3) for d in final}
+    one_colour = {d: {**_row(colour_correct=32), "probe_colour_correct": 32} for d in final}
+    size_rule = {d: {**_row(foreground_l1=0.0), "probe_colour_correct": 0} for d in final}
+    probe = {d: {**_probe(63), "identity_colour_correct": 64} for d in final}
+    table = object_table(start, final, one_colour, size_rule, probe, iterations=1000)
+    names = [row["translator"] for row in table]
+    assert names == [
+        "this model (1000 iterations)",
+        "untrained (step 0)",
+        "the input itself",
+        "one colour for all",
+        "colour by size (larger red)",
+    ]
+    model, _, itself, one, size = table
+    assert model["right colour, a2b"] == "64 / 64" and model["outline removed, b2a"] == "60 / 64"
+    assert model["right colour, colours exchanged, b2a"] == "63 / 64" and itself["outline drawn, a2b"] == "0 / 64"
+    assert (
+        itself["right colour, colours exchanged, a2b"] == "64 / 64"
+        and one["right colour, colours exchanged, a2b"] == "32 / 64"
+    )
+    assert size["right colour, a2b"] == "64 / 64" and size["right colour, colours exchanged, a2b"] == "0 / 64"
+    assert table[1]["right colour, colours exchanged, a2b"] == "-"  # not measured on the untrained model

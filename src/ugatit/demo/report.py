@@ -58,16 +58,21 @@ def _colour_misses(row: dict[str, Any], names: Sequence[str]) -> str:
     )
     if worst == 0:
         return ""
-    made = "as background (missing)" if chosen == len(names) else f"{labels[chosen]}"
+    made = "missing, painted as background" if chosen == len(names) else f"{labels[chosen]}"
     return f"mostly {labels[true]} shapes that came out {made} ({worst} of {sum(confusion[true])} {labels[true]})"
 
 
 def verdict(
-    direction: str, row: dict[str, Any], collapsed: dict[str, Any], names: Sequence[str] = ("red", "blue")
+    direction: str,
+    row: dict[str, Any],
+    collapsed: dict[str, Any],
+    names: Sequence[str] = ("red", "blue"),
+    probe: dict[str, Any] | None = None,
 ) -> str:
     """What one direction's numbers say against the baselines, in words: where the model is worse than
     doing nothing (the input itself) or than a translator that paints every shape one colour, it says
-    so and, from the numbers, why."""
+    so and, from the numbers, why. With `probe` (the object metrics of the test scenes with the colours
+    exchanged), whether the model copies the colours or could be reading them off the sizes."""
     n = int(row["shapes"])
     colour, one_colour = row["colour_accuracy"], collapsed["colour_accuracy"]
     colour_misses = n - int(row["colour_correct"])
@@ -125,42 +130,104 @@ def verdict(
             f"over the whole image its L1 ({row['l1']:.4f}) is above that of one colour for all "
             f"({collapsed['l1']:.4f}){where}"
         )
+    if probe is not None:
+        kept, m = int(probe["colour_correct"]), int(probe["shapes"])
+        exchanged = "with the two colours exchanged (each blue shape the larger, which neither domain shows)"
+        if probe["colour_accuracy"] >= LEARNED:
+            said.append(
+                f"{exchanged} it still keeps {kept} of {m} colours: it copies each shape's colour, it does not "
+                "read it off the size"
+            )
+        elif colour >= LEARNED:  # right on the task's scenes, wrong on these: the size decides
+            said.append(
+                f"{exchanged} it keeps only {kept} of {m} colours, the misses {_colour_misses(probe, names)}: "
+                "its colours come at least in part from the sizes (red shapes are always the larger ones "
+                "here), not from the input's colours"
+            )
+        else:
+            said.append(f"{exchanged} it keeps {kept} of {m} colours")
     if colour >= LEARNED and texture_misses <= (1 - LEARNED) * n and fg < fg_input:
         said.insert(0, f"{direction} learned the task")
     return "; ".join(said) + "."  # starts with the direction's name, lower case as everywhere
 
 
 def verdicts(
-    final: dict[str, dict[str, Any]], collapsed: dict[str, dict[str, Any]], names: Sequence[str] = ("red", "blue")
+    final: dict[str, dict[str, Any]],
+    collapsed: dict[str, dict[str, Any]],
+    names: Sequence[str] = ("red", "blue"),
+    probe: dict[str, dict[str, Any]] | None = None,
 ) -> list[str]:
     """`verdict` for each direction."""
-    return [verdict(d, row, collapsed[d], names) for d, row in final.items()]
+    return [verdict(d, row, collapsed[d], names, (probe or {}).get(d)) for d, row in final.items()]
 
 
-def _percent(k: float, n: float) -> str:
-    return f"{int(k)} / {int(n)} ({100 * k / n:.0f}%)" if n else "-"
+def _count(k: float, n: float) -> str:
+    return f"{int(k)} / {int(n)}" if n else "-"
 
 
-def object_table(gt0: dict, gt1: dict, collapsed: dict) -> list[dict[str, Any]]:
-    rows = []
-    for d, row in gt1.items():
-        n = row["shapes"]
-        rows.append(
-            {
-                "direction": d,
-                "right colour": _percent(row["colour_correct"], n),
-                "right colour, step 0": _percent(gt0[d]["colour_correct"], n),
-                "right colour, input itself": f"{100 * row['identity_colour_accuracy']:.0f}%",
-                "right colour, one colour for all": f"{100 * collapsed[d]['colour_accuracy']:.0f}%",
-                "outline right (a2b: drawn, b2a: removed)": _percent(row["texture_right"], n),
-                "foreground L1": row["foreground_l1"],
-                "foreground L1, step 0": gt0[d]["foreground_l1"],
-                "foreground L1, input itself": row["identity_foreground_l1"],
-                "foreground L1, one colour for all": collapsed[d]["foreground_l1"],
-                "edge L1 / interior L1": f"{row['edge_l1']:.3f} / {row['interior_l1']:.3f}",
-            }
-        )
-    return rows
+#: The object table's columns after the translator's name: (heading, key, per-direction format).
+_OBJECT_COLUMNS = (
+    ("right colour", "colour"),
+    ("outline", "texture"),
+    ("foreground L1", "foreground_l1"),
+    ("right colour, colours exchanged", "probe"),
+)
+#: The outline column's heading per direction: what is right.
+_OUTLINE_RIGHT = {"a2b": "outline drawn", "b2a": "outline removed"}
+
+
+def object_table(
+    gt0: dict,
+    gt1: dict,
+    collapsed: dict,
+    by_size: dict | None = None,
+    probe: dict | None = None,
+    iterations: int | None = None,
+) -> list[dict[str, Any]]:
+    """One row per translator (this model, the untrained model, the input itself, one colour for all,
+    colour by size), a column per metric and direction, so that each baseline reads across."""
+
+    def row(name: str, rows: dict, prefix: str = "", probes: dict | None = None) -> dict[str, Any]:
+        cells: dict[str, Any] = {"translator": name}
+        for heading, key in _OBJECT_COLUMNS:
+            for d in gt1:
+                r, n = rows[d], rows[d].get("shapes", gt1[d]["shapes"])
+                if key == "colour":
+                    value: Any = _count(r[f"{prefix}colour_correct"], n)
+                elif key == "texture":
+                    value = _count(r[f"{prefix}texture_right"], n)
+                elif key == "foreground_l1":
+                    value = r[f"{prefix}foreground_l1"]
+                else:
+                    p = (probes or {}).get(d)
+                    value = _count(p["colour_correct"], p["shapes"]) if p else "-"
+                cells[f"{_OUTLINE_RIGHT[d] if key == 'texture' else heading}, {d}"] = value
+        return cells
+
+    trained = f"this model ({iterations} iterations)" if iterations else "this model"
+    exchanged_input = {
+        d: {"colour_correct": p["identity_colour_correct"], "shapes": p["shapes"]}
+        for d, p in (probe or {}).items()
+        if "identity_colour_correct" in p
+    }
+    table = [
+        row(trained, gt1, probes=probe),
+        row("untrained (step 0)", gt0),
+        row("the input itself", gt1, prefix="identity_", probes=exchanged_input),
+        row("one colour for all", collapsed, probes=_probe_of(collapsed)),
+    ]
+    if by_size is not None:
+        table.append(row("colour by size (larger red)", by_size, probes=_probe_of(by_size)))
+    return table
+
+
+def _probe_of(baseline: dict) -> dict:
+    """A baseline's colours on the probe, where it was scored there."""
+    return {
+        d: {"colour_correct": r["probe_colour_correct"], "shapes": r["shapes"]}
+        for d, r in baseline.items()
+        if "probe_colour_correct" in r
+    }
 
 
 def _curves(run_dir: Path) -> tuple[dict[str, list[tuple[float, float]]], dict[str, list[tuple[float, float]]]]:
@@ -231,6 +298,8 @@ def palette_table(palettes: dict[str, Any], shade: float) -> html.Markup:
 def write_report(out: Path, summary: dict, gallery: dict, run_dir: Path, palettes: dict, shade: float) -> Path:
     gt0, gt1 = summary["ground_truth"]["step_0"], summary["ground_truth"]["final"]
     collapsed = summary["baselines"]["one_colour_for_all"]
+    by_size = summary["baselines"].get("colour_by_size")
+    probe = summary.get("probe_colours_exchanged")
     config = summary["config"]
     whole = [
         {
@@ -239,6 +308,7 @@ def write_report(out: Path, summary: dict, gallery: dict, run_dir: Path, palette
             "L1 (step 0)": gt0[d]["l1"],
             "L1 (input itself)": gt1[d]["identity_l1"],
             "L1 (one colour for all)": collapsed[d]["l1"],
+            "edge L1 / interior L1 (trained)": f"{gt1[d]['edge_l1']:.3f} / {gt1[d]['interior_l1']:.3f}",
             "PSNR dB (trained)": gt1[d]["psnr"],
             "PSNR dB (input itself)": gt1[d]["identity_psnr"],
             "cycle L1": gt1[d]["cycle_l1"],
@@ -262,16 +332,25 @@ def write_report(out: Path, summary: dict, gallery: dict, run_dir: Path, palette
         html.Section(
             "Shapes: colour, outline and the error inside them",
             [
-                html.table(object_table(gt0, gt1, collapsed)),
+                html.table(object_table(gt0, gt1, collapsed, by_size, probe, config["optim"]["iterations"])),
                 html.paragraph(
                     "A shape has the right colour when the mean colour of the translation inside its "
                     "true outline is nearer the right palette colour than any other (or the background). "
                     "Its outline is right when the translation shows at least half of the true outline's "
                     "contrast, in its place (a2b), or less than half of it (b2a). Foreground L1: mean "
-                    "absolute error inside the shapes, [0, 1] scale; edge L1 over the pixels along the "
-                    "edges, interior L1 over the rest. Baselines: the input offered as its own translation, "
-                    "and the true scene with every shape in one colour (a translator that learned all but "
-                    "the colours)."
+                    "absolute error inside the shapes, [0, 1] scale (lower is better)."
+                ),
+                html.paragraph(
+                    "The rows below the model are what other translators score. The input itself: doing "
+                    "nothing (right colours, no outline, the wrong background). One colour for all: the true "
+                    "scene with every shape in one colour, what a translator that learned everything but the "
+                    "colours could at most reach. Colour by size: the true scene with the larger shape red and "
+                    "the smaller blue, ignoring the input's colours. In this task red shapes are always the "
+                    "larger, so on the test scenes colour by size is the ground truth itself: the right-colour "
+                    "count alone cannot tell it from a translator that copies the colours. The last columns "
+                    "can: there the test scenes are drawn with the two colours exchanged (every blue shape the "
+                    "larger, which neither domain shows), and a translator keeps those colours only if it "
+                    "copies them from its input."
                 ),
             ],
         ),

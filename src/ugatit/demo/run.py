@@ -37,7 +37,7 @@ from ..utils.rng import seed_everything
 from ..weights import load_model
 from .report import headline, verdicts, write_report
 from .shapes import COLOUR_NAMES, make_shapes, write_shapes
-from .truth import ShapesTruth, collapsed_baseline
+from .truth import ShapesTruth, collapsed_baseline, size_baseline
 
 #: Images of each direction shown in the report's gallery.
 GALLERY = 8
@@ -65,6 +65,17 @@ def demo_config(opts: DemoOptions) -> Config:
         ),
     )
 
+
+#: What report.json keeps of the probe with the colours exchanged, per direction.
+PROBE_KEYS = (
+    "shapes",
+    "colour_correct",
+    "colour_accuracy",
+    "colour_confusion",
+    "texture_right",
+    "foreground_l1",
+    "identity_colour_correct",
+)
 
 #: The numbers the learning curve follows, per direction.
 CURVE_KEYS = ("colour_accuracy", "texture_accuracy", "foreground_l1", "l1", "psnr")
@@ -133,16 +144,26 @@ def run_demo(opts: DemoOptions, notify: Callable[[str], None] = print) -> dict[s
 
     model, _ = load_model(out / "run")
     final = measure(model)
+    # The probe: the test scenes with the two colours exchanged (the blue shape the larger, which the
+    # task never shows): does the model copy each shape's colour, or read it off the size?
+    exchanged = truth.exchanged()
+    probe_a, probe_b = exchanged.images("A", opts.img_size), exchanged.images("B", opts.img_size)
+    probe = ground_truth_report(model, probe_a, probe_b, objects=exchanged)
+    probe = {d: {k: row[k] for k in PROBE_KEYS} for d, row in probe.items()}
     collapsed = collapsed_baseline(truth, data["testA"], data["testB"], opts.img_size)
+    for d, row in collapsed_baseline(exchanged, probe_a, probe_b, opts.img_size).items():
+        collapsed[d].update(probe_colour_correct=row["colour_correct"], probe_colour_accuracy=row["colour_accuracy"])
+    by_size = size_baseline(truth, data["testA"], data["testB"], opts.img_size)
     gallery = _translate_gallery(model, data, out / "translations")
     summary = {
         "task": "shapes",
         "headline": headline(final, collapsed),
-        "verdicts": verdicts(final, collapsed, COLOUR_NAMES),
+        "verdicts": verdicts(final, collapsed, COLOUR_NAMES, probe),
         "config": config.to_dict(),
         "seconds": round(time.monotonic() - started, 1),
         "ground_truth": {"step_0": initial, "final": final},
-        "baselines": {"one_colour_for_all": collapsed},
+        "probe_colours_exchanged": probe,
+        "baselines": {"one_colour_for_all": collapsed, "colour_by_size": by_size},
         "curve": curve,
         "run": str(out / "run"),
     }
