@@ -17,6 +17,7 @@ from typing import Any
 from ..training.run_dir import LOG_FILE
 from ..viz import html
 from ..viz.plots import svg_line_plot
+from .shapes import COLOUR_NAMES
 
 #: What each direction has to do to the outline, in the words of the headline.
 TEXTURE_DONE = {"a2b": "outlined", "b2a": "with the outline removed"}
@@ -62,17 +63,17 @@ def _colour_misses(row: dict[str, Any], names: Sequence[str]) -> str:
     return f"mostly {labels[true]} shapes that came out {made} ({worst} of {sum(confusion[true])} {labels[true]})"
 
 
-def verdict(
+def verdict_points(
     direction: str,
     row: dict[str, Any],
     collapsed: dict[str, Any],
     names: Sequence[str] = ("red", "blue"),
     probe: dict[str, Any] | None = None,
-) -> str:
-    """What one direction's numbers say against the baselines, in words: where the model is worse than
-    doing nothing (the input itself) or than a translator that paints every shape one colour, it says
-    so and, from the numbers, why. With `probe` (the object metrics of the test scenes with the colours
-    exchanged), whether the model copies the colours or could be reading them off the sizes."""
+) -> list[str]:
+    """What one direction's numbers say against the baselines, one point each, in words: where the
+    model is worse than doing nothing (the input itself) or than a translator that paints every shape
+    one colour, it says so and, from the numbers, why. With `probe` (the object metrics of the test
+    scenes with the colours exchanged), whether the model copies the colours or reads them off the sizes."""
     n = int(row["shapes"])
     colour, one_colour = row["colour_accuracy"], collapsed["colour_accuracy"]
     colour_misses = n - int(row["colour_correct"])
@@ -88,7 +89,8 @@ def verdict(
         said.append(f"{direction} keeps {colour:.0%} of the colours; the misses are {_colour_misses(row, names)}")
     if texture_misses > (1 - LEARNED) * n:
         said.append(
-            f"{texture_misses} of {n} shapes are left without their outline"
+            f"{texture_misses} of {n} shapes are left without their outline (less than half of its contrast "
+            "where the true outline is)"
             if into
             else f"{texture_misses} of {n} shapes keep (some of) their outline"
         )
@@ -131,24 +133,46 @@ def verdict(
             f"({collapsed['l1']:.4f}){where}"
         )
     if probe is not None:
-        kept, m = int(probe["colour_correct"]), int(probe["shapes"])
-        exchanged = "with the two colours exchanged (each blue shape the larger, which neither domain shows)"
-        if probe["colour_accuracy"] >= LEARNED:
-            said.append(
-                f"{exchanged} it still keeps {kept} of {m} colours: it copies each shape's colour, it does not "
-                "read it off the size"
-            )
-        elif colour >= LEARNED:  # right on the task's scenes, wrong on these: the size decides
-            said.append(
-                f"{exchanged} it keeps only {kept} of {m} colours, the misses {_colour_misses(probe, names)}: "
-                "its colours come at least in part from the sizes (red shapes are always the larger ones "
-                "here), not from the input's colours"
-            )
-        else:
-            said.append(f"{exchanged} it keeps {kept} of {m} colours")
+        said.append(_probe_point(probe, names, colour >= LEARNED))
     if colour >= LEARNED and texture_misses <= (1 - LEARNED) * n and fg < fg_input:
         said.insert(0, f"{direction} learned the task")
-    return "; ".join(said) + "."  # starts with the direction's name, lower case as everywhere
+    return said
+
+
+def _probe_point(probe: dict[str, Any], names: Sequence[str], keeps_colours: bool) -> str:
+    """What the probe with the colours exchanged says: a shape that comes out in the other colour is
+    what reading the colour off the size gives; one nearest the background is only drawn too faintly."""
+    kept, m = int(probe["colour_correct"]), int(probe["shapes"])
+    said = (
+        "with the two colours exchanged (each blue shape the larger, which neither domain shows) it keeps "
+        f"{kept} of {m} colours"
+    )
+    confusion = probe.get("colour_confusion")
+    if kept == m or not keeps_colours or not confusion:
+        return said + (": it copies each shape's colour, it does not read it off the size" if kept == m else "")
+    k = len(names)
+    swapped = sum(c for true, counts in enumerate(confusion) for j, c in enumerate(counts[:k]) if j != true)
+    faded = sum(counts[k] for counts in confusion if len(counts) > k)
+    parts = [f"{swapped} came out in the other colour (what reading the colour off the size gives)"]
+    if faded:
+        parts.append(f"{faded} nearer the background than either colour (drawn too faintly)")
+    if swapped <= (1 - LEARNED) * m:
+        return f"{said}; {', '.join(parts)}: it copies the colours, it does not read them off the size"
+    return (
+        f"{said}; {', '.join(parts)}: its colours come at least in part from the sizes (red shapes are always "
+        "the larger ones here), not from the input's colours"
+    )
+
+
+def verdict(
+    direction: str,
+    row: dict[str, Any],
+    collapsed: dict[str, Any],
+    names: Sequence[str] = ("red", "blue"),
+    probe: dict[str, Any] | None = None,
+) -> str:
+    """`verdict_points` as one sentence (what `ugatit demo` prints)."""
+    return "; ".join(verdict_points(direction, row, collapsed, names, probe)) + "."
 
 
 def verdicts(
@@ -319,8 +343,14 @@ def write_report(out: Path, summary: dict, gallery: dict, run_dir: Path, palette
     sections = [
         html.Section(
             "Result",
-            [html.paragraph(line) for line in summary["headline"]]
-            + [html.paragraph(line) for line in summary.get("verdicts", [])]
+            [
+                item
+                for d, line in zip(gt1, summary["headline"])
+                for item in (
+                    html.paragraph(line),
+                    html.bullets(verdict_points(d, gt1[d], collapsed[d], COLOUR_NAMES, (probe or {}).get(d))),
+                )
+            ]
             + [
                 html.paragraph(
                     f"{config['optim']['iterations']} iterations in {summary['seconds']:.0f} s; light model, "
