@@ -88,7 +88,11 @@ def test_the_probe_with_the_colours_exchanged_says_whether_the_colours_are_copie
     # Misses nearest the background are faint drawing, not the size rule; misses in the other colour are.
     faded = verdict("a2b", _row(), ONE_COLOUR, probe=_probe(50, [[20, 1, 11], [0, 30, 2]]))
     assert lead + "50 of 64 colours; 1 came out in the other colour (what reading the colour off the size " in faded
-    assert "13 nearer the background than either colour (drawn too faintly): it copies the colours, it does" in faded
+    assert "13 nearer the background than either colour (drawn too faintly): it does not read the colours off" in faded
+    # So many faint shapes (more than a tenth) say what the model cannot draw: here red at the probe's size.
+    assert "it has not learned to draw a red shape of a size no red shape has in either domain (11 of 32" in faded
+    few_faded = verdict("a2b", _row(), ONE_COLOUR, probe=_probe(60, [[31, 0, 1], [1, 29, 2]]))
+    assert "3 nearer the background than either colour (drawn too faintly): it copies the colours, it does" in few_faded
     by_size = verdict("a2b", _row(), ONE_COLOUR, probe=_probe(5, [[3, 29, 0], [27, 2, 3]]))
     assert "5 of 64 colours; 56 came out in the other colour" in by_size
     assert "3 nearer the background" in by_size and "its colours come at least in part from the sizes" in by_size

@@ -157,7 +157,17 @@ def _probe_point(probe: dict[str, Any], names: Sequence[str], keeps_colours: boo
     if faded:
         parts.append(f"{faded} nearer the background than either colour (drawn too faintly)")
     if swapped <= (1 - LEARNED) * m:
-        return f"{said}; {', '.join(parts)}: it copies the colours, it does not read them off the size"
+        if faded <= (1 - LEARNED) * m:
+            return f"{said}; {', '.join(parts)}: it copies the colours, it does not read them off the size"
+        # Many faint shapes: the model follows the input's colour but cannot draw that colour at a size it
+        # never saw (the probe's sizes), which is not what the task's own scenes ask of it.
+        faint = [counts[k] if len(counts) > k else 0 for counts in confusion]
+        worst = max(range(len(faint)), key=faint.__getitem__)
+        return (
+            f"{said}; {', '.join(parts)}: it does not read the colours off the size, but it has not learned to draw "
+            f"a {names[worst]} shape of a size no {names[worst]} shape has in either domain ({faint[worst]} of "
+            f"{sum(confusion[worst])} {names[worst]} shapes too faint)"
+        )
     return (
         f"{said}; {', '.join(parts)}: its colours come at least in part from the sizes (red shapes are always "
         "the larger ones here), not from the input's colours"
