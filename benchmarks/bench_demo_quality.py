@@ -61,8 +61,12 @@ def main() -> None:
     print(
         f"\ndemo configuration ({model['img_size']}px, light, ch {model['ch']}, n_res {model['n_res']}, batch "
         f"{summary['config']['data']['batch_size']}, lr {optim['lr']}, seed {summary['config']['train']['seed']}), "
-        f"{summary['seconds']:.0f} s on "
-        f"{platform.machine()} with {torch.get_num_threads()} threads (torch {torch.__version__})\n"
+        + (
+            f"as recorded in {args.from_report} ({summary['seconds']:.0f} s; machine and threads not recorded)\n"
+            if args.from_report
+            else f"{summary['seconds']:.0f} s on {platform.machine()} with {torch.get_num_threads()} threads "
+            f"(torch {torch.__version__})\n"
+        )
     )
     print(
         "| iteration | right colour a2b | right colour b2a | outline right a2b | outline right b2a "
