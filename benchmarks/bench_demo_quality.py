@@ -5,8 +5,9 @@
 
 Runs `ugatit demo` (the library call, same defaults) with frequent ground-truth evaluations and prints a
 markdown table per direction against the iteration: the object metrics (shapes in the right colour,
-stripes right, foreground L1 inside the shapes) and the whole-image L1, with the baselines (the input
-itself, one colour for all shapes). Writes the curves as an SVG (default docs/images/demo_learning_curve.svg).
+outline right, foreground L1 inside the shapes) and the whole-image L1, with the baselines (the input
+itself, one colour for all shapes), then the report's verdicts. Writes the curves as an SVG (default
+docs/images/demo_learning_curve.svg).
 """
 
 from __future__ import annotations
@@ -60,25 +61,31 @@ def main() -> None:
     print(
         f"\ndemo configuration ({model['img_size']}px, light, ch {model['ch']}, n_res {model['n_res']}, batch "
         f"{summary['config']['data']['batch_size']}, lr {optim['lr']}, seed {summary['config']['train']['seed']}), "
-        f"{summary['seconds']:.0f} s on "
-        f"{platform.machine()} with {torch.get_num_threads()} threads (torch {torch.__version__})\n"
+        + (
+            f"as recorded in {args.from_report} ({summary['seconds']:.0f} s; machine and threads not recorded)\n"
+            if args.from_report
+            else f"{summary['seconds']:.0f} s on {platform.machine()} with {torch.get_num_threads()} threads "
+            f"(torch {torch.__version__})\n"
+        )
     )
     print(
-        "| iteration | right colour a2b | right colour b2a | stripes right a2b | stripes right b2a "
+        "| iteration | right colour a2b | right colour b2a | outline right a2b | outline right b2a "
         "| foreground L1 a2b | foreground L1 b2a | L1 a2b | L1 b2a |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for p in curve:
         print(
             f"| {p['step']} | {p['colour_accuracy_a2b']:.0%} | {p['colour_accuracy_b2a']:.0%} | "
-            f"{p['stripe_accuracy_a2b']:.0%} | {p['stripe_accuracy_b2a']:.0%} | {p['foreground_l1_a2b']:.3f} | "
+            f"{p['texture_accuracy_a2b']:.0%} | {p['texture_accuracy_b2a']:.0%} | {p['foreground_l1_a2b']:.3f} | "
             f"{p['foreground_l1_b2a']:.3f} | {p['l1_a2b']:.4f} | {p['l1_b2a']:.4f} |"
         )
     for name, rows in (
         (
             "input itself",
             {
-                d: {k: final[d][f"identity_{k}"] for k in ("colour_accuracy", "stripe_accuracy", "foreground_l1", "l1")}
+                d: {
+                    k: final[d][f"identity_{k}"] for k in ("colour_accuracy", "texture_accuracy", "foreground_l1", "l1")
+                }
                 for d in final
             },
         ),
@@ -86,13 +93,13 @@ def main() -> None:
     ):
         print(
             f"| {name} | {rows['a2b']['colour_accuracy']:.0%} | {rows['b2a']['colour_accuracy']:.0%} | "
-            f"{rows['a2b'].get('stripe_accuracy', float('nan')):.0%} | "
-            f"{rows['b2a'].get('stripe_accuracy', float('nan')):.0%} | "
+            f"{rows['a2b'].get('texture_accuracy', float('nan')):.0%} | "
+            f"{rows['b2a'].get('texture_accuracy', float('nan')):.0%} | "
             f"{rows['a2b']['foreground_l1']:.3f} | {rows['b2a']['foreground_l1']:.3f} | "
             f"{rows['a2b']['l1']:.4f} | {rows['b2a']['l1']:.4f} |"
         )
     print()
-    for line in summary["headline"]:
+    for line in summary["headline"] + summary.get("verdicts", []):
         print(line)
 
     last = curve[-1]["step"]
@@ -107,7 +114,7 @@ def main() -> None:
         }
     )
     series.update(
-        {f"stripes right {d} (%)": [(p["step"], 100 * p[f"stripe_accuracy_{d}"]) for p in curve] for d in final}
+        {f"outline right {d} (%)": [(p["step"], 100 * p[f"texture_accuracy_{d}"]) for p in curve] for d in final}
     )
     args.svg.parent.mkdir(parents=True, exist_ok=True)
     args.svg.write_text(

@@ -149,8 +149,8 @@ def test_ground_truth_of_a_perfect_translator_beats_the_identity_baseline():
     report = ground_truth_report(oracle, data["testA"], data["testB"], objects=ShapesTruth.of_task(seed=1, count=4))
     for row in report.values():
         assert row["l1"] < 0.003 and row["cycle_l1"] < 0.003 and row["identity_l1"] > 0.05
-        assert row["colour_accuracy"] == 1.0 and row["stripe_accuracy"] == 1.0 and row["foreground_l1"] < 0.003
-        assert row["identity_stripe_accuracy"] == 0.0
+        assert row["colour_accuracy"] == 1.0 and row["texture_accuracy"] == 1.0 and row["foreground_l1"] < 0.003
+        assert row["identity_texture_accuracy"] == 0.0
 
 
 def test_kid_evaluator_for_the_training_loop():

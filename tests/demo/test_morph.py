@@ -4,6 +4,7 @@ in the outline, a shape metric that scores the answer 1 and the input 0, and its
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -13,7 +14,7 @@ from ugatit.cli import main
 from ugatit.config import Config, ModelConfig
 from ugatit.data.transforms import eval_transform
 from ugatit.demo import morph
-from ugatit.demo.shapes import BACKGROUND_A, PALETTE
+from ugatit.demo.morph import BACKGROUND, PALETTE
 from ugatit.nn.model import UGATIT
 from ugatit.weights.export import export_generators
 
@@ -27,7 +28,7 @@ def test_the_pairs_differ_only_by_the_corners_of_the_square_around_the_circle():
     again = morph.make_morph(size=48, n_train=3, n_test=6, seed=0)
     assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(data["testA"], again["testA"]))
     assert not np.array_equal(np.asarray(data["trainA"][0]), np.asarray(data["trainB"][0]))  # unpaired
-    background = np.asarray(BACKGROUND_A)
+    background = np.asarray(BACKGROUND)
     for a, b, scene in zip(data["testA"], data["testB"], (morph.scene_for(0, "test", "A", i) for i in range(6))):
         a, b = np.asarray(a, int), np.asarray(b, int)
         assert np.array_equal(a[0, 0], background) and np.array_equal(b[0, 0], background)
@@ -37,6 +38,20 @@ def test_the_pairs_differ_only_by_the_corners_of_the_square_around_the_circle():
         assert not (painted_a & ~painted_b).any() and (painted_b & ~painted_a).sum() > 30
         colour = np.asarray(PALETTE[scene.shapes[0].color])
         assert np.abs(b[painted_b & painted_a].mean(axis=0) - colour).max() < 30
+
+
+def test_the_images_are_those_the_published_study_was_run_on():
+    """docs/ablations.md publishes a study on this task: its images must not change when the shapes task
+    does. The digest is of the pixels `ugatit make-dataset morph DIR --size 48 --count 500 --test-count 64`
+    wrote when the study was run (the first six images of each folder); every pixel is an exact mean of
+    sixteen integer samples (no trigonometry: circles and upright squares), so it is the same on any CPU."""
+    digest = hashlib.sha256()
+    for split in ("train", "test"):
+        for domain in ("A", "B"):
+            for image in morph.MorphDataset(domain, split, size=48, count=6, seed=0):
+                digest.update(np.asarray(image.convert("RGB")).tobytes())
+    assert digest.hexdigest() == "eca9826199865a0c3a36176ad83dd8ef7598cf3c4e9ef22f9847953b4c1627e2"
+    assert morph.ground_truth_info(48, 500, 64, 0)["palette"] == [[225, 45, 45], [45, 190, 60], [50, 90, 230]]
 
 
 def test_the_shape_metric_scores_the_answer_one_and_the_input_zero():
@@ -51,7 +66,7 @@ def test_the_shape_metric_scores_the_answer_one_and_the_input_zero():
         assert row["identity_shape_change"] == 0.0 and row["identity_shapes_changed"] == 0
         assert row["identity_foreground_l1"] > 0.03
         # A uniform grey picture keeps neither shape: it is wrong wherever the shapes differ.
-        flat = torch.full_like(batch(data[tgt]), float(BACKGROUND_A[0]) / 127.5 - 1)
+        flat = torch.full_like(batch(data[tgt]), float(BACKGROUND[0]) / 127.5 - 1)
         score = truth.score()
         score.update(direction, 0, batch(data[src]), flat, batch(data[tgt]))
         changed_to_background = score.compute()[direction]["shape_change"]

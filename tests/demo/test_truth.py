@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from ugatit.demo.shapes import make_shapes
-from ugatit.demo.truth import ShapesTruth, collapsed_baseline
+from ugatit.demo.truth import ShapesTruth, collapsed_baseline, size_baseline
 
 SIZE, COUNT, SEED = 32, 12, 3
 
@@ -44,7 +44,25 @@ def test_the_ground_truth_itself_is_right_everywhere(task):
     score.update("a2b", 0, batch(test_a), batch(test_b), batch(test_b))
     score.update("b2a", 0, batch(test_b), batch(test_a), batch(test_a))
     for direction, row in score.compute().items():
-        assert row["colour_accuracy"] == 1.0 and row["stripe_accuracy"] == 1.0, direction
+        assert row["colour_accuracy"] == 1.0 and row["texture_accuracy"] == 1.0, direction
         assert row["foreground_l1"] < 1e-6
-        # The input offered as the answer keeps the colours, as it should, but not the stripes.
-        assert row["identity_colour_accuracy"] == 1.0 and row["identity_stripe_accuracy"] == 0.0
+        # The input offered as the answer keeps the colours, as it should, but not the outlines.
+        assert row["identity_colour_accuracy"] == 1.0 and row["identity_texture_accuracy"] == 0.0
+
+
+def test_colour_by_size_is_the_ground_truth_here_and_wrong_everywhere_with_the_colours_exchanged(task):
+    """Red shapes are always the larger, so the test scenes cannot tell "copy the colour" from "colour by
+    size"; the same scenes with the colours exchanged can: the size rule gets every colour wrong there,
+    the ground truth of the exchanged scenes keeps them all, and one colour for all still gets half."""
+    truth, test_a, test_b = task
+    by_size = size_baseline(truth, test_a, test_b, SIZE)
+    exchanged = truth.exchanged()
+    assert [[s.color for s in sc.shapes] for sc in exchanged.scenes] == [
+        [1 - s.color for s in sc.shapes] for sc in truth.scenes
+    ]
+    one_colour = collapsed_baseline(exchanged, exchanged.images("A", SIZE), exchanged.images("B", SIZE), SIZE)
+    for direction in ("a2b", "b2a"):
+        row = by_size[direction]
+        assert row["colour_accuracy"] == 1.0 and row["foreground_l1"] == 0.0 and row["l1"] == 0.0
+        assert row["probe_colour_correct"] == 0 and row["probe_colour_accuracy"] == 0.0
+        assert one_colour[direction]["colour_accuracy"] == 0.5  # one shape of each colour in every image

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from ugatit.viz.html import Markup, Section, escape, figure, html_page, image, table
+from ugatit.viz.html import Markup, Section, bullets, escape, figure, html_page, image, table
 from ugatit.viz.images import heatmap_to_rgb, image_grid, jet, labelled_grid, overlay
 from ugatit.viz.plots import svg_line_plot
 
@@ -152,6 +152,10 @@ def test_html_escapes_text_but_not_markup():
 def test_escape_leaves_markup_alone():
     assert escape("<a>") == "&lt;a&gt;"
     assert escape(Markup("<a>")) == "<a>"
+
+
+def test_bullets_escape_text_and_keep_markup():
+    assert bullets(["x < y", Markup("<b>z</b>")]) == "<ul><li>x &lt; y</li><li><b>z</b></li></ul>"
 
 
 def test_labelled_grid_scales_small_cells_and_captions_each_column():

@@ -39,7 +39,7 @@ TASK_ITERATIONS = 300
 def task_config(iterations: int | None = None) -> Config:
     """The base config of an ablation on a built-in task: a light model at 48 px with 8 base channels
     and 2 residual blocks, batch 4, lr 5e-4 at the paper's loss weights (as `ugatit demo` trains), no
-    resize margin (the tasks' stripes and outlines have fixed sizes), on the CPU, a checkpoint every
+    resize margin (the tasks' outlines and squares have fixed sizes), on the CPU, a checkpoint every
     quarter of the run so that a stopped run loses little."""
     from ..config import DataConfig, ModelConfig, OptimConfig, TrainConfig
 

@@ -31,8 +31,8 @@ METRICS: tuple[tuple[str, str, str], ...] = (
     ("shape_change_b2a", "shape change B to A", "higher"),
     ("colour_accuracy_a2b", "right colour A to B", "higher"),
     ("colour_accuracy_b2a", "right colour B to A", "higher"),
-    ("stripe_accuracy_a2b", "stripes right A to B", "higher"),
-    ("stripe_accuracy_b2a", "stripes right B to A", "higher"),
+    ("texture_accuracy_a2b", "outline right A to B", "higher"),
+    ("texture_accuracy_b2a", "outline right B to A", "higher"),
     ("foreground_l1_a2b", "foreground L1 A to B", "lower"),
     ("foreground_l1_b2a", "foreground L1 B to A", "lower"),
     ("l1_a2b", "L1 A to B", "lower"),
@@ -337,7 +337,7 @@ def _page(out, summary, table, columns, parameters, findings, seeds, specs, vari
             "Table (mean +- standard deviation over seeds)",
             [
                 html.table(table_rows(table, columns, parameters)),
-                "Percentages: share of test shapes (right colour, stripes) or of the pixels where the two "
+                "Percentages: share of test shapes (right colour, outline) or of the pixels where the two "
                 "domains' shapes differ (shape change: 0% keeps the source shape, 100% draws the target's). "
                 "L1 on the [0, 1] scale. KID x 100 with the paper's protocol (blocks of 10 in file order).",
             ],

@@ -3,7 +3,7 @@ between seeds, the same test images translated by every variant, curves and the 
 
 DATA is a dataset folder with trainA/, trainB/, testA/ and testB/ (the test split is where every variant
 is measured), or --task draws a built-in task with ground truth into OUT/data: `shapes` (flat <->
-striped shapes) or `morph` (circles <-> the squares around them: a translation that must change shape).
+outlined shapes) or `morph` (circles <-> the squares around them: a translation that must change shape).
 Variants (--variants, comma-separated; join two with +, e.g. no-cam+ln): full (the paper's model),
 no-g-cam, no-d-cam, no-cam (no CAM in the generators, the discriminators, both), adain, lin, in, ln, gn
 (the decoder's normalisation instead of AdaLIN); docs/ablations.md defines each. Every variant trains

@@ -264,7 +264,7 @@ def format_checkpoint_report(report: dict[str, Any]) -> str:
                 f"{direction:<9} {row['count']:>5} {row['l1']:>8.4f} {row['psnr']:>8.2f} "
                 f"{row['identity_l1']:>12.4f} {row['identity_psnr']:>14.2f} {row['cycle_l1']:>9.4f}"
             )
-        objects = {d: row for d, row in report["ground_truth"].items() if "stripes_right" in row}
+        objects = {d: row for d, row in report["ground_truth"].items() if "texture_right" in row}
         if objects:
             from ..demo.report import headline_sentence
 

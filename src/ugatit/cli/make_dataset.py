@@ -1,7 +1,7 @@
 """Write a built-in synthetic task to disk: trainA, trainB, testA, testB plus ground_truth.json.
 
-`shapes`: two flat shapes (circles, squares, triangles) in two different colours of red, green and
-blue on a grey background (A) versus the same kind of shapes striped, on a blue-grey background (B).
+`shapes`: two flat shapes (circles, squares, triangles), one red and one blue, on a grey background (A)
+versus the same kind of shapes with a dark outline inside their edge, on a blue-grey background (B).
 trainA and trainB are unpaired; testA/NAME.png and testB/NAME.png show the same scene, so every test
 translation can be scored against the truth.
 

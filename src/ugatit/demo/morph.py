@@ -2,7 +2,7 @@
 
 The paper sells U-GAT-IT over CycleGAN-like translators on translations that change shape (selfie2anime,
 cat2dog), and credits the CAM attention and AdaLIN's layer-normalisation half for it. The shapes task
-(`shapes`) only paints stripes inside shapes that stay put; this one asks for the shape itself to change:
+(`shapes`) only draws an outline inside shapes that stay put; this one asks for the shape itself to change:
 
 * Domain A: a flat circle in red, green or blue on a mid-grey background.
 * Domain B: the same scene with the circle replaced by the upright square around it (the circle is the
@@ -10,8 +10,9 @@ cat2dog), and credits the CAM attention and AdaLIN's layer-normalisation half fo
   background. A2B adds the four corners, B2A cuts them off: 21% of the square's area.
 
 Nothing but the outline differs between the domains, so a translator that keeps the input scores 0 on
-the shape metric below, and one that draws the right squares scores 1. The drawing (colours, weights,
-antialiasing, the seeding of every image) is the shapes task's; the random streams are this task's own.
+the shape metric below, and one that draws the right squares scores 1. The drawing (antialiasing, the
+seeding of every image) is the shapes task's (`shapes.draw`); the colours, their weights and the random
+streams are this task's own, fixed: docs/ablations.md publishes a study on these very images.
 The test split renders the same scene in both domains, so every test input has its ground truth.
 
 `MorphTruth` turns the test scenes into metrics for `evaluation.ground_truth_report` (the interface of
@@ -37,6 +38,12 @@ from ..domains import DIRECTIONS
 from . import shapes as S
 
 TASK = "morph"
+#: The colours: red, green and blue (each above the background in one channel and below it in the other
+#: two), on the mid-grey background of the shapes task's domain A.
+PALETTE: tuple[tuple[int, int, int], ...] = ((225, 45, 45), (45, 190, 60), (50, 90, 230))
+BACKGROUND: tuple[int, int, int] = (150, 150, 150)
+#: The weight of each colour in the draw (unequal, as the shapes task's were when this task was made).
+COLOUR_WEIGHTS: tuple[float, ...] = (0.5, 0.3, 0.2)
 #: Circle radius as a fraction of the side: at 48 px r is 7.7 to 11.5 px, and the corners a square adds
 #: ((4 - pi) r^2, 0.41 r deep along the diagonals) cover 51 to 114 pixels.
 SIZE_RANGE = (0.16, 0.24)
@@ -54,9 +61,20 @@ _SQUARE_SIZE = 1 / S._HALF_SIDE
 _SQUARE_BOUND = math.sqrt(2)
 
 
+def _distinct_colours(rng: np.random.Generator, count: int) -> list[int]:
+    """`count` different palette indices, each drawn with COLOUR_WEIGHTS among those left."""
+    weights = np.asarray(COLOUR_WEIGHTS, dtype=np.float64)
+    colours = []
+    for _ in range(count):
+        colour = int(rng.choice(len(PALETTE), p=weights / weights.sum()))
+        colours.append(colour)
+        weights[colour] = 0.0
+    return colours
+
+
 def random_scene(rng: np.random.Generator) -> S.Scene:
     """SHAPES circles, each with room for the square around it inside the image and
-    apart from the others, in different colours (drawn with the shapes task's weights)."""
+    apart from the others, in different colours (drawn by COLOUR_WEIGHTS)."""
     shapes: list[S.Shape] = []
     while len(shapes) < SHAPES:  # the rare draw where a shape finds no room starts again
         shapes = []
@@ -71,7 +89,7 @@ def random_scene(rng: np.random.Generator) -> S.Scene:
                 ):
                     shapes.append(S.Shape("circle", center, size, 0.0, 0))
                     break
-    colours = S._distinct_colours(rng, SHAPES)
+    colours = _distinct_colours(rng, SHAPES)
     return S.Scene(tuple(dataclasses.replace(shape, color=c) for shape, c in zip(shapes, colours)))
 
 
@@ -93,9 +111,8 @@ def scene_for(seed: int, split: str, domain: str, index: int) -> S.Scene:
 
 
 def render(scene: S.Scene, domain: str, size: int = 48) -> Image.Image:
-    """`scene` in `domain`: flat shapes on the mid-grey background in both (the shapes task's domain A
-    drawing), circles in A, squares in B."""
-    return S.render(in_domain(scene, domain), "A", size)
+    """`scene` in `domain`: flat shapes on the mid-grey background in both, circles in A, squares in B."""
+    return S.draw(in_domain(scene, domain), size, PALETTE, BACKGROUND)
 
 
 class MorphDataset(Sequence):
@@ -168,9 +185,9 @@ def ground_truth_info(size: int, n_train: int, n_test: int, seed: int) -> dict[s
             "A": "a flat circle in red, green or blue on a mid-grey background",
             "B": "the same scenes with the circle replaced by the upright square around it, in its colour",
         },
-        "palette": [list(c) for c in S.PALETTE],
-        "colour_weights": list(S.COLOUR_WEIGHTS),
-        "background": list(S.BACKGROUND_A),
+        "palette": [list(c) for c in PALETTE],
+        "colour_weights": list(COLOUR_WEIGHTS),
+        "background": list(BACKGROUND),
         "test_scenes": [S.scene_to_json(scene_for(seed, "test", "A", i)) for i in range(n_test)],
     }
 

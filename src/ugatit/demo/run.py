@@ -1,8 +1,8 @@
 """`ugatit demo`: the whole product on the built-in shapes task, in a few minutes on a CPU.
 
-It draws the shapes dataset (flat shapes <-> striped shapes, see `shapes`), trains a small light
+It draws the shapes dataset (flat shapes <-> outlined shapes, see `shapes`), trains a small light
 U-GAT-IT on it, measures the translations against their ground truth during and after training (inside
-each shape: right colour, stripes, foreground L1; and over the whole image), translates the test set
+each shape: right colour, outline, foreground L1; and over the whole image), translates the test set
 both ways with attention maps, and writes an HTML report (`report`) that leads with one sentence per
 direction and the baselines, then the gallery, the whole-image metrics and the curves.
 
@@ -35,9 +35,9 @@ from ..utils.device import resolve_device
 from ..utils.files import write_json
 from ..utils.rng import seed_everything
 from ..weights import load_model
-from .report import headline, write_report
-from .shapes import COLOUR_WEIGHTS, make_shapes, write_shapes
-from .truth import ShapesTruth, collapsed_baseline
+from .report import headline, verdicts, write_report
+from .shapes import COLOUR_NAMES, make_shapes, write_shapes
+from .truth import ShapesTruth, collapsed_baseline, size_baseline
 
 #: Images of each direction shown in the report's gallery.
 GALLERY = 8
@@ -47,8 +47,8 @@ DEMO_ENTRIES = {"report.html", "report.json", "data", "run", "translations"}
 
 def demo_config(opts: DemoOptions) -> Config:
     """A light model at the paper's loss weights, with a higher lr and a small batch so that a short
-    run learns. The train transform keeps the paper's flip but no resize margin: the task's stripes
-    have a fixed width, which the paper's zoom-and-crop would change between train and test."""
+    run learns. The train transform keeps the paper's flip but no resize margin: the task's outline
+    has a fixed width, which the paper's zoom-and-crop would change between train and test."""
     return Config(
         model=ModelConfig(img_size=opts.img_size, ch=opts.ch, n_res=opts.n_res, light=True),
         loss=LossConfig(),
@@ -66,8 +66,19 @@ def demo_config(opts: DemoOptions) -> Config:
     )
 
 
+#: What report.json keeps of the probe with the colours exchanged, per direction.
+PROBE_KEYS = (
+    "shapes",
+    "colour_correct",
+    "colour_accuracy",
+    "colour_confusion",
+    "texture_right",
+    "foreground_l1",
+    "identity_colour_correct",
+)
+
 #: The numbers the learning curve follows, per direction.
-CURVE_KEYS = ("colour_accuracy", "stripe_accuracy", "foreground_l1", "l1", "psnr")
+CURVE_KEYS = ("colour_accuracy", "texture_accuracy", "foreground_l1", "l1", "psnr")
 
 
 def _summary(table: dict[str, dict]) -> dict[str, float]:
@@ -133,20 +144,31 @@ def run_demo(opts: DemoOptions, notify: Callable[[str], None] = print) -> dict[s
 
     model, _ = load_model(out / "run")
     final = measure(model)
+    # The probe: the test scenes with the two colours exchanged (the blue shape the larger, which the
+    # task never shows): does the model copy each shape's colour, or read it off the size?
+    exchanged = truth.exchanged()
+    probe_a, probe_b = exchanged.images("A", opts.img_size), exchanged.images("B", opts.img_size)
+    probe = ground_truth_report(model, probe_a, probe_b, objects=exchanged)
+    probe = {d: {k: row[k] for k in PROBE_KEYS} for d, row in probe.items()}
     collapsed = collapsed_baseline(truth, data["testA"], data["testB"], opts.img_size)
+    for d, row in collapsed_baseline(exchanged, probe_a, probe_b, opts.img_size).items():
+        collapsed[d].update(probe_colour_correct=row["colour_correct"], probe_colour_accuracy=row["colour_accuracy"])
+    by_size = size_baseline(truth, data["testA"], data["testB"], opts.img_size)
     gallery = _translate_gallery(model, data, out / "translations")
     summary = {
         "task": "shapes",
         "headline": headline(final, collapsed),
+        "verdicts": verdicts(final, collapsed, COLOUR_NAMES, probe),
         "config": config.to_dict(),
         "seconds": round(time.monotonic() - started, 1),
         "ground_truth": {"step_0": initial, "final": final},
-        "baselines": {"one_colour_for_all": collapsed},
+        "probe_colours_exchanged": probe,
+        "baselines": {"one_colour_for_all": collapsed, "colour_by_size": by_size},
         "curve": curve,
         "run": str(out / "run"),
     }
     write_json(summary, out / "report.json")
-    page = write_report(out, summary, gallery, result.run_dir, truth.palettes, COLOUR_WEIGHTS)
+    page = write_report(out, summary, gallery, result.run_dir, truth.palettes, truth.shade)
     return {**summary, "report": str(page)}
 
 

@@ -1,29 +1,28 @@
-"""A built-in translation task whose answer is known: flat shapes <-> striped shapes.
+"""A built-in translation task whose answer is known: flat shapes <-> outlined shapes.
 
 Real datasets cannot be shipped and a translator cannot be judged on noise, so this module draws two
 unpaired image domains with an exact, known correspondence:
 
-* Domain A: two flat shapes (circle, square or triangle) in two different colours of red, green and
-  blue, on a mid-grey background.
-* Domain B: the same kind of scene on a blue-grey background, each shape striped horizontally (its
-  colour alternating with a dark shade of it).
+* Domain A: two flat shapes (circle, square or triangle), one red and one blue, on a mid-grey
+  background.
+* Domain B: the same kind of scene on a blue-grey background, each shape drawn with a dark outline: a
+  band along its edge, inside the shape, in a dark shade of its colour.
 
-Going A -> B means finding the shapes, painting stripes inside them only (as horse2zebra paints the
-horse, not the field) and changing the background; B -> A undoes both. A shape keeps its colour: the
-colours are drawn independently of the kind, the two shapes of an image never alike, with unequal
-frequencies (red most, blue least) in both domains, so that keeping each colour is the one recolouring
-under which translated images look like the other domain, and the one the cycle and identity losses
-favour (docs/demo.md argues it). Every colour has one RGB channel above both backgrounds and two below: the
-instance normalisation at the generator's input keeps little more than the sign of a shape's contrast
-with its background, and these signs differ per colour. Everything is drawn from a seed, so the same
-seed gives the same bytes. Training images are unpaired: trainA and trainB come from different random
-streams, so no trainB image is the translation of any trainA image. The test split renders the same
-scene in both domains, so every test input has its ground-truth translation.
+Going A -> B means finding the shapes, drawing the outline inside each (as an anime drawing inks the
+outline of a face, not the background) and changing the background; B -> A undoes both. A shape keeps
+its colour. Every image holds one shape of each colour, so a translation that loses a colour (paints
+both shapes alike) is wrong in every single image, which a discriminator judging one image at a time
+can see; docs/demo.md explains why this, and an outline rather than stripes, is what a short run can
+learn. Each colour has one RGB channel above both backgrounds and two below: the instance normalisation
+at the generator's input keeps little more than the sign of a shape's contrast with its background,
+and these signs differ per colour. Everything is drawn from a seed, so the same seed gives the same
+bytes. Training images are unpaired: trainA and trainB come from different random streams, so no trainB
+image is the translation of any trainA image. The test split renders the same scene in both domains,
+so every test input has its ground-truth translation.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from collections.abc import Sequence
@@ -42,28 +41,26 @@ KINDS: tuple[str, ...] = ("circle", "square", "triangle")
 #: The backgrounds: A mid-grey, B blue-grey.
 BACKGROUND_A: tuple[int, int, int] = (150, 150, 150)
 BACKGROUND_B: tuple[int, int, int] = (105, 120, 140)
-#: The shapes' colours, the same in both domains: red, green, blue. Each is above both backgrounds in
-#: one channel and below them in the other two, so each contrasts with the background in its own way.
-PALETTE: tuple[tuple[int, int, int], ...] = ((225, 45, 45), (45, 190, 60), (50, 90, 230))
+#: The shapes' colours, the same in both domains: red and blue. Each is above both backgrounds in one
+#: channel and below them in the other two, so each contrasts with the background in its own way.
+PALETTE: tuple[tuple[int, int, int], ...] = ((225, 45, 45), (50, 90, 230))
 PALETTE_A = PALETTE_B = PALETTE
-#: The weight of each colour in the draw, in both domains: the first shape of an image takes a colour
-#: by these weights, the second one of the colours left by theirs (so about 42% of the shapes are red,
-#: 34% green, 24% blue). Unequal, so that no other assignment of the colours matches the other domain's
-#: colour statistics.
-COLOUR_WEIGHTS: tuple[float, ...] = (0.5, 0.3, 0.2)
-#: The dark stripes of domain B are the shape's colour times this; it stays clearly above the
-#: background so the shape's silhouette is the same in both domains.
-STRIPE_SHADE = 0.4
-#: One light + one dark stripe span this fraction of the image side (5.8 px at 48 px) ...
-STRIPE_PERIOD = 0.12
-#: ... but never less than this many pixels, or the stripes alias into a flat colour at tiny sizes.
-MIN_STRIPE_PERIOD_PX = 4.0
-#: Shape size ("radius") as a fraction of the image side; every kind of a given size has the area
-#: of the circle of that radius, so size means the same thing for all kinds.
-SIZE_RANGE = (0.17, 0.26)
-#: Shapes per image, always in different colours: a translation that paints both alike is then wrong
-#: in a single image, which a discriminator judging one image at a time can see (docs/demo.md).
-SHAPES = 2
+COLOUR_NAMES: tuple[str, ...] = ("red", "blue")
+#: The outline of domain B is the shape's colour times this; it stays clearly different from the
+#: background, so the shape's silhouette is the same in both domains.
+SHADE = 0.4
+#: The outline's width, inside the shape, as a fraction of the image side (2.9 px at 48 px) ...
+OUTLINE_WIDTH = 0.06
+#: ... but never less than this many pixels, or it blurs into the edge at tiny sizes.
+MIN_OUTLINE_PX = 2.0
+#: Shape size ("radius") as a fraction of the image side, per colour; every kind of a given size has
+#: the area of the circle of that radius, so size means the same thing for all kinds. Red shapes are
+#: larger than blue ones (about twice the area): a translation that swapped the two colours would
+#: make large blue shapes, which the other domain never shows (docs/demo.md).
+SIZE_RANGES: tuple[tuple[float, float], ...] = ((0.21, 0.27), (0.15, 0.19))
+#: Shapes per image: one of each colour, so that a translation that loses a colour is wrong in a
+#: single image, which a discriminator judging one image at a time can see (docs/demo.md).
+SHAPES = len(PALETTE)
 SUPERSAMPLE = 4
 
 # Bounding-circle radius per unit size, for equal areas: square half-side sqrt(pi)/2, triangle
@@ -99,36 +96,90 @@ class Scene:
     shapes: tuple[Shape, ...]
 
 
-def _distinct_colours(rng: np.random.Generator, count: int) -> list[int]:
-    """`count` different palette indices, each drawn with COLOUR_WEIGHTS among those left."""
-    weights = np.asarray(COLOUR_WEIGHTS, dtype=np.float64)
-    colours = []
-    for _ in range(count):
-        colour = int(rng.choice(len(PALETTE), p=weights / weights.sum()))
-        colours.append(colour)
-        weights[colour] = 0.0
-    return colours
-
-
 def random_scene(rng: np.random.Generator) -> Scene:
-    """Draw SHAPES non-overlapping shapes that lie fully inside the image, in different colours."""
+    """Draw SHAPES shapes that lie fully inside the image and do not overlap, one of each colour.
+
+    The colour and kind of each shape are drawn first, then its size (by its colour), rotation and
+    place until it fits (up to 100 tries; the rare scene where a shape finds no room starts again), so
+    that every kind is about as common as the others. (Redrawing the kind on every try, as the first
+    versions did, made most shapes circles: circles fit most easily.)
+    """
     shapes: list[Shape] = []
-    while len(shapes) < SHAPES:  # the rare draw where a shape finds no room starts again
+    while len(shapes) < SHAPES:
         shapes = []
-        for _ in range(SHAPES):
-            # Shapes never overlap, so every silhouette stays whole and recognisable.
+        colours = rng.permutation(len(PALETTE))[:SHAPES]  # which colour is placed first is drawn too
+        for colour in colours:
+            kind = KINDS[int(rng.integers(len(KINDS)))]  # independent of the colour
             for _attempt in range(100):
-                kind = KINDS[int(rng.integers(len(KINDS)))]
-                size = float(rng.uniform(*SIZE_RANGE))
-                bound = size * _BOUND[kind]
-                lo, hi = bound + _MARGIN, 1.0 - bound - _MARGIN
-                center = (float(rng.uniform(lo, hi)), float(rng.uniform(lo, hi)))
+                size = float(rng.uniform(*SIZE_RANGES[colour]))
                 rotation = float(rng.uniform(0.0, 2 * math.pi))
-                if all(math.dist(center, other.center) > bound + other.bound() + _MARGIN for other in shapes):
-                    shapes.append(Shape(kind, center, size, rotation, 0))
+                (x0, y0), (x1, y1) = _extent(Shape(kind, (0.0, 0.0), size, rotation, 0))
+                center = (
+                    float(rng.uniform(_MARGIN - x0, 1 - _MARGIN - x1)),
+                    float(rng.uniform(_MARGIN - y0, 1 - _MARGIN - y1)),
+                )
+                shape = Shape(kind, center, size, rotation, int(colour))
+                # Shapes never overlap (nor touch), so every silhouette stays whole and recognisable.
+                if not any(_near(shape, other) for other in shapes):
+                    shapes.append(shape)
                     break
-    colours = _distinct_colours(rng, SHAPES)
-    return Scene(tuple(dataclasses.replace(shape, color=c) for shape, c in zip(shapes, colours)))
+            else:
+                break
+    return Scene(tuple(shapes))
+
+
+def _corners(shape: Shape) -> np.ndarray:
+    """The polygon's corners (k, 2) in image coordinates; a circle has none."""
+    if shape.kind == "square":
+        half = shape.size * _HALF_SIDE
+        local = [(half, half), (-half, half), (-half, -half), (half, -half)]
+    elif shape.kind == "triangle":
+        # Opposite the edge normals of `inside_distance` (90, 210, 330 degrees), at the circumradius.
+        radius = shape.size * _TRI_RADIUS
+        local = [(radius * math.cos(a), radius * math.sin(a)) for a in (-math.pi / 2, math.pi / 6, 5 * math.pi / 6)]
+    else:
+        return np.zeros((0, 2))
+    c, s = math.cos(shape.rotation), math.sin(shape.rotation)
+    # (u, v) in the shape's frame -> image offsets: the inverse of the rotation in `inside_distance`.
+    return np.array([(shape.center[0] + c * u - s * v, shape.center[1] + s * u + c * v) for u, v in local])
+
+
+def _extent(shape: Shape) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The shape's bounding box, ((x_min, y_min), (x_max, y_max))."""
+    if shape.kind == "circle":
+        cx, cy = shape.center
+        return (cx - shape.size, cy - shape.size), (cx + shape.size, cy + shape.size)
+    corners = _corners(shape)
+    return tuple(corners.min(axis=0)), tuple(corners.max(axis=0))  # type: ignore[return-value]
+
+
+def _inradius(shape: Shape) -> float:
+    """Radius of the largest circle around the centre inside the shape."""
+    return shape.size * {"circle": 1.0, "square": _HALF_SIDE, "triangle": _TRI_RADIUS / 2}[shape.kind]
+
+
+#: `_near` samples the image this finely: finer than _MARGIN, so two shapes closer than _MARGIN share samples.
+_STEP = 1 / 96
+
+
+def _near(one: Shape, other: Shape) -> bool:
+    """Whether two shapes come within _MARGIN of each other: both grown by _MARGIN / 2 share a sample
+    point (edge lines stand in for the distance outside a polygon, which only errs towards keeping
+    shapes apart). Only the overlap of their bounding boxes is sampled."""
+    distance = math.dist(one.center, other.center)
+    if distance > one.bound() + other.bound() + _MARGIN:  # their circumcircles are apart
+        return False
+    if distance < _inradius(one) + _inradius(other) + _MARGIN:  # their incircles are not
+        return True
+    (a0, b0), (a1, b1) = _extent(one)
+    (c0, d0), (c1, d1) = _extent(other)
+    pad = _MARGIN / 2
+    x0, x1, y0, y1 = max(a0, c0) - pad, min(a1, c1) + pad, max(b0, d0) - pad, min(b1, d1) + pad
+    if x0 > x1 or y0 > y1:
+        return False
+    x = np.arange(x0, x1 + _STEP, _STEP)[None, :]
+    y = np.arange(y0, y1 + _STEP, _STEP)[:, None]
+    return bool(((inside_distance(one, x, y) > -pad) & (inside_distance(other, x, y) > -pad)).any())
 
 
 def scene_for(seed: int, split: Split, domain: Domain, index: int) -> Scene:
@@ -148,7 +199,10 @@ def _check_domain(domain: str) -> Domain:
 
 
 def _shape_mask(shape: Shape, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Boolean mask of the sample points (x, y) that lie inside `shape`."""
+    """Boolean mask of the sample points (x, y) that lie inside `shape`.
+
+    Kept apart from `inside_distance` (which decides only where domain B's outline goes) and exactly as
+    first written: the morph task draws with it, and its images must not change by a bit."""
     cx, cy = shape.center
     dx, dy = x - cx, y - cy
     if shape.kind == "circle":
@@ -170,9 +224,34 @@ def _shape_mask(shape: Shape, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown shape kind {shape.kind!r}; expected one of {KINDS}")
 
 
-def _stripe_period(size: int) -> float:
-    """Full stripe period (light + dark) in normalised units for an image of `size` pixels."""
-    return max(STRIPE_PERIOD * size, MIN_STRIPE_PERIOD_PX) / size
+def inside_distance(shape: Shape, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Distance from each point (x, y) to the outline of `shape`, positive inside, negative outside
+    (exact inside, where the outline is drawn: every kind is convex)."""
+    cx, cy = shape.center
+    dx, dy = x - cx, y - cy
+    if shape.kind == "circle":
+        return shape.size - np.sqrt(dx * dx + dy * dy)
+    # Rotate the points into the shape's own frame instead of rotating the shape.
+    c, s = math.cos(shape.rotation), math.sin(shape.rotation)
+    u, v = c * dx + s * dy, -s * dx + c * dy
+    if shape.kind == "square":
+        half = shape.size * _HALF_SIDE
+        return np.minimum(half - np.abs(u), half - np.abs(v))
+    if shape.kind == "triangle":
+        # Equilateral: inside the three half-planes whose normals point at 90, 210 and 330 degrees,
+        # each at the inradius (half the circumradius) from the centre.
+        inradius = shape.size * _TRI_RADIUS / 2
+        sides = [
+            inradius - (u * math.cos(angle) + v * math.sin(angle))
+            for angle in (math.pi / 2, math.pi / 2 + 2 * math.pi / 3, math.pi / 2 + 4 * math.pi / 3)
+        ]
+        return np.minimum(np.minimum(sides[0], sides[1]), sides[2])
+    raise ValueError(f"unknown shape kind {shape.kind!r}; expected one of {KINDS}")
+
+
+def outline_width(size: int) -> float:
+    """Width of domain B's outline in normalised units for an image of `size` pixels."""
+    return max(OUTLINE_WIDTH * size, MIN_OUTLINE_PX) / size
 
 
 def _sample_grid(size: int, supersample: int) -> tuple[np.ndarray, np.ndarray]:
@@ -190,32 +269,43 @@ def _downsample(array: np.ndarray, factor: int) -> np.ndarray:
 
 
 def render(scene: Scene, domain: Domain, size: int = 64, supersample: int = SUPERSAMPLE) -> Image.Image:
-    """Draw `scene` as a `size` x `size` RGB image in domain "A" (flat) or "B" (striped).
+    """Draw `scene` as a `size` x `size` RGB image in domain "A" (flat) or "B" (outlined).
 
     Edges are antialiased by drawing `supersample`^2 samples per pixel and averaging them.
     """
-    domain = _check_domain(domain)
+    if _check_domain(domain) == "A":
+        return draw(scene, size, PALETTE_A, BACKGROUND_A, supersample=supersample)
+    return draw(scene, size, PALETTE_B, BACKGROUND_B, outline=(outline_width(size), SHADE), supersample=supersample)
+
+
+def draw(
+    scene: Scene,
+    size: int,
+    palette: Sequence[Sequence[int]],
+    background: Sequence[int],
+    *,
+    outline: tuple[float, float] | None = None,
+    supersample: int = SUPERSAMPLE,
+) -> Image.Image:
+    """`scene`'s shapes filled with their `palette` colour on `background`, antialiased; with `outline`
+    (width in normalised units, shade), a band that wide inside each shape's edge in its colour times
+    the shade. The drawing of both tasks (`render`, and the morph task's own colours)."""
     if size < 8:
         raise ValueError(f"size must be at least 8 pixels, got {size}")
     x, y = _sample_grid(size, supersample)
     n = size * supersample
-    background = BACKGROUND_A if domain == "A" else BACKGROUND_B
     canvas = np.empty((n, n, 3), dtype=np.float64)
     canvas[:] = background
-    period = _stripe_period(size)
     for shape in scene.shapes:
-        mask = _shape_mask(shape, x, y)
-        if domain == "A":
-            canvas[mask] = PALETTE_A[shape.color]
-            continue
-        colour = np.asarray(PALETTE_B[shape.color], dtype=np.float64)
-        # Stripes are anchored at the shape's centre (a light stripe runs through it), not at the
-        # image grid: a convolutional translator can then place them from what it sees, and a
-        # horizontal flip of a B image is still a valid B image.
-        band = np.floor(2 * (y - shape.center[1]) / period + 0.5).astype(np.int64) % 2
-        shaded = np.where(band[..., None] == 1, colour * STRIPE_SHADE, colour)  # (n, 1, 3)
-        shaded = np.broadcast_to(shaded, (n, n, 3))
-        canvas[mask] = shaded[mask]
+        mask = np.broadcast_to(_shape_mask(shape, x, y), (n, n))
+        colour = np.asarray(palette[shape.color], dtype=np.float64)
+        canvas[mask] = colour
+        if outline is not None:
+            width, shade = outline
+            # The outline follows the edge at a fixed distance: where it goes is decided by the edge
+            # nearby, so a convolutional translator can draw it from what it sees (stripes, whose phase
+            # depended on the shape's centre, could not be placed in a short run: docs/demo.md).
+            canvas[mask & (inside_distance(shape, x, y) < width)] = colour * shade
     pixels = np.rint(_downsample(canvas, supersample)).clip(0, 255).astype(np.uint8)
     return Image.fromarray(pixels)  # uint8 (H, W, 3) -> RGB
 
@@ -373,10 +463,11 @@ def palette_info() -> dict[str, Any]:
     return {
         "palette_A": [list(c) for c in PALETTE_A],
         "palette_B": [list(c) for c in PALETTE_B],
-        "colour_weights": list(COLOUR_WEIGHTS),
         "background_A": list(BACKGROUND_A),
         "background_B": list(BACKGROUND_B),
-        "stripe_shade": STRIPE_SHADE,
+        "texture": "outline",
+        "outline_width": OUTLINE_WIDTH,
+        "shade": SHADE,
     }
 
 
@@ -394,9 +485,8 @@ def ground_truth_info(size: int, n_train: int, n_test: int, seed: int) -> dict:
             "test_scenes[i] describes the i-th test pair in file-name order (x right, y down, in [0, 1])."
         ),
         "domains": {
-            "A": "two flat shapes (circles, squares, triangles) in two different colours of red, green and blue, "
-            "on a mid-grey background",
-            "B": "the same kind of scene on a blue-grey background, horizontal stripes inside the shapes",
+            "A": "two flat shapes (circles, squares, triangles), one red and one blue, on a mid-grey background",
+            "B": "the same kind of scene on a blue-grey background, each shape with a dark outline inside its edge",
         },
         **palette_info(),
         "test_scenes": [scene_to_json(scene_for(seed, "test", "A", i)) for i in range(n_test)],

@@ -59,6 +59,11 @@ def paragraph(text: str) -> Markup:
     return Markup(f"<p>{escape(text)}</p>")
 
 
+def bullets(items: Iterable[str]) -> Markup:
+    """A bulleted list; plain strings are escaped, `Markup` goes in as is."""
+    return Markup("<ul>" + "".join(f"<li>{escape(i)}</li>" for i in items) + "</ul>")
+
+
 def heading(text: str, level: int = 2) -> Markup:
     level = min(max(int(level), 1), 6)
     return Markup(f"<h{level}>{escape(text)}</h{level}>")
