@@ -18,6 +18,15 @@ def pytest_configure(config):
     torch.set_num_threads(1)
 
 
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto`: one worker per core this process may use, at most four. Each test computes on one thread
+    (above) and most wait on a CLI subprocess, so a worker keeps about one core busy; past four workers
+    the suite is bound by its longest module (loadscope runs a module in one worker) and each more
+    worker only adds its own torch import and memory."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
 @pytest.fixture(autouse=True)
 def _few_threads():
     torch.set_num_threads(1)  # again for every test, in case one changed it

@@ -25,8 +25,9 @@ def test_python_api_example_runs(tmp_path, monkeypatch, capsys):
 def test_first_lines_give_the_demo_and_the_test_command():
     commands = README.read_text().split("```bash\n", 1)[1].split("```", 1)[0].strip().splitlines()
     assert commands[0].endswith("ugatit demo")
-    assert commands[1].endswith("python -m pytest -q")
-    assert "python -m pytest -q" in (README.parent / ".ci" / "run").read_text()
+    test_command = "python -m pytest -q -n auto --dist loadscope"
+    assert commands[1].endswith(test_command)
+    assert test_command in (README.parent / ".ci" / "run").read_text()
 
 
 def architecture_names(page: str) -> list[tuple[str, str]]:
