@@ -45,7 +45,7 @@ CONFIG_FLAGS = {
     "--eval-every": "train.eval_every",
 }
 
-#: How library errors' terms read on this command line (see `ugatit.cli.reword`).
+#: How library errors' terms read on this command line (see `ugatit.errors.reword`).
 FLAGS = {
     **{key: flag for flag, key in CONFIG_FLAGS.items()},
     "task": "--task",
@@ -157,8 +157,8 @@ def build_options(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from ..ablation import run_ablation
+    from ..errors import reword
     from ..utils.console import notify
-    from . import reword
 
     opts = build_options(args)
     summary = run_ablation(opts, notify=lambda text: notify(reword(text, FLAGS)))

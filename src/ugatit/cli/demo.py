@@ -14,7 +14,7 @@ import argparse
 
 from ._types import device_argument, non_negative_int, positive_float, positive_int
 
-#: How library errors' terms read on this command line (see `ugatit.cli.reword`).
+#: How library errors' terms read on this command line (see `ugatit.errors.reword`).
 FLAGS = {
     "device": "--device",
     "out": "--out",

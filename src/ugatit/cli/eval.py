@@ -25,7 +25,7 @@ from ..domains import DIRECTIONS
 from ..errors import UserError
 from ._types import device_argument, positive_int
 
-#: How library errors' terms read on this command line (see `ugatit.cli.reword`).
+#: How library errors' terms read on this command line (see `ugatit.errors.reword`).
 FLAGS = {
     "device": "--device",
     "weights": "--inception-weights",
@@ -200,7 +200,7 @@ def _run_checkpoint(args: argparse.Namespace, device: Any) -> int:
     except UserError as exc:
         if not split.paired:
             raise
-        from . import reword
+        from ..errors import reword
 
         extractor, extractor_name = None, None
         notes.append(f"KID/FID skipped: {reword(str(exc), FLAGS)}")

@@ -61,7 +61,7 @@ CONFIG_FLAGS = {
     "--eval-every": "train.eval_every",
 }
 
-#: How library errors' terms read on this command line (see `ugatit.cli.reword`). The CAM switches
+#: How library errors' terms read on this command line (see `ugatit.errors.reword`). The CAM switches
 #: stay config keys: "`model.g_cam=False`" reads better than "no --g-cam".
 FLAGS = {
     **{key: flag for flag, key in CONFIG_FLAGS.items() if key not in ("model.g_cam", "model.d_cam")},
@@ -225,9 +225,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import training
+    from ..errors import reword
     from ..training.distributed import Distributed, launch_local
     from ..utils.console import notify
-    from . import reword
 
     def on_message(text: str) -> None:  # library notices in this command line's terms
         notify(reword(text, FLAGS))

@@ -40,7 +40,7 @@ from ..domains import DIRECTIONS
 from ..errors import UserError
 from ._types import checkpoint_argument, device_argument, positive_int, require_checkpoint
 
-#: How library errors' terms read on this command line (see `ugatit.cli.reword`).
+#: How library errors' terms read on this command line (see `ugatit.errors.reword`).
 FLAGS = {
     "device": "--device",
     "size": "--size",
