@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 from PIL import Image
@@ -44,7 +44,7 @@ from ..errors import UserError
 from ..nn.model import UGATIT
 from ..utils.console import progress_bar
 from ..utils.files import atomic_write, create_exclusive, reported_write
-from .faces import Box, FaceCrop, FaceCropSource, check_face_detector, paste_back
+from .faces import FaceCrop, FaceCropSource, check_face_detector, paste_back
 from .images import (
     DISCRIMINATOR_SCALES,
     TranslatedImage,
@@ -53,7 +53,7 @@ from .images import (
     resolve_size,
     translate_batch,
 )
-from .page import write_index_html
+from .page import Result, write_index_html
 
 THUMBNAIL_DIR = ".thumbnails"
 ATTENTION_SUFFIX = "_attention"
@@ -62,28 +62,6 @@ THUMBNAIL_SIDE = 256  # longest side of the input copies shown in index.html
 
 #: Called with (path, reason) for each input file that cannot be translated.
 SkipCallback = Callable[[Path, str], None]
-
-
-@dataclass
-class Result:
-    """What became of one input file. `error` is None when it was translated."""
-
-    source: Path
-    name: str  # the input's path relative to the input folder (its file name for a single file)
-    output: Path | None = None
-    attention: Path | None = None
-    # With attention and discriminators: {"global": path, "local": path}, their attention on the output.
-    judged: dict[str, Path] = field(default_factory=dict)
-    thumbnail: Path | None = None
-    size: tuple[int, int] | None = None  # (width, height) of the output: the input's, upright, or its face crop's
-    error: str | None = None
-    cam_logit: tuple[float, float] | None = None  # the generator's auxiliary classifier (gap, gmp)
-    face: Box | None = None  # with face_crop: the largest face found in the input
-    face_note: str | None = None  # with face_crop: what was found and cut out, or that nothing was
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
 
 
 @dataclass
