@@ -101,7 +101,7 @@ def test_a_run_writes_logs_samples_checkpoints_and_export(dataset, tmp_path):
     )
     run_dir = tmp_path / "run"
 
-    assert result.completed and result.step == ITERS and result.interrupted is None and result.exit_code == 0
+    assert result.completed and result.step == ITERS and result.interrupted is None
     assert set(result.losses) == set(LOSS_NAMES)
 
     records = [r for r in log_records(run_dir) if "event" not in r]
@@ -261,7 +261,7 @@ def test_sigterm_finishes_the_iteration_saves_and_returns(dataset, tmp_path):
             os.kill(os.getpid(), signal.SIGTERM)
 
     result = run(dataset, tmp_path / "run", tiny_config(save_every=0), on_log=terminate)
-    assert result.interrupted == "SIGTERM" and result.exit_code == 143
+    assert result.interrupted == "SIGTERM"
     assert result.step == 3 and not result.completed and result.export is None
     assert [p.name for p in checkpoints.list_checkpoints(tmp_path / "run")] == ["step_00000003.pt"]
     assert checkpoints.load_training_checkpoint(result.checkpoint)["step"] == 3
@@ -270,7 +270,7 @@ def test_sigterm_finishes_the_iteration_saves_and_returns(dataset, tmp_path):
 
 def test_keyboard_interrupt_from_a_hook_saves_like_ctrl_c(dataset, tmp_path):
     result = run(dataset, tmp_path / "run", tiny_config(save_every=0), on_log=stop_at(1))
-    assert result.interrupted == "SIGINT" and result.exit_code == 130 and result.step == 1
+    assert result.interrupted == "SIGINT" and result.step == 1
     assert checkpoints.latest_checkpoint(tmp_path / "run") == checkpoints.checkpoint_path(tmp_path / "run", 1)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +33,10 @@ from .plan import RunSpec, check_variants, data_root, draw_task, run_specs, writ
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+#: How a run's own process (`_run_in_process`) tells this one that a signal stopped it after it saved: the
+#: shell's exit status for that signal, 128 + its number.
+STOPPED_STATUS = {name: 128 + signal.Signals[name].value for name in ("SIGINT", "SIGTERM")}
 
 #: KID protocol of the table: the authors' (blocks of 10 in file order), as the paper's Table 1.
 KID_PROTOCOL = "paper"
@@ -365,9 +370,9 @@ def _run_parallel(pending: list[RunSpec], devices: list[str], settings: Measurem
     failed = [(spec, code) for spec, _, code in results if code != 0]
     if not failed:
         return None
-    interrupted = [spec for spec, code in failed if code in (130, 143)]
+    interrupted = [spec for spec, code in failed if code in STOPPED_STATUS.values()]
     if interrupted and len(interrupted) == len(failed):
-        return "SIGINT" if any(code == 130 for _, code in failed) else "SIGTERM"
+        return "SIGINT" if any(code == STOPPED_STATUS["SIGINT"] for _, code in failed) else "SIGTERM"
     names = ", ".join(f"{spec.name} (exit {code})" for spec, code in failed)
     raise UserError(f"ablation runs failed: {names}; their messages are above, their folders under runs/")
 
@@ -379,8 +384,6 @@ def _run_in_process(spec: RunSpec, device: str, settings: Measurement, threads: 
 
     import torch
 
-    from ..training.signals import SIGNAL_EXIT
-
     if threads is not None:
         torch.set_num_threads(threads)
     try:
@@ -389,4 +392,4 @@ def _run_in_process(spec: RunSpec, device: str, settings: Measurement, threads: 
         print(f"ugatit ablate: {spec.name}: error: {exc}", file=sys.stderr)
         sys.exit(2)
     if stopped:
-        sys.exit(SIGNAL_EXIT.get(stopped, 1))
+        sys.exit(STOPPED_STATUS.get(stopped, 1))

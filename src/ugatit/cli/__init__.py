@@ -12,9 +12,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 
 from ..errors import UserError, reword
+
+#: Exit status of a command a signal stopped after it saved its work: the shell's, 128 + the signal's number.
+SIGNAL_EXIT = {name: 128 + signal.Signals[name].value for name in ("SIGINT", "SIGTERM")}
 
 #: The subcommands, in the order `ugatit --help` lists them; each is the module cli/<name>.py.
 SUBCOMMANDS = (
@@ -81,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
-        return 130
+        return SIGNAL_EXIT["SIGINT"]
 
 
 if __name__ == "__main__":  # python -m ugatit.cli

@@ -25,6 +25,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UserError
+from . import SIGNAL_EXIT
 from ._types import device_argument, non_negative_int, positive_float, positive_int
 
 HELP = "train the paper's ablations (no CAM, other normalisations) side by side and report them"
@@ -165,7 +166,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"report: {summary['report']} ({summary['runs_done']} of {summary['runs_planned']} runs done)")
     if summary.get("interrupted"):
         print(f"stopped by {summary['interrupted']}: run the same command to continue where it stopped")
-        from ..training.signals import SIGNAL_EXIT
-
         return SIGNAL_EXIT.get(summary["interrupted"], 1)
     return 0

@@ -30,6 +30,7 @@ from typing import Any
 
 from ..config import DECODER_NORMS
 from ..errors import UserError
+from . import SIGNAL_EXIT
 from ._types import device_argument, non_negative_int, positive_float, positive_int
 
 HELP = "train a model on two unpaired image folders (trainA/, trainB/)"
@@ -226,7 +227,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from .. import training
     from ..errors import reword
-    from ..training.distributed import Distributed, launch_local
+    from ..training.distributed import Distributed
     from ..utils.console import notify
 
     def on_message(text: str) -> None:  # library notices in this command line's terms
@@ -236,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
     dist = Distributed.from_environment()
     if given.get("nproc", 1) > 1 and not dist.enabled:  # relaunch on N processes; inside them, train
         _data_folders(given)  # a mistyped folder fails here, once, not in every rank
-        return launch_local(given["nproc"], ["train", *_without_nproc(args._argv[1:])])
+        return _launch_local(given["nproc"], ["train", *_without_nproc(args._argv[1:])])
     folders = _data_folders(given)
     out = Path(given["out"]) if "out" in given else Path("runs") / folders["name"]
     resume = given.get("resume", False)
@@ -272,7 +273,43 @@ def run(args: argparse.Namespace) -> int:
         # 143 first, torchrun would count them failed and end rank 0 before it has said what to type next.
         return 0
     _print_summary(result, given)
-    return result.exit_code
+    return SIGNAL_EXIT.get(result.interrupted, 1) if result.interrupted else 0
+
+
+def _launch_local(nproc: int, argv: list[str]) -> int:
+    """Run `ugatit <argv>` on `nproc` processes of this machine, as `torchrun --standalone
+    --nproc-per-node N -m ugatit ...` would, with torchrun's agent in this process; returns the exit
+    status. A signal ends it with 128 + the signal's number once the ranks have saved (the agent passes
+    the signal on), and so do ranks that a signal stopped (one sent to a rank rather than to this
+    process: they agree to stop and save); a rank that fails ends it with a `RankFailed` naming the rank
+    and its exit code. The ranks stop when this process is gone (`training.distributed.die_with_launcher`)."""
+    import os
+    import signal
+
+    from torch.distributed import run
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    from ..training.distributed import LAUNCHER_PID_ENV, RankFailed
+
+    os.environ[LAUNCHER_PID_ENV] = str(os.getpid())  # inherited by the ranks
+    try:
+        run.main(["--standalone", f"--nproc-per-node={nproc}", "--module", "ugatit", *argv])
+    except SignalException as exc:
+        return 128 + int(exc.sigval)
+    except ChildFailedError as exc:
+        # Stopped by a signal (and saved): rank 0 exits 130 or 143, the others 0 (see `run`); one that
+        # torchrun ended with its own SIGTERM because rank 0 was done first exits -15.
+        codes = {failure.exitcode for failure in exc.failures.values()}
+        stopped = set(SIGNAL_EXIT.values())
+        if codes & stopped and codes <= stopped | {-signal.SIGTERM}:
+            return max(codes)
+        rank, failure = exc.get_first_failure()  # the root cause: the others failed because of it
+        raise RankFailed(
+            f"rank {rank} of {nproc} failed with exit code {failure.exitcode} (its message is above); "
+            "torchrun stopped the others"
+        ) from None
+    return 0
 
 
 def _without_nproc(argv: list[str]) -> list[str]:
