@@ -99,12 +99,6 @@ class Distributed:
 
     # --- Set-up -----------------------------------------------------------------------------------------
 
-    def device(self, name: str) -> str:
-        """The device this rank trains on: each CUDA rank takes the GPU of its local rank."""
-        if self.enabled and name in ("auto", "cuda") and torch.cuda.is_available():
-            return f"cuda:{self.local_rank % torch.cuda.device_count()}"
-        return name
-
     def start(
         self,
         device: torch.device,

@@ -179,7 +179,9 @@ class Trainer:
         sources = [as_source(data, label=f"domain {d}") for data, d in zip(self.data, "AB")]
         scan = scan_sources(sources) if self.dist.is_main else None
         with contextlib.ExitStack() as cleanup:
-            self.device = resolve_device(self.dist.device(self.requested.train.device))
+            # each CUDA rank takes the GPU of its local rank
+            local_rank = self.dist.local_rank if self.dist.enabled else None
+            self.device = resolve_device(self.requested.train.device, local_rank=local_rank)
             self.dist.start(self.device, notify=self.notify)
             cleanup.callback(self.dist.stop)
             if self.dist.is_main:  # the one process that writes the folder holds it and tidies it first
