@@ -220,9 +220,12 @@ def test_with_tf32_off_the_check_is_the_golden_tests_rule(monkeypatch):
 def test_the_fast_path_is_only_taken_on_cuda():
     step = TrainingStep(tiny())
     assert fast_step(step, torch.device("cpu")) is step
-    assert checks_losses_every_step(torch.device("cpu"), eager=False)
-    assert not checks_losses_every_step(torch.device("cuda"), eager=False)
-    assert checks_losses_every_step(torch.device("cuda"), eager=True)
+    assert checks_losses_every_step(fast_step(step, torch.device("cpu")))
+    graph = fast_step(step, torch.device("cuda"))
+    assert isinstance(graph, CapturedStep) and graph.step is step
+    assert not checks_losses_every_step(graph)
+    assert fast_step(step, torch.device("cuda"), eager=True) is step
+    assert checks_losses_every_step(fast_step(step, torch.device("cuda"), eager=True))
 
 
 def test_the_eager_step_never_waits_for_the_device():

@@ -373,7 +373,7 @@ def test_bad_images_are_reported_once_and_skipped(tmp_path):
 def test_losses_read_only_at_log_and_save_time_still_stop_before_a_bad_save(dataset, tmp_path, monkeypatch):
     """The fast CUDA path reads the losses only when it logs or saves (no host sync per step); here on the
     CPU: a NaN at step 3 is found at the step-4 save, which is not written, and the message names step 3."""
-    monkeypatch.setattr(training.trainer, "checks_losses_every_step", lambda device, eager: False)
+    monkeypatch.setattr(training.trainer, "checks_losses_every_step", lambda runner: False)
     poison_step(monkeypatch, at_step=3)
     with pytest.raises(TrainingDiverged, match=r"step 3: non-finite loss \(G_recon_loss_A=nan, Generator_loss=inf\)"):
         run(dataset, tmp_path / "run", tiny_config(save_every=2, keep_last=0, log_every=100))

@@ -328,7 +328,7 @@ class Trainer:
         # been tried with collectives inside.
         eager = cfg.train.eager or self.dist.enabled
         self.train_step = fast_step(step, self.device, eager=eager, notify=self.notify)
-        self.guard = LossGuard(every_step=checks_losses_every_step(self.device, eager))
+        self.guard = LossGuard(every_step=checks_losses_every_step(self.train_step))
         self.loader = UnpairedLoader.from_config(
             cfg,
             *sources,
