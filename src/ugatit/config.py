@@ -182,21 +182,7 @@ class Config:
         is for files that `save` wrote (a run's config.yaml): a missing key means a damaged file, not
         "the default"."""
         path = Path(path)
-        if not path.is_file():
-            raise UserError(f"config file not found: {path}")
-        import yaml
-
-        try:
-            text = path.read_text()
-            data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"cannot read config file {path}: {exc}") from None
-        except (ValueError, yaml.YAMLError) as exc:
-            raise UserError(f"cannot parse config file {path}: {str(exc).splitlines()[0]}") from None
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise UserError(f"config file {path} must hold a mapping of sections")
+        data = read_config_file(path)
         if complete:
             _require_every_key(path, data)
         if base is not None:
@@ -214,6 +200,26 @@ class Config:
 
     def replace(self, **sections: Any) -> Config:
         return dataclasses.replace(self, **sections)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A config file's sections as it holds them (YAML or JSON), not yet checked against the config."""
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    import yaml
+
+    try:
+        text = path.read_text()
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read config file {path}: {exc}") from None
+    except (ValueError, yaml.YAMLError) as exc:
+        raise UserError(f"cannot parse config file {path}: {str(exc).splitlines()[0]}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a mapping of sections")
+    return data
 
 
 #: The built-in tasks with ground truth (demo/shapes.py, demo/morph.py) an ablation can draw.

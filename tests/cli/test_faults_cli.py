@@ -332,7 +332,8 @@ def test_a_second_trainer_on_a_run_folder_is_refused_and_kill_9_leaves_no_lock(d
 
 def test_an_empty_config_yaml_resumes_with_the_runs_own_settings(data, reference, tmp_path):
     """Emptied by a crash mid-write, config.yaml used to resume silently with the paper's defaults
-    (1,000,000 iterations). The run's settings are in its checkpoints."""
+    (1,000,000 iterations). The run's settings are in its checkpoints, the one place a resume reads them
+    from: config.yaml is a copy for people, written again whole."""
     out = tmp_path / "run"
     shutil.copytree(reference, out)
     for path in checkpoints.list_checkpoints(out)[4:]:
@@ -340,10 +341,7 @@ def test_an_empty_config_yaml_resumes_with_the_runs_own_settings(data, reference
     (out / "config.yaml").write_text("")
     result = run("train", data, "--out", out, "--resume", "--no-progress")
     assert result.returncode == 0, result.stderr
-    assert (
-        f"config file {out}/config.yaml is empty: using the settings saved in {out}/checkpoints/step_00000004.pt"
-        in result.stderr
-    )
+    assert "config file" not in result.stderr  # nothing to say about it: it was not read
     assert f"for {REFERENCE_STEPS} iterations" in result.stderr and "resuming at step 4" in result.stderr
     assert Config.load(out / "config.yaml", complete=True).optim.iterations == REFERENCE_STEPS
     final = checkpoints.load_training_checkpoint(checkpoints.checkpoint_path(out, REFERENCE_STEPS))

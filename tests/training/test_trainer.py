@@ -217,6 +217,12 @@ def test_resume_config_takes_only_length_and_execution_settings():
     assert merged.model == saved.model and merged.train.seed == saved.train.seed
     assert merged.optim.iterations == 99 and merged.train.device == "auto"
     assert "model.ch" in ignored and "train.seed" in ignored and "optim.iterations" not in ignored
+    # Only the keys the caller chose count: the others, defaults included, stay the run's.
+    merged, ignored = resume_config(saved, given, {"optim.iterations", "train.seed"})
+    assert merged.optim.iterations == 99 and merged.train == saved.train and ignored == ["train.seed"]
+    with pytest.raises(UserError, match=r"cannot resume with `model\.g_cam=False`"):
+        resume_config(saved, given.replace(model=replace(given.model, g_cam=False)), {"model.g_cam"})
+    assert resume_config(saved, given.replace(model=replace(given.model, g_cam=False)), {"train.seed"})[0].model.g_cam
 
 
 def test_resume_and_run_directory_errors(dataset, tmp_path):
