@@ -213,6 +213,7 @@ def evaluate_run(spec: RunSpec, split, settings: Measurement, device: str, step:
     """The run's final model measured on the test split: flat metrics (`kid_a2b`, `l1_b2a`, ...), the
     full evaluation report, its parameter counts and learned rho."""
     from ..evaluation import evaluate_model
+    from ..metrics.kid import KIDSettings
     from ..nn.introspect import parameter_counts, rho_layers, rho_summary
     from ..utils.device import resolve_device
     from ..weights import load_model
@@ -226,7 +227,7 @@ def evaluate_run(spec: RunSpec, split, settings: Measurement, device: str, step:
         split.images("B"),
         extractor=extractor,
         paired=split.paired,
-        protocols=(KID_PROTOCOL,),
+        kid=KIDSettings(protocols=(KID_PROTOCOL,)),
         device=device,
         objects=split.objects,
     )
