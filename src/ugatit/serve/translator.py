@@ -25,7 +25,7 @@ from ..config import ablation_name
 from ..domains import DIRECTIONS, GENERATOR_OF, Direction, source_and_target
 from ..errors import UserError, reword
 from ..nn.model import UGATIT
-from ..translate import resolve_size, translate_paths
+from ..translate import TranslateOptions, resolve_size, translate_paths
 from ..translate.images import judges_attention
 
 MAX_IMAGES = 8  # per request: each is a forward pass, and requests queue one at a time
@@ -157,11 +157,8 @@ class WebTranslator:
                 accepted,
                 request_dir,
                 direction,
-                attention=True,
+                TranslateOptions(attention=True, batch_size=MAX_IMAGES, size=side, face_crop=face_crop),
                 thumbnails=True,
-                batch_size=MAX_IMAGES,
-                size=side,
-                face_crop=face_crop,
             )
             if accepted
             else []
