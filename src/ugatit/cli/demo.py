@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..config import DemoOptions
-    from ..demo import run_demo
+    from ..demo.run import run_demo
 
     opts = DemoOptions(
         out=Path(args.out),
