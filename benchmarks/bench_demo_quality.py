@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from ugatit.config import DemoOptions
+from ugatit.demo.options import DemoOptions
 from ugatit.demo.run import run_demo
 from ugatit.viz.plots import svg_line_plot
 

@@ -222,33 +222,6 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
-#: The built-in tasks with ground truth (demo/shapes.py, demo/morph.py) an ablation can draw.
-BUILT_IN_TASKS = ("shapes", "morph")
-
-
-@dataclass
-class AblationOptions:
-    """What `ugatit ablate` runs (see ablation/runner.py): every variant under the same base config, seed
-    by seed, on a dataset folder (`data`) or a built-in task drawn into `out` (`task`: shapes, morph)."""
-
-    out: Path = Path("ugatit-ablation")
-    data: Path | None = None
-    task: str | None = None
-    variants: tuple[str, ...] = tuple(ABLATIONS)
-    seeds: int = 1
-    first_seed: int = 0
-    config: Config = field(default_factory=Config)  # the base; each run changes model and seed
-    # Where runs go, one process each, in parallel: "cpu" once runs them in turn in this process; a list
-    # ("cuda:0", "cuda:1", or "cpu" twice on a machine with cores to spare) runs one process per entry.
-    devices: tuple[str, ...] = ()
-    train_count: int = 500  # built-in task: training images a domain
-    test_count: int = 64  # built-in task: test pairs
-    gallery: int = 6  # test images a direction shown side by side in the report
-    inception_weights: str | None = None
-    feature_extractor: str | None = None
-    progress: bool = True
-
-
 #: The most a config may ask for, from a flag or from a file (a checkpoint, an export, a config file):
 #: sixteen times the paper's image size, channels and residual blocks. Past them a model takes more
 #: memory than any machine has, or a crafted file makes the loader build for minutes before failing.
@@ -326,26 +299,6 @@ def _check_limits(config: Config) -> None:
     for key in ("optim.beta1", "optim.beta2"):
         if bounds[key][0] >= 1:
             raise UserError(f"config key `{key}` must be less than 1, got {bounds[key][0]}")
-
-
-@dataclass
-class DemoOptions:
-    """What `ugatit demo` runs (see demo/run.py). The defaults take about five minutes on two CPU cores."""
-
-    out: Path = Path("ugatit-demo")
-    iters: int = 1000
-    img_size: int = 48
-    ch: int = 8
-    n_res: int = 2
-    batch_size: int = 4
-    lr: float = 5e-4
-    train_count: int = 500
-    test_count: int = 64
-    seed: int = 0
-    device: str = "cpu"
-    eval_every: int = 100
-    progress: bool = True
-    force: bool = False
 
 
 def config_keys(sections: Iterable[str] | None = None) -> list[str]:

@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..config import AblationOptions, check_config
+from ..config import check_config
 from ..errors import UserError
 from ..nn.sizes import check_model_config
 from ..utils.files import write_json
+from .options import AblationOptions
 from .plan import RunSpec, check_variants, data_root, draw_task, run_specs, write_plan
 
 T = TypeVar("T")

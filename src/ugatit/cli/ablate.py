@@ -59,7 +59,8 @@ FLAGS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..config import ABLATIONS, BUILT_IN_TASKS, AblationOptions
+    from ..ablation.options import BUILT_IN_TASKS, AblationOptions
+    from ..config import ABLATIONS
 
     d = AblationOptions()
     unset = argparse.SUPPRESS
@@ -120,8 +121,9 @@ def build_options(args: argparse.Namespace):
     --task), then --config, then the flags given."""
     from dataclasses import replace
 
+    from ..ablation.options import AblationOptions
     from ..ablation.plan import task_config
-    from ..config import AblationOptions, Config
+    from ..config import Config
 
     given = vars(args)
     if (args.data is None) == (args.task is None):
@@ -157,7 +159,7 @@ def build_options(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..ablation import run_ablation
+    from ..ablation.runner import run_ablation
     from ..errors import reword
     from ..utils.console import notify
 

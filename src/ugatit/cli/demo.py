@@ -29,7 +29,7 @@ HELP = "train on the built-in shapes task and write an HTML report (a few minute
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..config import DemoOptions
+    from ..demo.options import DemoOptions
 
     d = DemoOptions()
     parser.add_argument("--out", default=str(d.out), help="output folder")
@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..config import DemoOptions
+    from ..demo.options import DemoOptions
     from ..demo.run import run_demo
 
     opts = DemoOptions(
