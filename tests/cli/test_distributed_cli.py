@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from test_faults_cli import environment, log_lines, steps_saved, wait_for
-from test_train_cli import write_plain
+from cli_helpers import environment, log_lines, steps_saved, wait_for
 
+from helpers import write_plain
 from ugatit.weights import checkpoints
 
 CONFIG = """\

@@ -15,22 +15,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import noise, write_plain
+
 TINY_CONFIG = """\
 model: {img_size: 32, ch: 2, n_res: 1, light: true}
 data: {num_workers: 0}
 train: {device: cpu, log_every: 1, sample_every: 2, save_every: 2, keep_last: 2}
 """
-
-
-def noise(seed: int, size: tuple[int, int] = (40, 36)) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
-
-
-def write_plain(folder: Path, count: int, seed: int) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        noise(seed + i).save(folder / f"plain_{i}.png")
 
 
 def write_odd(folder_a: Path, folder_b: Path) -> None:

@@ -13,7 +13,8 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ugatit.config import ModelConfig, OptimConfig
+from helpers import tiny
+from ugatit.config import OptimConfig
 from ugatit.nn.model import UGATIT
 from ugatit.training.divergence import LossGuard
 from ugatit.training.fast import CapturedStep, checks_losses_every_step, fast_step
@@ -100,11 +101,6 @@ class StandInGraph:
                         outputs[k].copy_(v)
 
         return replay, outputs
-
-
-def tiny() -> UGATIT:
-    torch.manual_seed(0)
-    return UGATIT(ModelConfig(img_size=32, ch=4, n_res=1, light=True))
 
 
 def train_both(graph: StandInGraph, steps: int = 6, messages: list | None = None, precision: str = "fp32"):

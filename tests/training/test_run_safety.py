@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_trainer import tiny_config, write_images
 
+from helpers import tiny_config, write_images
 from ugatit.config import Config
 from ugatit.errors import UserError
 from ugatit.training import train

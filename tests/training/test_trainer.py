@@ -18,35 +18,14 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import ITERS, tiny_config, write_images
 from ugatit import training
-from ugatit.config import Config, DataConfig, ModelConfig, OptimConfig, TrainConfig
+from ugatit.config import Config
 from ugatit.demo.shapes import ShapesDataset
 from ugatit.errors import UserError
 from ugatit.training import TrainingDiverged, resume_config, train
 from ugatit.training.step import LOSS_NAMES, TrainingStep
 from ugatit.weights import checkpoints, load_model
-
-ITERS = 6
-
-
-def tiny_config(**train_options) -> Config:
-    run = dict(device="cpu", log_every=1, sample_every=3, save_every=2, keep_last=2)
-    run.update(train_options)
-    return Config(
-        model=ModelConfig(img_size=32, ch=2, n_res=1, light=True),
-        optim=OptimConfig(iterations=ITERS),  # lr decays over the second half: resume must get it right
-        data=DataConfig(num_workers=0),
-        train=TrainConfig(**run),
-    )
-
-
-def write_images(folder: Path, count: int, seed: int, size: tuple[int, int] = (40, 36)) -> Path:
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(folder / f"{i:02d}.png")
-    return folder
 
 
 @pytest.fixture(scope="module")

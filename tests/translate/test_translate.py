@@ -8,10 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from ugatit.config import ModelConfig
+from helpers import tiny
 from ugatit.data import eval_transform, find_images, tensor_to_uint8
 from ugatit.errors import UserError
 from ugatit.nn.model import UGATIT
@@ -31,8 +30,7 @@ ATTENTION = TranslateOptions(attention=True)
 
 
 def tiny_model(light: bool, seed: int = 0) -> UGATIT:
-    torch.manual_seed(seed)
-    return UGATIT(ModelConfig(img_size=SIZE, ch=4, n_res=1, light=light), discriminators=False).eval()
+    return tiny(light, seed=seed, discriminators=False, img_size=SIZE).eval()
 
 
 @pytest.fixture(scope="module")
