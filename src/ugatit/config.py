@@ -116,10 +116,10 @@ class OptimConfig:
 
 @dataclass
 class DataConfig:
-    batch_size: int = 1  # per process: the global batch is world_size x batch_size
-    # Processes that train together (torchrun ranks), each drawing its own batch_size images; set by
-    # the launch, not by hand, and recorded so a run says what global batch it trained with.
-    world_size: int = 1
+    # Per process: the global batch is batch_size x the processes that train together (torchrun ranks,
+    # `ugatit train --nproc`). Their number is the launch's, not a setting: each checkpoint records it
+    # with its data position.
+    batch_size: int = 1
     num_workers: int | None = None  # None: automatic (ugatit.data.unpaired.default_workers)
     resize_margin: int = 30  # train images are resized to img_size + margin, then randomly cropped
     flip: bool = True
@@ -247,7 +247,6 @@ def check_config(config: Config, *, training: bool = True) -> None:
         "optim.iterations": (config.optim.iterations, 1),
         "data.batch_size": (config.data.batch_size, 1),
         "data.num_workers": (config.data.num_workers, 0),
-        "data.world_size": (config.data.world_size, 1),
         "train.log_every": (config.train.log_every, 1),
         "train.sample_every": (config.train.sample_every, 0),  # 0: no samples
         "train.save_every": (config.train.save_every, 0),  # 0: only when stopping and at the end
@@ -365,6 +364,12 @@ def _initials(name: str) -> str:
 ADDED_KEYS = {"model.g_cam", "model.d_cam", "model.decoder_norm"}
 
 
+#: Keys that configs of earlier versions hold and this one ignores on reading, so that their files and
+#: checkpoints still load: `data.world_size` (the processes of the launch, recorded since in each
+#: checkpoint's data position).
+RETIRED_KEYS = {"data.world_size"}
+
+
 def _require_every_key(path: Path, data: dict[str, Any]) -> None:
     if not data:
         raise UserError(f"config file {path} is empty")
@@ -383,6 +388,7 @@ def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
     if not isinstance(data, dict):
         raise UserError(f"config section '{where or 'root'}' must be a mapping")
     known = {f.name: f for f in fields(cls)}
+    data = {name: value for name, value in data.items() if f"{where}.{name}" not in RETIRED_KEYS}
     unknown = sorted(set(data) - set(known))
     if unknown:
         prefix = f"{where}." if where else ""

@@ -74,7 +74,7 @@ FLAGS = {
     "overrides": "--override",
     "domain_a": "--domain-a",
     "domain_b": "--domain-b",
-    "data.world_size": "--nproc",
+    "world_size": "--nproc",
 }
 
 

@@ -14,7 +14,7 @@ from ..errors import UserError
 #: the checkpoint's, since changing it midway would be a different experiment under the same name.
 RESUME_OVERRIDES: dict[str, tuple[str, ...]] = {
     "optim": ("iterations",),
-    "data": ("num_workers", "world_size"),
+    "data": ("num_workers",),
     "train": (
         "device",
         "precision",

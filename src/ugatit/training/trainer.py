@@ -22,7 +22,6 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -288,20 +287,19 @@ class Trainer:
         return saved
 
     def _resolve_config(self, saved: dict[str, Any] | None) -> Config:
-        requested = self.requested.replace(data=replace(self.requested.data, world_size=self.dist.world_size))
+        requested = self.requested
         if saved is None:
             return requested
-        before = Config.from_dict(saved["config"]).data.world_size
+        before = checkpoints.saved_world_size(saved)
         if before != self.dist.world_size:
             now, batch = self.dist.world_size, Config.from_dict(saved["config"]).data.batch_size
             self.notify(
                 f"resuming on {_processes(now)}, saved on {before}: the global batch changes from "
                 f"{before * batch} to {now * batch} images, and so does which images each process draws; "
                 "from here on the run differs from one that was never stopped (resume on "
-                f"{_processes(before)}, `data.world_size={before}`, to continue it exactly)"
+                f"{_processes(before)}, `world_size={before}`, to continue it exactly)"
             )
-        given = None if self.given is None else self.given | {"data.world_size"}  # the launch's, always
-        config, ignored = resume_config(Config.from_dict(saved["config"]), requested, given)
+        config, ignored = resume_config(Config.from_dict(saved["config"]), requested, self.given)
         config, self._overridden = apply_overrides(config, self.overrides)
         ignored = [key for key in ignored if key not in self.overrides]
         if ignored:
