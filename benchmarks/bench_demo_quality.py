@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from ugatit.config import DemoOptions
-from ugatit.demo import run_demo
+from ugatit.demo.options import DemoOptions
+from ugatit.demo.run import run_demo
 from ugatit.viz.plots import svg_line_plot
 
 

@@ -1,3 +1,8 @@
+"""Fixtures every test module may use. Helpers that many modules call (the tiny model, tiny run
+configs, noise images) are in tests/helpers.py, imported as `helpers`; the CLI's and the web app's
+tests have theirs in tests/cli/cli_helpers.py and tests/serve/app_helpers.py. Test modules never
+import one another."""
+
 from __future__ import annotations
 
 import importlib

@@ -110,3 +110,27 @@ def test_weights_configs_skip_only_the_training_checks():
         check_config(tf)
     with pytest.raises(UserError, match="more than the 64"):
         check_config(tf.replace(model=replace(tf.model, n_res=65)), training=False)
+
+
+def test_configs_of_earlier_versions_with_data_world_size_still_load(tmp_path):
+    """`data.world_size` left the config (the processes are the launch's): a config.yaml or checkpoint
+    written before still loads, complete, and the key is dropped; any other unknown key is still refused."""
+    written = Config().to_dict()
+    assert "world_size" not in written["data"]
+    written["data"]["world_size"] = 2
+    assert Config.from_dict(written) == Config()
+    path = tmp_path / "config.yaml"
+    path.write_text(__import__("yaml").safe_dump(written))
+    assert Config.load(path, complete=True) == Config()
+    written["data"]["world_sizes"] = 2
+    with pytest.raises(UserError, match=r"unknown config key 'data\.world_sizes'"):
+        Config.from_dict(written)
+
+
+def test_a_checkpoint_says_how_many_processes_trained_it():
+    """Its data position records them; a checkpoint of an earlier version has them in its config."""
+    from ugatit.weights.checkpoints import saved_world_size
+
+    assert saved_world_size({"data": {"world_size": 3}, "config": {"data": {}}}) == 3
+    assert saved_world_size({"data": {"seed": 0}, "config": {"data": {"world_size": 2}}}) == 2
+    assert saved_world_size({"data": {}, "config": {"data": {}}}) == 1

@@ -81,7 +81,7 @@ def measure(case: Case, settings: Settings) -> dict[str, Any]:
 
     from .config import ModelConfig, OptimConfig
     from .nn.model import UGATIT
-    from .training.fast import CapturedStep, CudaGraph
+    from .training.fast import CapturedStep, fast_step
     from .training.step import TrainingStep, prepare_model
     from .utils.device import resolve_device
     from .utils.profiling import PhaseClock, count_ops, peak_memory_gib, reset_peak_memory, synchronize
@@ -89,8 +89,6 @@ def measure(case: Case, settings: Settings) -> dict[str, Any]:
     device = resolve_device(settings.device)
     if case.option in CUDA_ONLY and device.type != "cuda":
         raise Unsupported("CUDA only")
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = case.option == "graph"
     torch.manual_seed(0)
     cfg = ModelConfig(img_size=settings.img_size, ch=settings.ch, n_res=settings.n_res, light=case.model == "light")
     with torch.device(device):
@@ -105,13 +103,15 @@ def measure(case: Case, settings: Settings) -> dict[str, Any]:
         official=case.option == "official",
     )
     notes: list[str] = []
-    runner = CapturedStep(step, CudaGraph(device), notify=notes.append) if case.option == "graph" else step
+    # The graph option is what training runs on CUDA (cuDNN autotuning and the graph come with it).
+    runner = fast_step(step, device, eager=case.option != "graph", notify=notes.append)
+    graph = isinstance(runner, CapturedStep)
     shape = (settings.batch_size, 3, settings.img_size, settings.img_size)
     a, b = torch.rand(shape, device=device) * 2 - 1, torch.rand(shape, device=device) * 2 - 1
 
     n = 0
     # The graph option captures after its own warm-up (CapturedStep.warmup) plus one call.
-    warmup = max(settings.warmup, runner.warmup + 2) if case.option == "graph" else settings.warmup
+    warmup = max(settings.warmup, runner.warmup + 2) if graph else settings.warmup
     start = time.perf_counter()
     for n in range(1, warmup + 1):
         runner(a, b, n)
@@ -138,7 +138,7 @@ def measure(case: Case, settings: Settings) -> dict[str, Any]:
 
     phases_ms: dict[str, float] = {}
     ops: int | None = None
-    captured = case.option == "graph" and getattr(runner, "captured", False)
+    captured = graph and runner.captured
     if split_timed:
         phases_ms = _phase_split(step.phase_clock, seconds, settings.iters)
         step.phase_clock = None
@@ -186,15 +186,9 @@ def _phase_split(clock: Any, seconds_per_iter: float, iters: int) -> dict[str, f
 
 
 def measure_isolated(case: Case, settings: Settings) -> dict[str, Any]:
-    """`measure` in a child process (`ugatit bench --_case`); a failure becomes a row with `error`."""
-    command = [
-        sys.executable,
-        "-m",
-        "ugatit",
-        "bench",
-        "--_case",
-        json.dumps({"case": asdict(case), "settings": asdict(settings)}),
-    ]
+    """`measure` in a child process (this module run as `python -m ugatit.bench CASE`); a failure becomes
+    a row with `error`."""
+    command = [sys.executable, "-m", "ugatit.bench", json.dumps({"case": asdict(case), "settings": asdict(settings)})]
     try:
         child = subprocess.run(command, capture_output=True, text=True, timeout=settings.timeout)
     except subprocess.TimeoutExpired:
@@ -300,3 +294,7 @@ def run_bench(cases: list[Case], settings: Settings, *, isolate: bool = True, on
         if on_row is not None:
             on_row(row)
     return rows
+
+
+if __name__ == "__main__":  # the child process of `measure_isolated`
+    sys.exit(measure_case_main(sys.argv[1]))

@@ -116,10 +116,10 @@ class OptimConfig:
 
 @dataclass
 class DataConfig:
-    batch_size: int = 1  # per process: the global batch is world_size x batch_size
-    # Processes that train together (torchrun ranks), each drawing its own batch_size images; set by
-    # the launch, not by hand, and recorded so a run says what global batch it trained with.
-    world_size: int = 1
+    # Per process: the global batch is batch_size x the processes that train together (torchrun ranks,
+    # `ugatit train --nproc`). Their number is the launch's, not a setting: each checkpoint records it
+    # with its data position.
+    batch_size: int = 1
     num_workers: int | None = None  # None: automatic (ugatit.data.unpaired.default_workers)
     resize_margin: int = 30  # train images are resized to img_size + margin, then randomly cropped
     flip: bool = True
@@ -182,21 +182,7 @@ class Config:
         is for files that `save` wrote (a run's config.yaml): a missing key means a damaged file, not
         "the default"."""
         path = Path(path)
-        if not path.is_file():
-            raise UserError(f"config file not found: {path}")
-        import yaml
-
-        try:
-            text = path.read_text()
-            data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"cannot read config file {path}: {exc}") from None
-        except (ValueError, yaml.YAMLError) as exc:
-            raise UserError(f"cannot parse config file {path}: {str(exc).splitlines()[0]}") from None
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise UserError(f"config file {path} must hold a mapping of sections")
+        data = read_config_file(path)
         if complete:
             _require_every_key(path, data)
         if base is not None:
@@ -216,31 +202,24 @@ class Config:
         return dataclasses.replace(self, **sections)
 
 
-#: The built-in tasks with ground truth (demo/shapes.py, demo/morph.py) an ablation can draw.
-BUILT_IN_TASKS = ("shapes", "morph")
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A config file's sections as it holds them (YAML or JSON), not yet checked against the config."""
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    import yaml
 
-
-@dataclass
-class AblationOptions:
-    """What `ugatit ablate` runs (see ablation/runner.py): every variant under the same base config, seed
-    by seed, on a dataset folder (`data`) or a built-in task drawn into `out` (`task`: shapes, morph)."""
-
-    out: Path = Path("ugatit-ablation")
-    data: Path | None = None
-    task: str | None = None
-    variants: tuple[str, ...] = tuple(ABLATIONS)
-    seeds: int = 1
-    first_seed: int = 0
-    config: Config = field(default_factory=Config)  # the base; each run changes model and seed
-    # Where runs go, one process each, in parallel: "cpu" once runs them in turn in this process; a list
-    # ("cuda:0", "cuda:1", or "cpu" twice on a machine with cores to spare) runs one process per entry.
-    devices: tuple[str, ...] = ()
-    train_count: int = 500  # built-in task: training images a domain
-    test_count: int = 64  # built-in task: test pairs
-    gallery: int = 6  # test images a direction shown side by side in the report
-    inception_weights: str | None = None
-    feature_extractor: str | None = None
-    progress: bool = True
+    try:
+        text = path.read_text()
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read config file {path}: {exc}") from None
+    except (ValueError, yaml.YAMLError) as exc:
+        raise UserError(f"cannot parse config file {path}: {str(exc).splitlines()[0]}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a mapping of sections")
+    return data
 
 
 #: The most a config may ask for, from a flag or from a file (a checkpoint, an export, a config file):
@@ -268,7 +247,6 @@ def check_config(config: Config, *, training: bool = True) -> None:
         "optim.iterations": (config.optim.iterations, 1),
         "data.batch_size": (config.data.batch_size, 1),
         "data.num_workers": (config.data.num_workers, 0),
-        "data.world_size": (config.data.world_size, 1),
         "train.log_every": (config.train.log_every, 1),
         "train.sample_every": (config.train.sample_every, 0),  # 0: no samples
         "train.save_every": (config.train.save_every, 0),  # 0: only when stopping and at the end
@@ -320,26 +298,6 @@ def _check_limits(config: Config) -> None:
     for key in ("optim.beta1", "optim.beta2"):
         if bounds[key][0] >= 1:
             raise UserError(f"config key `{key}` must be less than 1, got {bounds[key][0]}")
-
-
-@dataclass
-class DemoOptions:
-    """What `ugatit demo` runs (see demo/run.py). The defaults take about five minutes on two CPU cores."""
-
-    out: Path = Path("ugatit-demo")
-    iters: int = 1000
-    img_size: int = 48
-    ch: int = 8
-    n_res: int = 2
-    batch_size: int = 4
-    lr: float = 5e-4
-    train_count: int = 500
-    test_count: int = 64
-    seed: int = 0
-    device: str = "cpu"
-    eval_every: int = 100
-    progress: bool = True
-    force: bool = False
 
 
 def config_keys(sections: Iterable[str] | None = None) -> list[str]:
@@ -406,6 +364,12 @@ def _initials(name: str) -> str:
 ADDED_KEYS = {"model.g_cam", "model.d_cam", "model.decoder_norm"}
 
 
+#: Keys that configs of earlier versions hold and this one ignores on reading, so that their files and
+#: checkpoints still load: `data.world_size` (the processes of the launch, recorded since in each
+#: checkpoint's data position).
+RETIRED_KEYS = {"data.world_size"}
+
+
 def _require_every_key(path: Path, data: dict[str, Any]) -> None:
     if not data:
         raise UserError(f"config file {path} is empty")
@@ -424,6 +388,7 @@ def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
     if not isinstance(data, dict):
         raise UserError(f"config section '{where or 'root'}' must be a mapping")
     known = {f.name: f for f in fields(cls)}
+    data = {name: value for name, value in data.items() if f"{where}.{name}" not in RETIRED_KEYS}
     unknown = sorted(set(data) - set(known))
     if unknown:
         prefix = f"{where}." if where else ""

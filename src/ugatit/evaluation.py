@@ -25,7 +25,7 @@ from .domains import DIRECTIONS, reverse, source_and_target
 from .errors import UserError
 from .metrics.features import kid_report, source_features
 from .metrics.groundtruth import GroundTruthMeter
-from .metrics.kid import evaluate_features
+from .metrics.kid import DEFAULT_KID, KIDSettings, evaluate_features
 from .nn.model import UGATIT
 from .translate import translate_images
 from .utils.files import atomic_write, reported_write
@@ -146,7 +146,7 @@ def evaluate_model(
     directions: Sequence[str] = DIRECTIONS,
     extractor: nn.Module | None = None,
     paired: bool = False,
-    protocols: Sequence[str] = ("paper", "subsets"),
+    kid: KIDSettings = DEFAULT_KID,
     batch_size: int = 16,
     feature_batch_size: int = 50,
     device: str | torch.device = "cpu",
@@ -156,7 +156,8 @@ def evaluate_model(
     names: dict[str, list[str]] | None = None,
     objects: ShapesTruth | None = None,
 ) -> dict[str, Any]:
-    """Translate the test split and measure it. KID/FID need an `extractor`; ground-truth metrics need
+    """Translate the test split and measure it. KID/FID need an `extractor` (KID measured as `kid` says);
+    ground-truth metrics need
     `paired` (and the test scenes, `objects`, for the object metrics). With `save_translations`, the
     translations are written as PNG under <dir>/<direction>/."""
     domains = {"A": list(test_a), "B": list(test_b)}
@@ -181,7 +182,7 @@ def evaluate_model(
                     fakes,
                     extractor,
                     source=domains[src],
-                    protocols=protocols,
+                    kid=kid,
                     batch_size=feature_batch_size,
                     device=device,
                     resize=resize,
@@ -206,6 +207,7 @@ def kid_evaluator(
 ) -> Callable[[UGATIT, int], dict[str, float]]:
     """The training loop's evaluate hook: KID x 100 of both directions on the test split, and their mean
     as `kid` (lower is better; the best checkpoint is kept by it). Real-image features are computed once."""
+    settings = KIDSettings(protocols=(protocol,))
     real = {
         "A": source_features(test_a, extractor, device=device)[0],
         "B": source_features(test_b, extractor, device=device)[0],
@@ -218,7 +220,7 @@ def kid_evaluator(
             src, tgt = source_and_target(direction)
             fakes = _translations(model, images[src], direction, batch_size=16)
             metrics = evaluate_features(
-                real[tgt], source_features(fakes, extractor, device=device)[0], protocols=(protocol,), fid=False
+                real[tgt], source_features(fakes, extractor, device=device)[0], kid=settings, fid=False
             )
             result[f"kid_{direction}"] = next(iter(metrics.values()))["value_x100"]
         result["kid"] = sum(result.values()) / len(DIRECTIONS)

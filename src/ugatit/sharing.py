@@ -56,6 +56,7 @@ class Share:
     config: Config
     parameters: int  # of the two generators
     steps: int | None  # iterations trained, where the run or checkpoint says
+    processes: int | None = None  # that trained together (a training checkpoint says; an export does not)
     evaluations: list[dict[str, Any]] = field(default_factory=list)
     samples: dict[str, str] = field(default_factory=dict)  # direction -> path in the folder
     sample_note: str = ""
@@ -82,6 +83,7 @@ def prepare_folder(
 ) -> Share:
     """Write into `folder` (new, or empty) everything `push` uploads for the model at `source` (any
     checkpoint `load_model` reads, hf:// included); see the module docstring. Returns what it wrote."""
+    from .weights.checkpoints import saved_world_size
     from .weights.export import export_generators, load_export
     from .weights.loading import build_model, read_weights
 
@@ -106,13 +108,15 @@ def prepare_folder(
         export_generators(model, weights.config, export)
         dtype = "float16"
     run = find_run(weights.path)
+    state = _training_state(weights.path)
     share = Share(
         repo_id=repo_id,
         source=str(source),
         kind=weights.kind,
         config=weights.config.replace(model=model.config),
         parameters=sum(p.numel() for g in model.generators() for p in g.parameters()),
-        steps=trained_steps(weights.path, run),
+        steps=trained_steps(weights.path, run, state),
+        processes=saved_world_size(state) if state is not None and weights.kind == "training checkpoint" else None,
         evaluations=read_evaluations(run) if run else [],
         domain_a=domain_a,
         domain_b=domain_b,
@@ -163,17 +167,24 @@ def find_run(weights_path: Path) -> Path | None:
     return None
 
 
-def trained_steps(weights_path: Path, run: Path | None) -> int | None:
-    """The iterations behind the weights: a run checkpoint's step, or the last step a run logged."""
-    match = _STEP_FILE.match(Path(weights_path).name)
-    if match:
-        return int(match.group(1))
+def _training_state(weights_path: Path) -> dict[str, Any] | None:
+    """The contents of a .pt weights file (a training or official checkpoint), read once; None otherwise."""
     if Path(weights_path).suffix == ".pt" and Path(weights_path).is_file():
         from .weights.checkpoints import torch_load
 
         state = torch_load(Path(weights_path))
-        if isinstance(state, dict) and isinstance(state.get("step"), int):
-            return state["step"]
+        return state if isinstance(state, dict) else None
+    return None
+
+
+def trained_steps(weights_path: Path, run: Path | None, state: dict[str, Any] | None = None) -> int | None:
+    """The iterations behind the weights: a run checkpoint's step (its name, or `state`, the file's contents),
+    or the last step a run logged."""
+    match = _STEP_FILE.match(Path(weights_path).name)
+    if match:
+        return int(match.group(1))
+    if state is not None and isinstance(state.get("step"), int):
+        return state["step"]
     if run is None:
         return None
     steps = [record["step"] for record in _log_records(run) if isinstance(record.get("step"), int)]
@@ -305,6 +316,8 @@ def _card_body(s: Share) -> str:
         if s.steps is not None
         else f"not recorded by the source ({o.iterations:,} planned)"
     )
+    # the global batch: the batch of each process times the processes, where the source says how many
+    processes = "" if s.processes is None else f" x {s.processes} process{'es' if s.processes != 1 else ''}"
     lines = [
         f"# {name}",
         "",
@@ -327,7 +340,7 @@ def _card_body(s: Share) -> str:
         f"| model | {kind}, {m.variant} networks, {_count(s.parameters)} parameters in the two generators |",
         f"| image size | {sizes} |",
         f"| base channels, residual blocks | {m.ch}, {m.n_res} |",
-        f"| trained | {trained}, batch {s.config.data.batch_size} x {s.config.data.world_size}, lr {o.lr:g} |",
+        f"| trained | {trained}, batch {s.config.data.batch_size}{processes}, lr {o.lr:g} |",
         f"| losses | adversarial {s.config.loss.adv_weight:g}, cycle {s.config.loss.cycle_weight:g}, "
         f"identity {s.config.loss.identity_weight:g}, CAM {s.config.loss.cam_weight:g} |",
         f"| weights | `{EXPORT_NAME}` ({s.export_dtype}, {s.export_bytes / 1e6:.1f} MB); the whole config in "

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from test_faults_cli import environment, log_lines, steps_saved, wait_for
-from test_train_cli import write_plain
+from cli_helpers import environment, log_lines, steps_saved, wait_for
 
+from helpers import write_plain
 from ugatit.weights import checkpoints
 
 CONFIG = """\
@@ -33,6 +33,11 @@ train: {device: cpu, log_every: 1, sample_every: 0, save_every: 2, keep_last: 0}
 """
 #: Long enough to be stopped by a signal partway, short enough for the reference run.
 REFERENCE_STEPS = 10
+
+
+def processes_saved(run_dir: Path) -> int:
+    """The processes the run's newest checkpoint was saved on, as its data position records them."""
+    return checkpoints.load_training_checkpoint(checkpoints.latest_checkpoint(run_dir))["data"]["world_size"]
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +92,8 @@ def test_two_ranks_of_batch_1_equal_one_process_of_batch_2(data, reference, tmp_
     worst = max((a[net][key].float() - b[net][key].float()).abs().max().item() for net in a for key in a[net])
     assert worst < 1e-5, worst
     config = yaml.safe_load((reference / "config.yaml").read_text())
-    assert config["data"]["world_size"] == 2 and config["data"]["batch_size"] == 1
+    assert config["data"]["batch_size"] == 1 and "world_size" not in config["data"]  # the launch's, not a setting
+    assert processes_saved(reference) == 2  # each checkpoint records it
 
 
 def test_a_signal_to_the_whole_job_saves_once_and_resumes_exactly(data, reference, tmp_path):
@@ -152,7 +158,7 @@ def test_resuming_on_another_number_of_processes_says_what_changes(data, referen
         "images each process draws; from here on the run differs from one that was never stopped (resume on "
         "2 processes, --nproc 2, to continue it exactly)" in result.stderr
     )
-    assert yaml.safe_load((out / "config.yaml").read_text())["data"]["world_size"] == 1
+    assert processes_saved(out) == 1
 
 
 # --- The launcher killed, a signal to rank 0 alone (issue 19) ---------------------------------------------
@@ -343,7 +349,7 @@ def test_two_nodes_on_localhost_train_one_model(data, tmp_path):
                 node.kill()
     assert [node.returncode for node in nodes] == [0, 0], results
     assert steps_saved(out) == [2, 3]
-    assert yaml.safe_load((out / "config.yaml").read_text())["data"]["world_size"] == 2
+    assert processes_saved(out) == 2
     assert sum(stdout.count("done: step 3 of 3") for stdout, _ in results) == 1  # rank 0, on one node
 
 

@@ -58,6 +58,8 @@ def test_checkpoint_mode_measures_kid_and_ground_truth(setup):
         str(out),
         "--save-translations",
         str(tmp / "fakes"),
+        # the KID flags measure here as they do with --real/--fake
+        *("--block-size", "6", "--subsets", "3", "--subset-size", "5", "--seed", "2"),
         tmp=tmp,
     )
     assert result.returncode == 0, result.stderr
@@ -67,6 +69,9 @@ def test_checkpoint_mode_measures_kid_and_ground_truth(setup):
     for direction in ("a2b", "b2a"):
         entry = report["directions"][direction]
         assert entry["metrics"]["kid_paper"]["n_fake"] == 12 and "kid_subsets" in entry["metrics"]
+        paper, subsets = entry["metrics"]["kid_paper"], entry["metrics"]["kid_subsets"]
+        assert paper["block_size"] == 6 and paper["n_blocks"] == 2
+        assert (subsets["subsets"], subsets["subset_size"], subsets["seed"]) == (3, 5, 2)
         assert len(list((tmp / "fakes" / direction).glob("*.png"))) == 12
         gt = report["ground_truth"][direction]
         assert gt["count"] == 12 and 0 < gt["l1"] < 1 and gt["identity_l1"] > 0.05  # the backgrounds differ

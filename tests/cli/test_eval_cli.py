@@ -103,11 +103,10 @@ def test_eval_prints_table_and_writes_json(folders, tmp_path):
     assert report["feature_extractor"]["resize"] == "tf1"
 
     # The CLI reports exactly what the library computes.
-    from ugatit.metrics import kid_report
+    from ugatit.metrics import KIDSettings, kid_report
 
-    direct = kid_report(folders["real"], folders["fake"], load_standin(), source=folders["source"], subsets=10)[
-        "metrics"
-    ]
+    kid = KIDSettings(subsets=10)
+    direct = kid_report(folders["real"], folders["fake"], load_standin(), source=folders["source"], kid=kid)["metrics"]
     for key in ("kid_paper", "kid_subsets", "mean_kid_paper", "fid"):
         field = "value" if key == "fid" else "value_x100"
         assert metrics[key][field] == pytest.approx(direct[key][field], rel=1e-6), key

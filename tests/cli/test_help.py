@@ -37,3 +37,25 @@ def test_help_does_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60).stdout
     assert out.strip().endswith("False")
+
+
+def test_train_help_takes_its_defaults_from_the_config(monkeypatch):
+    """The help of `ugatit train` states the config's defaults, never copies of them: another default in
+    the dataclasses is another help."""
+    from ugatit.cli import _types
+    from ugatit.config import Config, OptimConfig, TrainConfig
+
+    def help_of(flag: str) -> str:
+        action = next(a for a in subparsers()["train"]._actions if flag in a.option_strings)
+        return action.help
+
+    assert help_of("--lr") == "Adam learning rate (default 1e-4)"
+    assert help_of("--log-every") == "log.jsonl/TensorBoard period (default 10)"
+    assert help_of("--iters") == "total iterations (paper: 1000000)"
+    assert help_of("--light") == "the light model (default: off, the full model)"
+    monkeypatch.setattr(
+        _types, "Config", lambda: Config(optim=OptimConfig(lr=3e-4, iterations=5), train=TrainConfig(log_every=7))
+    )
+    assert help_of("--lr") == "Adam learning rate (default 3e-4)"
+    assert help_of("--log-every") == "log.jsonl/TensorBoard period (default 7)"
+    assert help_of("--iters") == "total iterations (paper: 5)"

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import command, environment, one_line_error, run, run_together
 from PIL import Image
-from test_faults_cli import command, environment, one_line_error, run, run_together
-from test_train_cli import noise, write_plain
 
+from helpers import noise, write_plain
 from huge_png import huge_png
 from tf_bundle import write_checkpoint
 from ugatit.config import Config, ModelConfig

@@ -126,7 +126,7 @@ def test_the_card_holds_the_runs_config_metrics_and_grid(run, dry_run):
     assert "translates **flat shapes** (domain A) into **outlined shapes** (domain B)" in card
     assert "| model | light, official networks," in card and "| image size | 32 px" in card
     assert "| base channels, residual blocks | 4, 1 |" in card
-    assert "| trained | 4 iterations, batch 1 x 1, lr 0.0001 |" in card  # --iters 4: all that was planned
+    assert "| trained | 4 iterations, batch 1 x 1 process, lr 0.0001 |" in card  # --iters 4: all that was planned
     assert "![a2b: flat shapes to outlined shapes](samples/a2b.png)" in card
     # Every evaluation the run logged is in metrics.json; the last one is in the card.
     events = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if '"eval"' in line]

@@ -15,22 +15,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import noise, write_plain
+
 TINY_CONFIG = """\
 model: {img_size: 32, ch: 2, n_res: 1, light: true}
 data: {num_workers: 0}
 train: {device: cpu, log_every: 1, sample_every: 2, save_every: 2, keep_last: 2}
 """
-
-
-def noise(seed: int, size: tuple[int, int] = (40, 36)) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
-
-
-def write_plain(folder: Path, count: int, seed: int) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        noise(seed + i).save(folder / f"plain_{i}.png")
 
 
 def write_odd(folder_a: Path, folder_b: Path) -> None:
@@ -403,6 +394,20 @@ def test_eval_every_logs_kid_and_keeps_the_best_checkpoint(tmp_path):
     assert all({"kid", "kid_a2b", "kid_b2a"} <= set(e) for e in events)
     assert (out / "checkpoints" / "best.pt").is_file() and "best:" in result.stdout
 
+    # Resumed without the flags: the run's own --eval-every and extractor path go on evaluating (the
+    # extractor is named again, as the resume command printed at a stop says).
+    resumed = subprocess.run(
+        [sys.executable, "-m", "ugatit", "train", str(tmp_path / "shapes"), "--out", str(out), "--resume"]
+        + ["--iters", "6", "--feature-extractor", "standin_extractor:make", "--no-progress"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    events = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if '"eval"' in line]
+    assert [e["step"] for e in events] == [2, 4, 6]
+
     no_test = subprocess.run(
         [
             sys.executable,
@@ -431,3 +436,4 @@ def test_eval_every_logs_kid_and_keeps_the_best_checkpoint(tmp_path):
     )
     assert no_test.returncode == 2 and "--eval-every needs a test split" in no_test.stderr
     assert "Traceback" not in no_test.stderr
+    assert not (tmp_path / "run2").exists()  # refused before the run folder is made

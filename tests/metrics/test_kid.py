@@ -10,6 +10,7 @@ from torch import nn
 
 from ugatit.errors import UserError
 from ugatit.metrics.kid import (
+    KIDSettings,
     evaluate_features,
     frechet_distance,
     kid_paper,
@@ -216,10 +217,16 @@ def test_fid_of_a_set_with_itself_is_zero():
     assert frechet_distance(x, x) == pytest.approx(0.0, abs=1e-8)
 
 
+def test_kid_settings_refuse_an_unknown_protocol():
+    with pytest.raises(UserError, match="unknown KID protocol"):
+        KIDSettings(protocols=("paper", "blocks"))
+    assert KIDSettings(protocols=["subsets"]).protocols == ("subsets",)  # a list is kept as a tuple
+
+
 def test_evaluate_features_report_states_n_protocol_and_settings():
     g = torch.Generator().manual_seed(8)
     real, fake, source = (torch.randn(30, 8, generator=g) for _ in range(3))
-    report = evaluate_features(real, fake, source=source, subsets=4)
+    report = evaluate_features(real, fake, source=source, kid=KIDSettings(subsets=4))
     assert set(report) == {
         "kid_paper",
         "kid_paper_source",

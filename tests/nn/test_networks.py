@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import tiny
 from ugatit.config import ModelConfig
 from ugatit.errors import UserError
 from ugatit.nn.model import UGATIT
@@ -156,11 +157,6 @@ TOLERANCES = {
 }
 
 
-def _tiny(light: bool = True) -> UGATIT:
-    torch.manual_seed(0)
-    return UGATIT(ModelConfig(img_size=32, ch=4, n_res=1, light=light))
-
-
 def _first_step_losses(model: UGATIT, a, b, **kw) -> dict:
     return {k: v.item() for k, v in TrainingStep(model, **kw)(a, b, 1).items()}
 
@@ -168,7 +164,7 @@ def _first_step_losses(model: UGATIT, a, b, **kw) -> dict:
 @pytest.mark.parametrize("light", [True, False])
 @pytest.mark.parametrize("mode", ["channels_last", "bf16"])
 def test_precision_and_layout_stay_close_to_fp32(mode, light):
-    base = _tiny(light)
+    base = tiny(light)
     a, b = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
     other = prepare_model(copy.deepcopy(base), channels_last=mode == "channels_last")
     kw = {"channels_last": True} if mode == "channels_last" else {"precision": "bf16"}
@@ -189,7 +185,7 @@ def test_precision_and_layout_stay_close_to_fp32(mode, light):
 def test_bf16_keeps_statistics_and_losses_in_fp32():
     """The norms read bf16 activations as they are and accumulate fp32 statistics (checked numerically in
     test_layers.py); AdaLIN/ILN results, sigma, u, v and the losses are fp32."""
-    model = _tiny()
+    model = tiny()
     a = torch.rand(1, 3, 32, 32) * 2 - 1
     with torch.autocast("cpu", dtype=torch.bfloat16):
         image, _, _ = model.genA2B(a)
@@ -203,7 +199,7 @@ def test_bf16_keeps_statistics_and_losses_in_fp32():
 def test_torch_compile_matches_eager():
     """torch.compile (Inductor, C++ on CPU) on a generator and a discriminator in train mode: outputs
     and weight gradients within 1e-4 of eager, state-dict keys unchanged, power iteration still advancing."""
-    base = _tiny(light=False)
+    base = tiny(light=False)
     compiled = prepare_model(copy.deepcopy(base), compile=True)
     assert list(compiled.genA2B.state_dict()) == list(base.genA2B.state_dict())
     x = torch.rand(1, 3, 32, 32) * 2 - 1

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
+from helpers import tiny
 from ugatit.config import Config, ModelConfig
 from ugatit.nn.model import UGATIT
 from ugatit.weights.export import export_generators
@@ -31,8 +31,7 @@ START_SECONDS = 90
 
 
 def tiny_light_model(seed: int = 0) -> UGATIT:
-    torch.manual_seed(seed)
-    return UGATIT(ModelConfig(img_size=SIZE, ch=4, n_res=1, light=True), discriminators=False).eval()
+    return tiny(seed=seed, discriminators=False, img_size=SIZE).eval()
 
 
 def write_noise(path: Path, width: int, height: int, seed: int = 0) -> Path:

@@ -17,34 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from app_helpers import CHROMIUM_FLAGS, call_app, wait_for
 from PIL import Image
 
 from ugatit.cli import main
 
-WAIT_SECONDS = 60
 WIDTH, HEIGHT = 1400, 1000  # the page's size in the screenshot
-# Chromium as root in a container, offline: no sandbox, no GPU, and none of its own network traffic
-# (updates, sync, QUIC), which a closed network refuses and which would slow or break the page.
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-)
-
-
-def call_app(server, need, downloads, *images, **options):
-    gradio_client = need("gradio_client")
-    client = gradio_client.Client(server.url, verbose=False, download_files=str(downloads))
-    arguments = {"webcam_shot": None, "direction": "a2b", "face_crop": False, "size": 32, **options}
-    return client.predict(
-        images=[gradio_client.handle_file(str(p)) for p in images], api_name="/translate", **arguments
-    )
 
 
 def test_api_gives_the_pixels_of_ugatit_translate(server, checkpoint, tmp_path, noise_image, need):
@@ -125,12 +103,6 @@ def open_app(browser, server):
 
     browser.get(server.url)
     return wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"))[0]
-
-
-def wait_for(browser, condition, what="the page"):
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(browser, WAIT_SECONDS, poll_frequency=0.2).until(condition, f"waiting for {what}")
 
 
 def upload_and_translate(browser, server, path: Path, face_crop: bool = False) -> str:

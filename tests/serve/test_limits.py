@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_app import call_app
+from app_helpers import call_app
 
 from huge_png import huge_png
 

@@ -21,8 +21,8 @@ import shutil
 
 import numpy as np
 import pytest
+from app_helpers import CHROMIUM_FLAGS, wait_for
 from PIL import Image
-from test_app import CHROMIUM_FLAGS, wait_for
 
 from hub_cache import add_to_hub_cache
 

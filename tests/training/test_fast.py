@@ -13,7 +13,8 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ugatit.config import ModelConfig, OptimConfig
+from helpers import tiny
+from ugatit.config import OptimConfig
 from ugatit.nn.model import UGATIT
 from ugatit.training.divergence import LossGuard
 from ugatit.training.fast import CapturedStep, checks_losses_every_step, fast_step
@@ -100,11 +101,6 @@ class StandInGraph:
                         outputs[k].copy_(v)
 
         return replay, outputs
-
-
-def tiny() -> UGATIT:
-    torch.manual_seed(0)
-    return UGATIT(ModelConfig(img_size=32, ch=4, n_res=1, light=True))
 
 
 def train_both(graph: StandInGraph, steps: int = 6, messages: list | None = None, precision: str = "fp32"):
@@ -220,9 +216,12 @@ def test_with_tf32_off_the_check_is_the_golden_tests_rule(monkeypatch):
 def test_the_fast_path_is_only_taken_on_cuda():
     step = TrainingStep(tiny())
     assert fast_step(step, torch.device("cpu")) is step
-    assert checks_losses_every_step(torch.device("cpu"), eager=False)
-    assert not checks_losses_every_step(torch.device("cuda"), eager=False)
-    assert checks_losses_every_step(torch.device("cuda"), eager=True)
+    assert checks_losses_every_step(fast_step(step, torch.device("cpu")))
+    graph = fast_step(step, torch.device("cuda"))
+    assert isinstance(graph, CapturedStep) and graph.step is step
+    assert not checks_losses_every_step(graph)
+    assert fast_step(step, torch.device("cuda"), eager=True) is step
+    assert checks_losses_every_step(fast_step(step, torch.device("cuda"), eager=True))
 
 
 def test_the_eager_step_never_waits_for_the_device():

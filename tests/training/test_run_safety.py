@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_trainer import tiny_config, write_images
 
+from helpers import tiny_config, write_images
 from ugatit.config import Config
 from ugatit.errors import UserError
 from ugatit.training import train
 from ugatit.training.lock import RunInUse, RunLock
-from ugatit.training.resume import apply_overrides, saved_run_config
+from ugatit.training.resume import apply_overrides
 from ugatit.training.run_dir import JsonlLog
 from ugatit.training.storage import RunWriteError, WriteFailed
 from ugatit.weights import checkpoints
@@ -116,27 +116,6 @@ def test_a_tensorboard_that_cannot_write_stops_the_run_after_keeping_its_state(d
 
 
 # --- config.yaml ----------------------------------------------------------------------------------------
-
-
-def test_a_config_yaml_cut_short_gives_way_to_the_checkpoints_settings(dataset, tmp_path):
-    run_dir = tmp_path / "run"
-    config = tiny_config(sample_every=0)
-    config = config.replace(optim=replace(config.optim, iterations=2))
-    quiet(dataset, run_dir, config, tensorboard=False)
-    text = (run_dir / "config.yaml").read_text()
-    (run_dir / "config.yaml").write_text(text[: text.index("optim:")])  # a valid YAML prefix: model and loss
-    messages = []
-    assert saved_run_config(run_dir, messages.append) == Config.from_dict(
-        checkpoints.load_training_checkpoint(run_dir)["config"]
-    )
-    assert messages == [
-        f"config file {run_dir / 'config.yaml'} is incomplete (no 'optim.lr'): using the "
-        f"settings saved in {checkpoints.checkpoint_path(run_dir, 2)}"
-    ]
-    for path in checkpoints.list_checkpoints(run_dir):
-        path.unlink()
-    with pytest.raises(UserError, match=r"is incomplete .* and .* has no checkpoint to take the run's settings from"):
-        saved_run_config(run_dir)
 
 
 def test_config_save_is_atomic(tmp_path, monkeypatch):

@@ -6,17 +6,13 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from helpers import tiny
 from ugatit.config import ModelConfig, OptimConfig
 from ugatit.nn import layers
 from ugatit.nn.model import UGATIT
 from ugatit.training import step as step_module
 from ugatit.training.step import TrainingStep, learning_rate
 from ugatit.utils.profiling import VIEW_OPS, count_ops
-
-
-def tiny() -> UGATIT:
-    torch.manual_seed(0)
-    return UGATIT(ModelConfig(img_size=32, ch=4, n_res=1, light=True))
 
 
 def count_calls(model: UGATIT) -> dict[str, list[int]]:

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from ugatit.config import ModelConfig
+from helpers import tiny
 from ugatit.data import eval_transform, find_images, tensor_to_uint8
 from ugatit.errors import UserError
 from ugatit.nn.model import UGATIT
 from ugatit.translate import (
     INDEX_NAME,
     THUMBNAIL_DIR,
+    TranslateOptions,
     resolve_size,
     translate_folder,
     translate_images,
@@ -26,11 +26,11 @@ from ugatit.translate import (
 )
 
 SIZE = 32
+ATTENTION = TranslateOptions(attention=True)
 
 
 def tiny_model(light: bool, seed: int = 0) -> UGATIT:
-    torch.manual_seed(seed)
-    return UGATIT(ModelConfig(img_size=SIZE, ch=4, n_res=1, light=light), discriminators=False).eval()
+    return tiny(light, seed=seed, discriminators=False, img_size=SIZE).eval()
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +191,7 @@ def test_folder_keeps_names_subfolders_and_sizes(light, nested, tmp_path):
 
 def test_attention_overlays_and_index(light, nested, tmp_path):
     out = tmp_path / "out"
-    results = translate_folder(light, nested, out, "b2a", attention=True)
+    results = translate_folder(light, nested, out, "b2a", TranslateOptions(attention=True))
     for r in results:
         assert r.attention is not None and r.attention.name.endswith("_attention.png")
         with Image.open(r.attention) as overlay, Image.open(r.source) as src:
@@ -224,7 +224,11 @@ def test_bad_files_are_skipped_and_reported(light, tmp_path):
     (inp / "d.jpg").write_bytes(good[: len(good) // 2])  # truncated
     skipped = []
     results = translate_folder(
-        light, inp, tmp_path / "out", on_skip=lambda p, why: skipped.append((p, why)), batch_size=3
+        light,
+        inp,
+        tmp_path / "out",
+        options=TranslateOptions(batch_size=3),
+        on_skip=lambda p, why: skipped.append((p, why)),
     )
     assert [r.name for r in results] == ["a.png", "b.png", "c.png", "d.jpg"]  # input order
     assert [r.ok for r in results] == [True, False, True, False]
@@ -237,7 +241,7 @@ def test_bad_files_are_skipped_and_reported(light, tmp_path):
 
 def test_single_file_input(light, tmp_path):
     [src] = write_images(tmp_path, {"photo.jpg": (30, 45)}).values()
-    [r] = translate_folder(light, src, tmp_path / "out", attention=True)
+    [r] = translate_folder(light, src, tmp_path / "out", options=ATTENTION)
     assert r.output == tmp_path / "out/photo.png" and r.attention == tmp_path / "out/photo_attention.png"
     assert (tmp_path / "out" / INDEX_NAME).is_file()
 
@@ -245,7 +249,7 @@ def test_single_file_input(light, tmp_path):
 def test_names_differing_only_in_extension_do_not_collide(light, tmp_path):
     inp = tmp_path / "in"
     write_images(inp, {"x.jpg": (32, 32), "x.png": (40, 40), "y.png": (32, 32), "y_attention.png": (36, 36)})
-    results = translate_folder(light, inp, tmp_path / "out", attention=True)
+    results = translate_folder(light, inp, tmp_path / "out", options=ATTENTION)
     written = [p for r in results for p in (r.output, r.attention)]
     assert len({p.as_posix().lower() for p in written}) == 8  # nothing overwritten
     assert {r.name: r.output.name for r in results} == {
@@ -281,7 +285,7 @@ def test_exif_orientation_is_applied(light, tmp_path):
     exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
     (tmp_path / "in").mkdir()
     stored.save(tmp_path / "in/rotated.jpg", exif=exif)
-    [r] = translate_folder(light, tmp_path / "in", tmp_path / "out", attention=True)
+    [r] = translate_folder(light, tmp_path / "in", tmp_path / "out", options=ATTENTION)
     for path in (r.output, r.attention, r.thumbnail):
         with Image.open(path) as img:
             assert img.size == (20, 40), path
@@ -313,4 +317,6 @@ def test_unusable_inputs_and_outputs(light, tmp_path):
     with pytest.raises(UserError, match="is a file"):
         translate_folder(light, tmp_path / "in", tmp_path / "file/out")
     with pytest.raises(UserError, match="batch size"):
-        translate_folder(light, tmp_path / "in", tmp_path / "out", batch_size=0)
+        TranslateOptions(batch_size=0)
+    with pytest.raises(UserError, match="needs `face_crop=True`"):
+        TranslateOptions(paste_back=True)

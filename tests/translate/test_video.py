@@ -38,8 +38,8 @@ SAMPLE_RATE = 16000
 # How much more than the test's own round trip the output may lose (grey levels, mean absolute per
 # frame): over ten encodes of the same frames on idle cores, a frame's loss varied by at most 0.07, but
 # under load (load average 5.5, 2 cores) one frame lost 0.42 more than the round trip (the streams x264
-# gives here differ from run to run, more on busy cores). 1.0 is that with room for other machines, and still far below the codec's
-# loss itself (4 to 5) and the gap between frames (7 or more).
+# gives here differ from run to run, more on busy cores). 1.0 is that with room for other machines, and
+# still far below the codec's loss itself (4 to 5) and the gap between frames (7 or more).
 CODEC_SPREAD = 1.0
 
 

@@ -17,10 +17,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..config import ABLATIONS, BUILT_IN_TASKS, AblationOptions, Config, ablation
+from ..config import ABLATIONS, Config, ablation
 from ..errors import UserError
 from ..training.resume import RESUME_OVERRIDES
 from ..utils.files import write_json
+from .options import BUILT_IN_TASKS, AblationOptions
 
 PLAN_FILE = "ablation.json"
 PLAN_FORMAT = "ugatit-ablation-1"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -24,14 +25,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..config import AblationOptions, check_config
+from ..config import check_config
 from ..errors import UserError
 from ..nn.sizes import check_model_config
 from ..utils.files import write_json
+from .options import AblationOptions
 from .plan import RunSpec, check_variants, data_root, draw_task, run_specs, write_plan
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+#: How a run's own process (`_run_in_process`) tells this one that a signal stopped it after it saved: the
+#: shell's exit status for that signal, 128 + its number.
+STOPPED_STATUS = {name: 128 + signal.Signals[name].value for name in ("SIGINT", "SIGTERM")}
 
 #: KID protocol of the table: the authors' (blocks of 10 in file order), as the paper's Table 1.
 KID_PROTOCOL = "paper"
@@ -208,6 +214,7 @@ def evaluate_run(spec: RunSpec, split, settings: Measurement, device: str, step:
     """The run's final model measured on the test split: flat metrics (`kid_a2b`, `l1_b2a`, ...), the
     full evaluation report, its parameter counts and learned rho."""
     from ..evaluation import evaluate_model
+    from ..metrics.kid import KIDSettings
     from ..nn.introspect import parameter_counts, rho_layers, rho_summary
     from ..utils.device import resolve_device
     from ..weights import load_model
@@ -221,7 +228,7 @@ def evaluate_run(spec: RunSpec, split, settings: Measurement, device: str, step:
         split.images("B"),
         extractor=extractor,
         paired=split.paired,
-        protocols=(KID_PROTOCOL,),
+        kid=KIDSettings(protocols=(KID_PROTOCOL,)),
         device=device,
         objects=split.objects,
     )
@@ -365,9 +372,9 @@ def _run_parallel(pending: list[RunSpec], devices: list[str], settings: Measurem
     failed = [(spec, code) for spec, _, code in results if code != 0]
     if not failed:
         return None
-    interrupted = [spec for spec, code in failed if code in (130, 143)]
+    interrupted = [spec for spec, code in failed if code in STOPPED_STATUS.values()]
     if interrupted and len(interrupted) == len(failed):
-        return "SIGINT" if any(code == 130 for _, code in failed) else "SIGTERM"
+        return "SIGINT" if any(code == STOPPED_STATUS["SIGINT"] for _, code in failed) else "SIGTERM"
     names = ", ".join(f"{spec.name} (exit {code})" for spec, code in failed)
     raise UserError(f"ablation runs failed: {names}; their messages are above, their folders under runs/")
 
@@ -379,8 +386,6 @@ def _run_in_process(spec: RunSpec, device: str, settings: Measurement, threads: 
 
     import torch
 
-    from ..training.signals import SIGNAL_EXIT
-
     if threads is not None:
         torch.set_num_threads(threads)
     try:
@@ -389,4 +394,4 @@ def _run_in_process(spec: RunSpec, device: str, settings: Measurement, threads: 
         print(f"ugatit ablate: {spec.name}: error: {exc}", file=sys.stderr)
         sys.exit(2)
     if stopped:
-        sys.exit(SIGNAL_EXIT.get(stopped, 1))
+        sys.exit(STOPPED_STATUS.get(stopped, 1))

@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import re
+import signal
 import sys
-from collections.abc import Mapping
 
-from ..errors import UserError
+from ..errors import UserError, reword
+
+#: Exit status of a command a signal stopped after it saved its work: the shell's, 128 + the signal's number.
+SIGNAL_EXIT = {name: 128 + signal.Signals[name].value for name in ("SIGINT", "SIGTERM")}
 
 #: The subcommands, in the order `ugatit --help` lists them; each is the module cli/<name>.py.
 SUBCOMMANDS = (
@@ -34,27 +36,6 @@ SUBCOMMANDS = (
     "check-data",
     "bench",
 )
-
-_TERM = re.compile(r"`([A-Za-z_][\w.]*)(?:=([^`]*))?`")
-
-
-def reword(message: str, flags: Mapping[str, str]) -> str:
-    """A library message in a command line's terms: `optim.iterations` -> --iters, `resume=True` ->
-    --resume, `resume=False` -> no --resume, `device=cuda` -> --device cuda. Terms without a flag lose
-    their backticks."""
-
-    def replace(match: re.Match) -> str:
-        name, value = match.group(1), match.group(2)
-        flag = flags.get(name)
-        if flag is None:
-            return match.group(0)[1:-1]
-        if value is None or value == "True":
-            return flag
-        if value == "False":
-            return f"no {flag}"
-        return f"{flag} {value}"
-
-    return _TERM.sub(replace, message)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -104,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
-        return 130
+        return SIGNAL_EXIT["SIGINT"]
 
 
 if __name__ == "__main__":  # python -m ugatit.cli

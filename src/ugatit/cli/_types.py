@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..config import Config
 from ..utils.device import DEVICE_HELP
 
 
@@ -26,6 +27,19 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
     return value
+
+
+def paper_default(key: str) -> str:
+    """A config key's default, the paper's (`Config()`), as a help text writes it: "on"/"off", 10, 1e-4.
+    Help texts take defaults from here, never by hand."""
+    section, _, name = key.partition(".")
+    value = getattr(getattr(Config(), section), name)
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float) and value and not 1e-3 <= abs(value) < 1e6:
+        mantissa, _, exponent = f"{value:e}".partition("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def device(text: str) -> str:

@@ -25,6 +25,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UserError
+from . import SIGNAL_EXIT
 from ._types import device_argument, non_negative_int, positive_float, positive_int
 
 HELP = "train the paper's ablations (no CAM, other normalisations) side by side and report them"
@@ -45,7 +46,7 @@ CONFIG_FLAGS = {
     "--eval-every": "train.eval_every",
 }
 
-#: How library errors' terms read on this command line (see `ugatit.cli.reword`).
+#: How library errors' terms read on this command line (see `ugatit.errors.reword`).
 FLAGS = {
     **{key: flag for flag, key in CONFIG_FLAGS.items()},
     "task": "--task",
@@ -58,7 +59,8 @@ FLAGS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..config import ABLATIONS, BUILT_IN_TASKS, AblationOptions
+    from ..ablation.options import BUILT_IN_TASKS, AblationOptions
+    from ..config import ABLATIONS
 
     d = AblationOptions()
     unset = argparse.SUPPRESS
@@ -119,8 +121,9 @@ def build_options(args: argparse.Namespace):
     --task), then --config, then the flags given."""
     from dataclasses import replace
 
+    from ..ablation.options import AblationOptions
     from ..ablation.plan import task_config
-    from ..config import AblationOptions, Config
+    from ..config import Config
 
     given = vars(args)
     if (args.data is None) == (args.task is None):
@@ -156,16 +159,14 @@ def build_options(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..ablation import run_ablation
+    from ..ablation.runner import run_ablation
+    from ..errors import reword
     from ..utils.console import notify
-    from . import reword
 
     opts = build_options(args)
     summary = run_ablation(opts, notify=lambda text: notify(reword(text, FLAGS)))
     print(f"report: {summary['report']} ({summary['runs_done']} of {summary['runs_planned']} runs done)")
     if summary.get("interrupted"):
         print(f"stopped by {summary['interrupted']}: run the same command to continue where it stopped")
-        from ..training.signals import SIGNAL_EXIT
-
         return SIGNAL_EXIT.get(summary["interrupted"], 1)
     return 0

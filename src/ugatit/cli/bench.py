@@ -73,7 +73,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--markdown", type=Path, default=argparse.SUPPRESS, metavar="FILE", help="write the table as markdown"
     )
-    parser.add_argument("--_case", default=None, help=argparse.SUPPRESS)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,8 +80,6 @@ def run(args: argparse.Namespace) -> int:
     from ..utils.device import resolve_device
     from ..utils.files import write_json
 
-    if args._case is not None:  # a child process: one case
-        return bench.measure_case_main(args._case)
     settings = bench.Settings(
         device=args.device,
         img_size=args.img_size,

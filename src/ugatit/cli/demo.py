@@ -14,7 +14,7 @@ import argparse
 
 from ._types import device_argument, non_negative_int, positive_float, positive_int
 
-#: How library errors' terms read on this command line (see `ugatit.cli.reword`).
+#: How library errors' terms read on this command line (see `ugatit.errors.reword`).
 FLAGS = {
     "device": "--device",
     "out": "--out",
@@ -29,7 +29,7 @@ HELP = "train on the built-in shapes task and write an HTML report (a few minute
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..config import DemoOptions
+    from ..demo.options import DemoOptions
 
     d = DemoOptions()
     parser.add_argument("--out", default=str(d.out), help="output folder")
@@ -55,8 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..config import DemoOptions
-    from ..demo import run_demo
+    from ..demo.options import DemoOptions
+    from ..demo.run import run_demo
 
     opts = DemoOptions(
         out=Path(args.out),

@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..domains import DIRECTIONS
 from ..errors import UserError
 from ._types import device_argument, positive_int
 
-#: How library errors' terms read on this command line (see `ugatit.cli.reword`).
+if TYPE_CHECKING:
+    from ..metrics.kid import KIDSettings
+
+#: How library errors' terms read on this command line (see `ugatit.errors.reword`).
 FLAGS = {
     "device": "--device",
     "weights": "--inception-weights",
@@ -116,19 +119,15 @@ def run(args: argparse.Namespace) -> int:
         return _run_checkpoint(args, device)
     if not (args.real and args.fake):
         raise UserError("give --real DIR and --fake DIR, or --checkpoint PATH and --data ROOT")
-    protocols = ("paper", "subsets") if args.protocol == "both" else (args.protocol,)
-    _check_folders(args, protocols)  # before loading (or downloading) weights
+    kid = _kid_settings(args)
+    _check_folders(args, kid)  # before loading (or downloading) weights
     extractor, extractor_name = _extractor(args, device)
     report = kid_report(
         args.real,
         args.fake,
         extractor,
         source=args.source,
-        protocols=protocols,
-        block_size=args.block_size,
-        subsets=args.subsets,
-        subset_size=args.subset_size,
-        seed=args.seed,
+        kid=kid,
         batch_size=args.batch_size,
         device=device,
         resize=args.resize,
@@ -142,7 +141,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_folders(args: argparse.Namespace, protocols: tuple[str, ...]) -> None:
+def _kid_settings(args: argparse.Namespace) -> KIDSettings:
+    """The KID flags, as the one settings object both forms of the command measure with."""
+    from ..metrics.kid import PROTOCOLS, KIDSettings
+
+    return KIDSettings(
+        protocols=PROTOCOLS if args.protocol == "both" else (args.protocol,),
+        block_size=args.block_size,
+        subsets=args.subsets,
+        subset_size=args.subset_size,
+        seed=args.seed,
+    )
+
+
+def _check_folders(args: argparse.Namespace, kid: KIDSettings) -> None:
     """Each folder exists and holds images, in numbers the protocols can measure."""
     from pathlib import Path
 
@@ -162,7 +174,7 @@ def _check_folders(args: argparse.Namespace, protocols: tuple[str, ...]) -> None
     for compared in ("--real", "--source"):  # the fakes are measured against each
         if compared in counts:
             try:
-                check_set_sizes(counts[compared], counts["--fake"], protocols, args.block_size)
+                check_set_sizes(counts[compared], counts["--fake"], kid.protocols, kid.block_size)
             except UserError as exc:
                 raise UserError(f"{compared} and --fake: {exc}") from None
 
@@ -200,11 +212,10 @@ def _run_checkpoint(args: argparse.Namespace, device: Any) -> int:
     except UserError as exc:
         if not split.paired:
             raise
-        from . import reword
+        from ..errors import reword
 
         extractor, extractor_name = None, None
         notes.append(f"KID/FID skipped: {reword(str(exc), FLAGS)}")
-    protocols = ("paper", "subsets") if args.protocol == "both" else (args.protocol,)
     names = {d: [str(p.relative_to(split.root / f"test{d}")) for p in split.files[d]] for d in ("A", "B")}
     report = evaluate_model(
         model,
@@ -213,7 +224,7 @@ def _run_checkpoint(args: argparse.Namespace, device: Any) -> int:
         directions=directions_for(args.direction),
         extractor=extractor,
         paired=split.paired,
-        protocols=protocols,
+        kid=_kid_settings(args),
         batch_size=min(args.batch_size, 16),
         feature_batch_size=args.batch_size,
         device=device,

@@ -20,7 +20,7 @@ from ._types import require_checkpoint
 
 HELP = "export a generator to ONNX or TorchScript for deployment"
 
-#: How library errors' terms read on this command line (see `ugatit.cli.reword`).
+#: How library errors' terms read on this command line (see `ugatit.errors.reword`).
 FLAGS = {"format": "--format"}
 
 

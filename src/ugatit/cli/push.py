@@ -22,7 +22,7 @@ from ._types import require_checkpoint
 
 HELP = "share a trained model on the Hugging Face Hub, with a model card (needs the hub extra)"
 
-#: How library errors' terms read on this command line (see `ugatit.cli.reword`).
+#: How library errors' terms read on this command line (see `ugatit.errors.reword`).
 FLAGS = {"formats": "--formats", "license": "--license"}
 
 

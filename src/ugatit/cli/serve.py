@@ -17,7 +17,7 @@ import argparse
 
 from ._types import checkpoint_argument, device_argument
 
-#: How library errors' terms read on this command line (see `ugatit.cli.reword`).
+#: How library errors' terms read on this command line (see `ugatit.errors.reword`).
 FLAGS = {"device": "--device"}
 
 HELP = "serve a web app that translates uploaded photos (needs the serve extra)"

@@ -30,7 +30,8 @@ from typing import Any
 
 from ..config import DECODER_NORMS
 from ..errors import UserError
-from ._types import device_argument, non_negative_int, positive_float, positive_int
+from . import SIGNAL_EXIT
+from ._types import device_argument, non_negative_int, paper_default, positive_float, positive_int
 
 HELP = "train a model on two unpaired image folders (trainA/, trainB/)"
 
@@ -61,7 +62,7 @@ CONFIG_FLAGS = {
     "--eval-every": "train.eval_every",
 }
 
-#: How library errors' terms read on this command line (see `ugatit.cli.reword`). The CAM switches
+#: How library errors' terms read on this command line (see `ugatit.errors.reword`). The CAM switches
 #: stay config keys: "`model.g_cam=False`" reads better than "no --g-cam".
 FLAGS = {
     **{key: flag for flag, key in CONFIG_FLAGS.items() if key not in ("model.g_cam", "model.d_cam")},
@@ -73,7 +74,7 @@ FLAGS = {
     "overrides": "--override",
     "domain_a": "--domain-a",
     "domain_b": "--domain-b",
-    "data.world_size": "--nproc",
+    "world_size": "--nproc",
 }
 
 
@@ -120,7 +121,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="start a new run from these weights (official "
         "PyTorch, PaddleGAN .pdparams, ours); the architecture comes from SRC",
     )
-    run.add_argument("--iters", type=positive_int, default=unset, metavar="N", help="total iterations (paper: 1000000)")
+    _config_option(run, "--iters", type=positive_int, metavar="N", help="total iterations (paper: {default})")
     run.add_argument(
         "--nproc",
         type=positive_int,
@@ -131,7 +132,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the global batch is N x --batch-size; see docs/distributed.md",
     )
     device_argument(run, default=unset)
-    run.add_argument("--precision", choices=["fp32", "bf16"], default=unset, help="compute precision (default fp32)")
+    _config_option(run, "--precision", choices=["fp32", "bf16"], help="compute precision (default {default})")
     run.add_argument(
         "--channels-last", action=argparse.BooleanOptionalAction, default=unset, help="channels-last memory layout"
     )
@@ -145,36 +146,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="CUDA: plain eager iterations, without the fast path (cuDNN autotuning, one CUDA graph "
         "per iteration, losses read at log/save time); the same updates either way",
     )
-    run.add_argument("--seed", type=int, default=unset, help="seed of the weights and the data order (default 0)")
-    run.add_argument(
-        "--log-every", type=positive_int, default=unset, metavar="N", help="log.jsonl/TensorBoard period (default 10)"
+    _config_option(run, "--seed", type=int, help="seed of the weights and the data order (default {default})")
+    _config_option(
+        run, "--log-every", type=positive_int, metavar="N", help="log.jsonl/TensorBoard period (default {default})"
     )
-    run.add_argument(
+    _config_option(
+        run,
         "--sample-every",
         type=non_negative_int,
-        default=unset,
         metavar="N",
-        help="sample grid period, 0: none (default 1000)",
+        help="sample grid period, 0: none (default {default})",
     )
-    run.add_argument(
+    _config_option(
+        run,
         "--save-every",
         type=non_negative_int,
-        default=unset,
         metavar="N",
-        help="checkpoint period, 0: only at the end (default 10000)",
+        help="checkpoint period, 0: only at the end (default {default})",
     )
-    run.add_argument(
-        "--keep-last", type=non_negative_int, default=unset, metavar="N", help="checkpoints kept, 0: all (default 3)"
+    _config_option(
+        run, "--keep-last", type=non_negative_int, metavar="N", help="checkpoints kept, 0: all (default {default})"
     )
     run.add_argument("--no-progress", action="store_true", default=unset, help="no progress bar")
     evaluation = parser.add_argument_group("evaluation during training (needs testA/ and testB/)")
-    evaluation.add_argument(
+    _config_option(
+        evaluation,
         "--eval-every",
         type=non_negative_int,
-        default=unset,
         metavar="N",
-        help="KID x100 of both directions on the test split every N steps (paper "
-        "protocol), logged; the lowest mean is kept as checkpoints/best.pt (default 0: off)",
+        help="KID x100 of both directions on the test split every N steps (paper protocol), logged; the lowest "
+        "mean is kept as checkpoints/best.pt (0: off; default {default})",
     )
     evaluation.add_argument(
         "--inception-weights",
@@ -190,44 +191,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     model = parser.add_argument_group("model and optimisation")
-    model.add_argument(
-        "--light", action=argparse.BooleanOptionalAction, default=unset, help="the light model (default: full)"
+    _config_option(
+        model,
+        "--light",
+        action=argparse.BooleanOptionalAction,
+        help="the light model (default: {default}, the full model)",
     )
-    model.add_argument(
-        "--img-size", type=positive_int, default=unset, metavar="N", help="image side in pixels (default 256)"
-    )
-    model.add_argument("--ch", type=positive_int, default=unset, metavar="N", help="base channels (default 64)")
-    model.add_argument("--n-res", type=positive_int, default=unset, metavar="N", help="residual blocks (default 4)")
-    model.add_argument(
+    _config_option(model, "--img-size", type=positive_int, metavar="N", help="image side in pixels (default {default})")
+    _config_option(model, "--ch", type=positive_int, metavar="N", help="base channels (default {default})")
+    _config_option(model, "--n-res", type=positive_int, metavar="N", help="residual blocks (default {default})")
+    _config_option(
+        model,
         "--g-cam",
         action=argparse.BooleanOptionalAction,
-        default=unset,
-        help="the generators' CAM attention; --no-g-cam is the paper's ablation without it (default: on)",
+        help="the generators' CAM attention; --no-g-cam is the paper's ablation without it (default: {default})",
     )
-    model.add_argument(
+    _config_option(
+        model,
         "--d-cam",
         action=argparse.BooleanOptionalAction,
-        default=unset,
-        help="the discriminators' CAM attention; --no-d-cam is the paper's ablation without it (default: on)",
+        help="the discriminators' CAM attention; --no-d-cam is the paper's ablation without it (default: {default})",
     )
-    model.add_argument(
+    _config_option(
+        model,
         "--decoder-norm",
         choices=DECODER_NORMS,
-        default=unset,
         help="the decoder's normalisation: adalin (the paper's), or an ablation: adain, lin, in, ln, gn "
-        "(docs/ablations.md; default adalin)",
+        "(docs/ablations.md; default {default})",
     )
-    model.add_argument("--batch-size", type=positive_int, default=unset, metavar="N", help="batch size (default 1)")
-    model.add_argument(
-        "--lr", type=positive_float, default=unset, metavar="X", help="Adam learning rate (default 1e-4)"
-    )
+    _config_option(model, "--batch-size", type=positive_int, metavar="N", help="batch size (default {default})")
+    _config_option(model, "--lr", type=positive_float, metavar="X", help="Adam learning rate (default {default})")
+
+
+def _config_option(group, flag: str, *names: str, help: str, **kwargs) -> None:
+    """A flag that sets a config key (`CONFIG_FLAGS`). It is absent from the namespace unless given (see
+    `add_arguments`), and `{default}` in its help is the key's default: the config's, not a copy."""
+    help = help.format(default=paper_default(CONFIG_FLAGS[flag]))
+    group.add_argument(flag, *names, default=argparse.SUPPRESS, help=help, **kwargs)
 
 
 def run(args: argparse.Namespace) -> int:
     from .. import training
-    from ..training.distributed import Distributed, launch_local
+    from ..errors import reword
+    from ..training.distributed import Distributed
     from ..utils.console import notify
-    from . import reword
 
     def on_message(text: str) -> None:  # library notices in this command line's terms
         notify(reword(text, FLAGS))
@@ -236,18 +243,21 @@ def run(args: argparse.Namespace) -> int:
     dist = Distributed.from_environment()
     if given.get("nproc", 1) > 1 and not dist.enabled:  # relaunch on N processes; inside them, train
         _data_folders(given)  # a mistyped folder fails here, once, not in every rank
-        return launch_local(given["nproc"], ["train", *_without_nproc(args._argv[1:])])
+        return _launch_local(given["nproc"], ["train", *_without_nproc(args._argv[1:])])
     folders = _data_folders(given)
     out = Path(given["out"]) if "out" in given else Path("runs") / folders["name"]
     resume = given.get("resume", False)
     overrides = _overrides(given.get("override", []))
-    config = _build_config(given, out, resume, on_message)
+    config, chosen = _build_config(given)
     init = _init_weights(given, resume)
     if init is not None:
         config = config.replace(model=_imported_model(config.model, init))
         others = "from the file" if init.has_discriminators else "from the paper's init (the file has none)"
         on_message(f"starting from {init.kind} {given['init_from']}; discriminators {others}")
-    evaluate = _kid_evaluator(given, folders, config) if config.train.eval_every and dist.is_main else None
+
+    def evaluator(settled):  # KID for --eval-every, from the run's settings (a resumed run's own)
+        return _kid_evaluator(given, folders, settled) if settled.train.eval_every else None
+
     try:
         result = training.train(
             config,
@@ -257,9 +267,10 @@ def run(args: argparse.Namespace) -> int:
             test_a=folders.get("testA"),
             test_b=folders.get("testB"),
             resume=resume,
+            given=chosen,
             overrides=overrides,
             progress=not given.get("no_progress", False),
-            evaluate=evaluate,
+            evaluator=evaluator,
             on_message=on_message,
             init_weights=init.networks if init is not None else None,
         )
@@ -272,7 +283,43 @@ def run(args: argparse.Namespace) -> int:
         # 143 first, torchrun would count them failed and end rank 0 before it has said what to type next.
         return 0
     _print_summary(result, given)
-    return result.exit_code
+    return SIGNAL_EXIT.get(result.interrupted, 1) if result.interrupted else 0
+
+
+def _launch_local(nproc: int, argv: list[str]) -> int:
+    """Run `ugatit <argv>` on `nproc` processes of this machine, as `torchrun --standalone
+    --nproc-per-node N -m ugatit ...` would, with torchrun's agent in this process; returns the exit
+    status. A signal ends it with 128 + the signal's number once the ranks have saved (the agent passes
+    the signal on), and so do ranks that a signal stopped (one sent to a rank rather than to this
+    process: they agree to stop and save); a rank that fails ends it with a `RankFailed` naming the rank
+    and its exit code. The ranks stop when this process is gone (`training.distributed.die_with_launcher`)."""
+    import os
+    import signal
+
+    from torch.distributed import run
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    from ..training.distributed import LAUNCHER_PID_ENV, RankFailed
+
+    os.environ[LAUNCHER_PID_ENV] = str(os.getpid())  # inherited by the ranks
+    try:
+        run.main(["--standalone", f"--nproc-per-node={nproc}", "--module", "ugatit", *argv])
+    except SignalException as exc:
+        return 128 + int(exc.sigval)
+    except ChildFailedError as exc:
+        # Stopped by a signal (and saved): rank 0 exits 130 or 143, the others 0 (see `run`); one that
+        # torchrun ended with its own SIGTERM because rank 0 was done first exits -15.
+        codes = {failure.exitcode for failure in exc.failures.values()}
+        stopped = set(SIGNAL_EXIT.values())
+        if codes & stopped and codes <= stopped | {-signal.SIGTERM}:
+            return max(codes)
+        rank, failure = exc.get_first_failure()  # the root cause: the others failed because of it
+        raise RankFailed(
+            f"rank {rank} of {nproc} failed with exit code {failure.exitcode} (its message is above); "
+            "torchrun stopped the others"
+        ) from None
+    return 0
 
 
 def _without_nproc(argv: list[str]) -> list[str]:
@@ -388,23 +435,28 @@ def _data_folders(given: dict[str, Any]) -> dict[str, Any]:
     return {"trainA": train_a, "trainB": train_b, "name": name}
 
 
-def _build_config(given: dict[str, Any], out: Path, resume: bool, on_message):
-    """The paper's config (a resumed run: the run's own), then the --config file's keys, then flags."""
+def _build_config(given: dict[str, Any]):
+    """The paper's config, then the --config file's keys, then flags; and the keys these two chose (a
+    resumed run keeps its own settings for the others: the trainer decides which it may change)."""
     from dataclasses import replace
 
-    from ..config import Config
-    from ..training.resume import saved_run_config
+    from ..config import Config, read_config_file
 
-    config = (saved_run_config(out, on_message) if resume else None) or Config()
+    config, chosen = Config(), set()
     if "config" in given:
-        config = Config.load(Path(given["config"]), base=config)
+        path = Path(given["config"])
+        config = Config.load(path)
+        chosen = {
+            f"{s}.{k}" for s, values in read_config_file(path).items() if isinstance(values, dict) for k in values
+        }
     sections = {name: getattr(config, name) for name in ("model", "loss", "optim", "data", "train")}
     for flag, key in CONFIG_FLAGS.items():
         dest = flag[2:].replace("-", "_")
         if dest in given:
             section, name = key.split(".")
             sections[section] = replace(sections[section], **{name: given[dest]})
-    return config.replace(**sections)
+            chosen.add(key)
+    return config.replace(**sections), chosen
 
 
 def _print_summary(result, given: dict[str, Any]) -> None:

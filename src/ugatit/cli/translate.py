@@ -35,12 +35,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..domains import DIRECTIONS
 from ..errors import UserError
 from ._types import checkpoint_argument, device_argument, positive_int, require_checkpoint
 
-#: How library errors' terms read on this command line (see `ugatit.cli.reword`).
+if TYPE_CHECKING:
+    from ..translate import TranslateOptions
+
+#: How library errors' terms read on this command line (see `ugatit.errors.reword`).
 FLAGS = {
     "device": "--device",
     "size": "--size",
@@ -112,23 +116,28 @@ def run(args: argparse.Namespace) -> int:
     if not input_path.exists():
         raise UserError(f"input not found: {input_path}")
 
-    from ..translate import INDEX_NAME, check_output_dir, translate_folder
-    from ..translate.files import check_paste_back
+    from ..translate import INDEX_NAME, TranslateOptions, check_output_dir, translate_folder
     from ..translate.video import is_video
     from ..utils.console import notify
     from ..utils.device import resolve_device
     from ..weights import load_model
 
-    check_paste_back(args.face_crop, args.paste_back)
+    options = TranslateOptions(
+        attention=args.attention,
+        batch_size=args.batch_size,
+        size=args.size,
+        face_crop=args.face_crop,
+        paste_back=args.paste_back,
+    )
     if input_path.is_file() and is_video(input_path):
-        return _run_video(args, input_path, output_dir)
+        return _run_video(args, options, input_path, output_dir)
     check_output_dir(output_dir, input_path)
-    if args.face_crop:
+    if options.face_crop:
         from ..translate.faces import check_face_detector
 
         check_face_detector()  # before the model: a missing OpenCV should not cost a long load
     device = resolve_device(args.device)
-    model, _ = load_model(args.checkpoint, device=device, discriminators=args.attention)
+    model, _ = load_model(args.checkpoint, device=device, discriminators=options.attention)
 
     def report_skip(path: Path, reason: str) -> None:
         notify(f"skipped {path}: {reason}")
@@ -139,18 +148,14 @@ def run(args: argparse.Namespace) -> int:
         input_path,
         output_dir,
         args.direction,
-        attention=args.attention,
-        batch_size=args.batch_size,
-        size=args.size,
+        options,
         progress=not args.no_progress,
         on_skip=report_skip if input_path.is_dir() else None,
         notes=[f"Checkpoint: {args.checkpoint}."],
-        face_crop=args.face_crop,
-        paste_back=args.paste_back,
     )
     done = [r for r in results if r.ok]
     for r in done:
-        if args.face_crop and r.face is None:
+        if options.face_crop and r.face is None:
             notify(f"no face found in {r.source}: translated the whole image")
     skipped = [r for r in results if not r.ok]
     if not done:
@@ -170,22 +175,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_video(args: argparse.Namespace, input_path: Path, output_dir: Path) -> int:
+def _run_video(args: argparse.Namespace, options: TranslateOptions, input_path: Path, output_dir: Path) -> int:
     from ..translate import check_output_dir
     from ..translate.video import check_video_support, translate_video
     from ..utils.device import resolve_device
     from ..weights import load_model
 
-    if args.attention:
+    if options.attention:
         raise UserError("--attention writes images: it is not available for a video input")
-    if args.face_crop and not args.paste_back:
+    if options.face_crop and not options.paste_back:
         raise UserError(
             "on a video, --face-crop needs --paste-back (every frame of a video has one size, so the face square "
             "goes back into its frame)"
         )
     check_video_support()  # before the model: a missing PyAV should not cost a long load
     check_output_dir(output_dir)
-    if args.face_crop:
+    if options.face_crop:
         from ..translate.faces import check_face_detector
 
         check_face_detector()
@@ -196,9 +201,9 @@ def _run_video(args: argparse.Namespace, input_path: Path, output_dir: Path) -> 
         input_path,
         output_dir,
         args.direction,
-        batch_size=args.batch_size,
-        size=args.size,
-        face_crop=args.face_crop,
+        batch_size=options.batch_size,
+        size=options.size,
+        face_crop=options.face_crop,
         progress=not args.no_progress,
     )
     w, h = result.size

@@ -1,5 +1,10 @@
-"""`ugatit demo`: the built-in shapes task (`shapes`), trained, measured and reported (`run`)."""
+"""The built-in tasks with ground truth and `ugatit demo`, which trains and measures one of them.
 
-from .run import run_demo
+- `shapes`, `truth`: the shapes task (scenes, their rendering in both domains, the truth they are
+  scored by); `morph`: the morph task, scored alike.
+- `options` (`DemoOptions`: what to run), `run` (`run_demo`: draw the task, train, measure against the
+  truth) and `report`, its page.
 
-__all__ = ["run_demo"]
+Nothing is imported here: `ugatit.evaluation` reads the tasks' truth (`truth`, `morph`) and `run`
+measures through `ugatit.evaluation`, so an import of this package pulling in `run` would close a circle.
+"""

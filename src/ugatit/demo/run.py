@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..config import Config, DataConfig, DemoOptions, LossConfig, ModelConfig, OptimConfig, TrainConfig
+from ..config import Config, DataConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig
 from ..domains import DIRECTIONS, source_and_target
 from ..errors import UserError
 from ..evaluation import ground_truth_report
@@ -35,6 +35,7 @@ from ..utils.device import resolve_device
 from ..utils.files import write_json
 from ..utils.rng import seed_everything
 from ..weights import load_model
+from .options import DemoOptions
 from .report import headline, verdicts, write_report
 from .shapes import COLOUR_NAMES, make_shapes, write_shapes
 from .truth import ShapesTruth, collapsed_baseline, size_baseline

@@ -33,6 +33,7 @@ _EXPORTS = {
     ),
     "kid": (
         "KIDResult",
+        "KIDSettings",
         "evaluate_features",
         "frechet_distance",
         "kid_paper",

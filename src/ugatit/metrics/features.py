@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from typing import Any
 
@@ -29,7 +29,7 @@ from ..data.loader import image_batches
 from ..data.sources import SourceLike, as_source
 from ..errors import UserError
 from .inception import resize_bilinear_tf1
-from .kid import DEFAULT_SUBSET_SIZE, DEFAULT_SUBSETS, PAPER_BLOCK_SIZE, evaluate_features
+from .kid import DEFAULT_KID, KIDSettings, evaluate_features
 
 #: How images are brought to the extractor's input size:
 #: "tf1": float bilinear like TF1's resize_bilinear (what the TF Inception graph does; torch-fidelity,
@@ -144,18 +144,14 @@ def kid_report(
     extractor: nn.Module,
     *,
     source: SourceLike | None = None,
-    protocols: Sequence[str] = ("paper", "subsets"),
-    block_size: int = PAPER_BLOCK_SIZE,
-    subsets: int = DEFAULT_SUBSETS,
-    subset_size: int = DEFAULT_SUBSET_SIZE,
-    seed: int | None = 0,
+    kid: KIDSettings = DEFAULT_KID,
     batch_size: int = 50,
     device: str | torch.device = "cpu",
     resize: str = "tf1",
     extractor_name: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """KID (chosen protocols), FID and, given ``source``, the authors' mean KID.
+    """KID (measured as `kid` says), FID and, given ``source``, the authors' mean KID.
 
     ``real`` holds real images of the target domain, ``fake`` the translations into it, ``source``
     the real source-domain images the translations were made from; each is a folder, a list of files
@@ -182,11 +178,7 @@ def kid_report(
         feats["real"],
         feats["fake"],
         source=feats.get("source"),
-        protocols=tuple(protocols),
-        block_size=block_size,
-        subsets=subsets,
-        subset_size=subset_size,
-        seed=seed,
+        kid=kid,
     )
     identity = {
         "feature_extractor": extractor_desc["name"],

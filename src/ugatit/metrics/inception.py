@@ -320,10 +320,6 @@ class WeightsInfo:
     filename: str
     sha256: str
 
-    @property
-    def short_hash(self) -> str:
-        return self.sha256[:12]
-
     def to_dict(self) -> dict[str, str]:
         return {"file": self.filename, "path": self.path, "sha256": self.sha256}
 

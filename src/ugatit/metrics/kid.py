@@ -41,6 +41,32 @@ DEFAULT_SUBSET_SIZE = 1000
 MEAN_KID_SOURCE_WEIGHT = 0.98
 
 KERNEL_DESCRIPTION = "cubic polynomial (x.y/d + 1)^3, unbiased MMD^2"
+PROTOCOLS = ("paper", "subsets")
+
+
+@dataclass(frozen=True)
+class KIDSettings:
+    """How KID is measured, given once and passed whole through every layer that measures it: which
+    protocols (``paper`` and/or ``subsets``), the paper protocol's largest block, and the subsets
+    protocol's number and size of subsets and its random seed (None: a fresh random draw)."""
+
+    protocols: tuple[str, ...] = PROTOCOLS
+    block_size: int = PAPER_BLOCK_SIZE
+    subsets: int = DEFAULT_SUBSETS
+    subset_size: int = DEFAULT_SUBSET_SIZE
+    seed: int | None = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "protocols", tuple(self.protocols))
+        unknown = set(self.protocols) - set(PROTOCOLS)
+        if not self.protocols:
+            raise UserError("no KID protocol given: use paper, subsets or both")
+        if unknown:
+            raise UserError(f"unknown KID protocol(s) {sorted(unknown)}: use paper, subsets or both")
+
+
+#: Both protocols with the authors' block size and torch-fidelity's subsets.
+DEFAULT_KID = KIDSettings()
 
 
 @dataclass
@@ -130,7 +156,7 @@ def paper_block_sizes(n_real: int, n_fake: int, max_block_size: int = PAPER_BLOC
 
 
 def check_set_sizes(
-    n_real: int, n_fake: int, protocols: Sequence[str] = ("paper", "subsets"), block_size: int = PAPER_BLOCK_SIZE
+    n_real: int, n_fake: int, protocols: Sequence[str] = PROTOCOLS, block_size: int = PAPER_BLOCK_SIZE
 ) -> tuple[list[int], list[int]]:
     """Refuse set sizes the protocols cannot measure, before any feature is computed: KID needs two
     images a set, and the paper protocol two a block. Returns the paper protocol's block sizes."""
@@ -313,30 +339,23 @@ def evaluate_features(
     fake: Tensor,
     *,
     source: Tensor | None = None,
-    protocols: tuple[str, ...] = ("paper", "subsets"),
-    block_size: int = PAPER_BLOCK_SIZE,
-    subsets: int = DEFAULT_SUBSETS,
-    subset_size: int = DEFAULT_SUBSET_SIZE,
-    seed: int | None = 0,
+    kid: KIDSettings = DEFAULT_KID,
     fid: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """All metrics on precomputed features, keyed by metric name, values JSON-ready.
 
-    Keys: ``kid_paper`` / ``kid_subsets`` (KID(real, fake)), ``fid``; with ``source``:
-    ``kid_<protocol>_source`` (KID(source, fake)) and ``mean_kid_<protocol>`` (see `mean_kid`).
+    Keys: ``kid_paper`` / ``kid_subsets`` (KID(real, fake), the protocols of `kid`), ``fid``; with
+    ``source``: ``kid_<protocol>_source`` (KID(source, fake)) and ``mean_kid_<protocol>`` (see `mean_kid`).
     """
-    unknown = set(protocols) - {"paper", "subsets"}
-    if unknown:
-        raise UserError(f"unknown KID protocol(s) {sorted(unknown)}: use paper, subsets or both")
     n_real, n_fake = len(real), len(fake)
 
     def run(protocol: str, a: Tensor, b: Tensor) -> KIDResult:
         if protocol == "paper":
-            return kid_paper(a, b, block_size)
-        return kid_subsets(a, b, subsets=subsets, subset_size=subset_size, seed=seed)
+            return kid_paper(a, b, kid.block_size)
+        return kid_subsets(a, b, subsets=kid.subsets, subset_size=kid.subset_size, seed=kid.seed)
 
     out: dict[str, dict[str, Any]] = {}
-    for protocol in protocols:
+    for protocol in kid.protocols:
         target_kid = run(protocol, real, fake)
         out[f"kid_{protocol}"] = {"metric": "KID x100", **target_kid.to_dict()}
         if source is not None:

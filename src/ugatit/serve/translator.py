@@ -23,9 +23,9 @@ from PIL import Image
 
 from ..config import ablation_name
 from ..domains import DIRECTIONS, GENERATOR_OF, Direction, source_and_target
-from ..errors import UserError
+from ..errors import UserError, reword
 from ..nn.model import UGATIT
-from ..translate import resolve_size, translate_paths
+from ..translate import TranslateOptions, resolve_size, translate_paths
 from ..translate.images import judges_attention
 
 MAX_IMAGES = 8  # per request: each is a forward pass, and requests queue one at a time
@@ -34,7 +34,7 @@ MAX_PIXELS = 50_000_000  # a 50-megapixel phone photo decodes to 150 MB; larger 
 MAX_LIGHT_SIZE = 1024  # the largest size a light model may be asked to run at here
 KEEP_SECONDS = 3600
 
-#: How library messages' terms read in the page (see `ugatit.cli.reword`).
+#: How library messages' terms read in the page (see `ugatit.errors.reword`).
 TERMS = {"size": "the model size", "direction": "the direction"}
 
 Gallery = list[tuple[str, str]]  # (image path, caption)
@@ -127,8 +127,6 @@ class WebTranslator:
         try:
             return self._translate([Path(f) for f in files or []], direction, bool(face_crop), size)
         except UserError as exc:
-            from ..cli import reword
-
             return Answer(f"**Not translated:** {reword(str(exc), TERMS)}")
         except Exception:
             traceback.print_exc(file=sys.stderr)
@@ -159,11 +157,8 @@ class WebTranslator:
                 accepted,
                 request_dir,
                 direction,
-                attention=True,
+                TranslateOptions(attention=True, batch_size=MAX_IMAGES, size=side, face_crop=face_crop),
                 thumbnails=True,
-                batch_size=MAX_IMAGES,
-                size=side,
-                face_crop=face_crop,
             )
             if accepted
             else []

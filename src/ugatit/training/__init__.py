@@ -3,7 +3,7 @@ what a resumed run keeps (`resume`), how signals stop it (`signals`) and the gua
 NaN (`divergence`)."""
 
 from .divergence import TrainingDiverged
-from .resume import RESUME_OVERRIDES, resume_config, saved_run_config
+from .resume import RESUME_OVERRIDES, resume_config
 from .step import LOSS_NAMES, TrainingStep, learning_rate
 from .trainer import Trainer, TrainResult, train
 
@@ -16,6 +16,5 @@ __all__ = [
     "TrainingStep",
     "learning_rate",
     "resume_config",
-    "saved_run_config",
     "train",
 ]

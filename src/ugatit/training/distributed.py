@@ -46,7 +46,8 @@ DEFAULT_TIMEOUT_S = 1800.0
 #: Gradients are averaged in buckets of at most this many values, so a full model's 279M-parameter
 #: generator pair is not copied into one flat buffer.
 BUCKET_NUMEL = 16 * 1024 * 1024
-#: Set by `launch_local` for the ranks it starts: the pid of the launcher, whose death ends them.
+#: Set by a launcher that runs torchrun's agent in its own process (`ugatit train --nproc`) for the ranks it
+#: starts: its pid, whose death ends them.
 LAUNCHER_PID_ENV = "UGATIT_LAUNCHER_PID"
 #: How long a rank whose launcher is gone may take to finish its iteration, save and stop before it
 #: ends itself (torchrun itself gives its ranks 30 s after a SIGTERM; saving a large model may take longer).
@@ -97,12 +98,6 @@ class Distributed:
         return self.rank == 0
 
     # --- Set-up -----------------------------------------------------------------------------------------
-
-    def device(self, name: str) -> str:
-        """The device this rank trains on: each CUDA rank takes the GPU of its local rank."""
-        if self.enabled and name in ("auto", "cuda") and torch.cuda.is_available():
-            return f"cuda:{self.local_rank % torch.cuda.device_count()}"
-        return name
 
     def start(
         self,
@@ -215,13 +210,14 @@ def _buckets(tensors: list[Tensor], limit: int) -> Iterable[list[Tensor]]:
 
 
 def launched_by_torchrun() -> bool:
-    """Whether this process is a rank that a torchrun agent started (`torchrun`, or `launch_local`)."""
+    """Whether this process is a rank that a torchrun agent started (`torchrun`, or `ugatit train --nproc`)."""
     return "TORCHELASTIC_RUN_ID" in os.environ
 
 
 def die_with_launcher(notify: Callable[[str], None] | None = None) -> None:
     """Under a torchrun agent: stop this process (SIGTERM, then SIGKILL after `ORPHAN_GRACE_S`) when the
-    agent is gone. Its pid is what `launch_local` recorded, else this process's parent at the call."""
+    agent is gone. Its pid is what the launcher recorded (`LAUNCHER_PID_ENV`), else this process's parent at
+    the call."""
     if not launched_by_torchrun():
         return
     recorded = os.environ.get(LAUNCHER_PID_ENV, "")
@@ -256,39 +252,6 @@ def _watch_launcher(launcher: int, notify: Callable[[str], None] | None) -> None
     os.kill(os.getpid(), signal.SIGTERM)  # a second one where the kernel sent its own: ignored
     time.sleep(ORPHAN_GRACE_S)
     os.kill(os.getpid(), signal.SIGKILL)
-
-
-def launch_local(nproc: int, argv: Sequence[str]) -> int:
-    """Run `ugatit <argv>` on `nproc` processes of this machine, as `torchrun --standalone
-    --nproc-per-node N -m ugatit ...` would, with torchrun's agent in this process; returns the exit
-    status. A signal ends it with 128 + the signal's number once the ranks have saved (the agent passes
-    the signal on), and so do ranks that a signal stopped (one sent to a rank rather than to this
-    process: they agree to stop and save); a rank that fails ends it with a `RankFailed` naming the rank
-    and its exit code. The ranks stop when this process is gone (`die_with_launcher`)."""
-    from torch.distributed import run
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-
-    from .signals import SIGNAL_EXIT
-
-    os.environ[LAUNCHER_PID_ENV] = str(os.getpid())  # inherited by the ranks
-    try:
-        run.main(["--standalone", f"--nproc-per-node={nproc}", "--module", "ugatit", *argv])
-    except SignalException as exc:
-        return 128 + int(exc.sigval)
-    except ChildFailedError as exc:
-        # Stopped by a signal (and saved): rank 0 exits 130 or 143, the others 0 (see cli/train.py); one
-        # that torchrun ended with its own SIGTERM because rank 0 was done first exits -15.
-        codes = {failure.exitcode for failure in exc.failures.values()}
-        stopped = set(SIGNAL_EXIT.values())
-        if codes & stopped and codes <= stopped | {-signal.SIGTERM}:
-            return max(codes)
-        rank, failure = exc.get_first_failure()  # the root cause: the others failed because of it
-        raise RankFailed(
-            f"rank {rank} of {nproc} failed with exit code {failure.exitcode} (its message is above); "
-            "torchrun stopped the others"
-        ) from None
-    return 0
 
 
 def describe(dist: Distributed | None, batch_size: int) -> str:

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from .parity import FlipRule
-from .step import TrainingStep
+from .step import TrainingStep, learning_rate
 
 Replay = Callable[[], None]
 
@@ -108,13 +108,18 @@ class CapturedStep:
         self.calls = 0
         self.replay: Replay | None = None
         self.given_up: str | None = None
-        # One learning-rate tensor on the device for both optimisers: the graph reads it.
+        # One learning-rate tensor on the device for both optimisers: the graph reads it, and it is written
+        # in place before each call, without waiting for the device. This and `graph.prepare` are the
+        # graph's changes to the step's optimisers; `state_dict` saves the state as if they were not made.
         device = next(step.model.parameters()).device
         self.lr = torch.tensor(float(step.optim_cfg.lr), device=device)
-        for optim in step.optimizers():
+        self._read_learning_rate_tensor()
+        graph.prepare(step)
+
+    def _read_learning_rate_tensor(self) -> None:
+        for optim in self.step.optimizers():
             for group in optim.param_groups:
                 group["lr"] = self.lr
-        graph.prepare(step)
 
     @property
     def captured(self) -> bool:
@@ -122,7 +127,7 @@ class CapturedStep:
 
     def __call__(self, real_A: Tensor, real_B: Tensor, step: int) -> dict[str, Tensor]:
         self.calls += 1
-        self.step.set_learning_rate(step)
+        self.lr.fill_(learning_rate(step, self.step.optim_cfg))
         real_A, real_B = self.step._layout(real_A), self.step._layout(real_B)
         if self.replay is not None and real_A.shape == self.inputs[0].shape and real_B.shape == self.inputs[1].shape:
             self.inputs[0].copy_(real_A, non_blocking=True)
@@ -260,10 +265,23 @@ class CapturedStep:
     # --- The rest of TrainingStep's interface -----------------------------------------------------------
 
     def state_dict(self) -> dict:
-        return self.step.state_dict()
+        """The optimisers' state as the eager step saves it: a number for the learning rate, and no group
+        that says it was captured."""
+        state = self.step.state_dict()
+        for optim_state in state.values():
+            for group in optim_state["param_groups"]:
+                group["lr"] = float(group["lr"])
+                group["capturable"] = False
+        return state
 
     def load_state_dict(self, state: dict) -> None:
+        """Whoever saved `state`, the optimisers keep reading this graph's learning-rate tensor (the same
+        object, which a captured graph reads), set to the saved rate."""
         self.step.load_state_dict(state)
+        for optim in self.step.optimizers():
+            for group in optim.param_groups:
+                self.lr.fill_(float(group["lr"]))
+        self._read_learning_rate_tensor()
 
 
 def fast_step(
@@ -276,7 +294,7 @@ def fast_step(
     return CapturedStep(step, CudaGraph(device), notify=notify)
 
 
-def checks_losses_every_step(device: torch.device, eager: bool) -> bool:
-    """Whether the trainer reads the losses after every iteration (a host sync on a GPU) or only when it
-    logs or saves: every step except on the fast CUDA path."""
-    return device.type != "cuda" or eager
+def checks_losses_every_step(runner: TrainingStep | CapturedStep) -> bool:
+    """Whether the trainer reads the losses of `runner` (what `fast_step` gave) after every iteration, a
+    host sync on a GPU, or only when it logs or saves: every step except through a CUDA graph."""
+    return not isinstance(runner, CapturedStep)

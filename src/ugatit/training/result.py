@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Config
-from .signals import SIGNAL_EXIT
 
 
 @dataclass
@@ -29,8 +28,3 @@ class TrainResult:
     @property
     def completed(self) -> bool:
         return self.step >= self.iterations
-
-    @property
-    def exit_code(self) -> int:
-        """0 when completed, else the shell's code for the signal (130 SIGINT, 143 SIGTERM)."""
-        return SIGNAL_EXIT.get(self.interrupted, 1) if self.interrupted else 0

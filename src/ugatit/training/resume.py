@@ -3,21 +3,18 @@ explicit override may change."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from ..config import Config, unknown_key
 from ..errors import UserError
-from ..weights import checkpoints
-from .run_dir import CONFIG_FILE
 
 #: What a resumed run takes from the config it is given rather than from its checkpoint: how long it
 #: runs and how it is executed. Everything else (model, losses, optimiser, data pipeline, seed) stays
 #: the checkpoint's, since changing it midway would be a different experiment under the same name.
 RESUME_OVERRIDES: dict[str, tuple[str, ...]] = {
     "optim": ("iterations",),
-    "data": ("num_workers", "world_size"),
+    "data": ("num_workers",),
     "train": (
         "device",
         "precision",
@@ -43,20 +40,26 @@ REFUSED_ON_RESUME = (("model", "g_cam"), ("model", "d_cam"), ("model", "decoder_
 OVERRIDABLE_SECTIONS = ("optim", "loss")
 
 
-def resume_config(saved: Config, given: Config) -> tuple[Config, list[str]]:
+def resume_config(saved: Config, given: Config, keys: Collection[str] | None = None) -> tuple[Config, list[str]]:
     """The config of a resumed run: `saved` with `RESUME_OVERRIDES` taken from `given`. Also returns
     the other keys where `given` differs (they are ignored; callers say so). A `given` of another
-    ablation (`REFUSED_ON_RESUME`) is refused."""
+    ablation (`REFUSED_ON_RESUME`) is refused. `keys` ("optim.iterations", ...): the only keys of
+    `given` that were chosen, the others counting as not given (None: all of them)."""
     merged, wanted = saved.to_dict(), given.to_dict()
+    if keys is not None:
+        wanted = {
+            section: {k: v for k, v in values.items() if f"{section}.{k}" in keys} for section, values in wanted.items()
+        }
     for section, key in REFUSED_ON_RESUME:
-        if wanted[section][key] != merged[section][key]:
+        if key in wanted[section] and wanted[section][key] != merged[section][key]:
             raise UserError(
                 f"cannot resume with `{section}.{key}={wanted[section][key]}`: the run trains "
                 f"`{section}.{key}={merged[section][key]}` (a different model; start a new run for it)"
             )
-    for section, keys in RESUME_OVERRIDES.items():
-        for key in keys:
-            merged[section][key] = wanted[section][key]
+    for section, names in RESUME_OVERRIDES.items():
+        for key in names:
+            if key in wanted[section]:
+                merged[section][key] = wanted[section][key]
     ignored = [
         f"{section}.{key}"
         for section, values in wanted.items()
@@ -89,29 +92,3 @@ def apply_overrides(config: Config, overrides: Mapping[str, Any]) -> tuple[Confi
         if before[section][name] != after[section][name]:
             changes.append({"key": key, "from": before[section][name], "to": after[section][name]})
     return new, changes
-
-
-def saved_run_config(run_dir: str | Path, on_message: Callable[[str], None] | None = None) -> Config | None:
-    """The config a run directory was last trained with (its config.yaml, else its newest readable
-    checkpoint's), or None when it holds neither: the base a resumed run's settings are changed from.
-
-    config.yaml is only a copy for people to read: when it is damaged (empty or cut short by a crash,
-    edited into something that is not a config) the checkpoint's settings are used, and `on_message`
-    says so, rather than the defaults of a run the user never started.
-    """
-    run_dir = Path(run_dir)
-    path = run_dir / CONFIG_FILE
-    problem = None
-    if path.is_file():
-        try:
-            return Config.load(path, complete=True)
-        except UserError as exc:
-            problem = str(exc)
-    if not checkpoints.list_checkpoints(run_dir):
-        if problem is not None:
-            raise UserError(f"{problem}, and {run_dir} has no checkpoint to take the run's settings from")
-        return None
-    latest, state, _ = checkpoints.newest_readable_checkpoint(run_dir)
-    if problem is not None and on_message is not None:
-        on_message(f"{problem}: using the settings saved in {latest}")
-    return Config.from_dict(state["config"])

@@ -11,9 +11,6 @@ from typing import Any
 
 MessageHook = Callable[[str], None]
 
-#: Exit status of a process stopped by each signal (128 + signal number), for the CLI.
-SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
-
 
 class StopRequest:
     """Turns the first SIGINT/SIGTERM into a request to stop after the current iteration; a second

@@ -237,13 +237,7 @@ class TrainingStep:
             L.get(k) for k in ("D_ad_loss_GB", "D_ad_cam_loss_GB", "D_ad_loss_LB", "D_ad_cam_loss_LB")
         )
         L["Discriminator_loss"] = D_loss_A + D_loss_B
-
-        self.D_optim.zero_grad(set_to_none=True)
-        L["Discriminator_loss"].backward()
-        self._average(self.D_optim)
-        with self._phase("optimiser"):
-            self.D_optim.step()
-        return {k: v.detach() for k, v in L.items()}
+        return self._descend(self.D_optim, L, "Discriminator_loss")
 
     def update_generators(
         self,
@@ -302,33 +296,30 @@ class TrainingStep:
             for d in "AB"
         )
         L["Generator_loss"] = G_loss_A + G_loss_B
+        return self._descend(self.G_optim, L, "Generator_loss")
 
-        self.G_optim.zero_grad(set_to_none=True)
-        L["Generator_loss"].backward()
-        self._average(self.G_optim)
+    def _descend(self, optimizer: torch.optim.Optimizer, L: dict[str, Tensor], total: str) -> dict[str, Tensor]:
+        """One Adam step down `L[total]`: gradients from it alone (averaged over the processes when
+        distributed); returns the loss terms, detached."""
+        optimizer.zero_grad(set_to_none=True)
+        L[total].backward()
+        if self.average_gradients is not None:
+            self.average_gradients(p for group in optimizer.param_groups for p in group["params"])
         with self._phase("optimiser"):
-            self.G_optim.step()
+            optimizer.step()
         return {k: v.detach() for k, v in L.items()}
 
     # --- Plumbing -------------------------------------------------------------------------------------
-
-    def _average(self, optimizer: torch.optim.Optimizer) -> None:
-        if self.average_gradients is not None:
-            self.average_gradients(p for group in optimizer.param_groups for p in group["params"])
 
     def optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
         return self.G_optim, self.D_optim
 
     def set_learning_rate(self, step: int) -> float:
-        """The scheduled rate on both optimisers; a tensor rate (a captured graph reads it) is written in
-        place, without waiting for the device."""
+        """The scheduled rate on both optimisers."""
         lr = learning_rate(step, self.optim_cfg)
         for optim in self.optimizers():
             for group in optim.param_groups:
-                if isinstance(group["lr"], Tensor):
-                    group["lr"].fill_(lr)
-                else:
-                    group["lr"] = lr
+                group["lr"] = lr
         return lr
 
     def _autocast(self, like: Tensor):
@@ -344,20 +335,13 @@ class TrainingStep:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def state_dict(self) -> dict:
-        """Both optimisers' states, as an eager run writes them: a tensor learning rate (a CUDA graph's)
-        is saved as a number, and no group says it was captured."""
-        state = {"G_optim": self.G_optim.state_dict(), "D_optim": self.D_optim.state_dict()}
-        for optim_state in state.values():
-            for group in optim_state["param_groups"]:
-                if isinstance(group["lr"], Tensor):
-                    group["lr"] = group["lr"].item()
-                group["capturable"] = False
-        return state
+        """Both optimisers' states."""
+        return {"G_optim": self.G_optim.state_dict(), "D_optim": self.D_optim.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore both optimisers. How they run stays this step's (fused or foreach, capturable, a tensor
-        learning rate a captured graph reads): only the numbers come from `state`, whichever
-        implementation wrote it (Adam then puts each state on the device its implementation needs)."""
+        """Restore both optimisers. How they run stays this step's (fused or foreach, capturable): only the
+        numbers come from `state`, whichever implementation wrote it (Adam then puts each state on the
+        device its implementation needs)."""
         for name, optim in zip(("G_optim", "D_optim"), self.optimizers()):
             saved = {
                 **state[name],
@@ -366,12 +350,8 @@ class TrainingStep:
                     for group, current in zip(state[name]["param_groups"], optim.param_groups)
                 ],
             }
-            rates = [group["lr"] for group in optim.param_groups]
             optim.load_state_dict(saved)
-            for group, rate in zip(optim.param_groups, rates):
-                if isinstance(rate, Tensor):
-                    rate.fill_(float(group["lr"]))
-                    group["lr"] = rate
+            for group in optim.param_groups:
                 # Adam's settings are this step's config, not the saved ones: the same unless a resume
                 # overrides them (the lr is set at every step anyway).
                 group.update(

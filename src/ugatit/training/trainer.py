@@ -21,8 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import replace
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +90,8 @@ def train(config: Config, data_a: SourceLike, data_b: SourceLike, run_dir: str |
     """Train to `config.optim.iterations` and return a `TrainResult` (see the module docstring).
 
     data_a / data_b are folders or sequences of PIL images; `options` are `Trainer`'s keyword
-    arguments: test_a, test_b, resume, overrides, progress, on_log, on_sample, evaluate, on_message,
-    tensorboard, sample_rows, init_weights.
+    arguments: test_a, test_b, resume, given, overrides, progress, on_log, on_sample, evaluate,
+    evaluator, on_message, tensorboard, sample_rows, init_weights.
     """
     return Trainer(config, data_a, data_b, run_dir, **options).run()
 
@@ -110,8 +109,13 @@ class Trainer:
     checkpoints/best.pt); `on_message(text)` receives notices (default: stderr, above the progress
     bar). A hook raising KeyboardInterrupt stops the run as Ctrl-C does. `tensorboard=False` skips
     TensorBoard even where it is installed; `sample_rows` is the number of images in a grid.
-    `overrides` ({"optim.lr": 5e-5}; with `resume` only) changes the optimiser or loss settings of the
-    resumed run, on the record (see `resume.OVERRIDABLE_SECTIONS`). `init_weights` (official-layout state
+    `evaluator(config)`, instead of `evaluate`, builds that hook (or None) from the run's config once it
+    is settled (a resumed run's is its checkpoint's), before anything is written.
+    A resumed run keeps its checkpoint's config but for the keys of `config` that `resume.RESUME_OVERRIDES`
+    lets it change; `given` (config keys, "optim.iterations", ...) names the keys the caller chose, the
+    others staying the run's (None: every key of `config` is chosen). `overrides` ({"optim.lr": 5e-5};
+    with `resume` only) changes the optimiser or loss settings of the resumed run, on the record (see
+    `resume.OVERRIDABLE_SECTIONS`). `init_weights` (official-layout state
     dicts, e.g. `weights.loading.read_weights(path).networks`) starts a new run from imported networks.
     """
 
@@ -125,11 +129,13 @@ class Trainer:
         test_a: SourceLike | None = None,
         test_b: SourceLike | None = None,
         resume: bool = False,
+        given: Collection[str] | None = None,
         overrides: Mapping[str, Any] | None = None,
         progress: bool = True,
         on_log: LogHook | None = None,
         on_sample: SampleHook | None = None,
         evaluate: EvaluateHook | None = None,
+        evaluator: Callable[[Config], EvaluateHook | None] | None = None,
         on_message: MessageHook | None = None,
         tensorboard: bool = True,
         sample_rows: int = 4,
@@ -141,9 +147,13 @@ class Trainer:
         self.test_data = {"A": test_a, "B": test_b}
         self.run_dir = Path(run_dir)
         self.resume = resume
+        self.given = None if given is None else set(given)
         self.overrides = dict(overrides or {})
         self.progress = progress
         self.on_log, self.on_sample, self.evaluate = on_log, on_sample, evaluate
+        if evaluate is not None and evaluator is not None:
+            raise ValueError("give `evaluate` or `evaluator`, not both")
+        self.evaluator = evaluator
         self.notify = on_message or notify
         self.use_tensorboard = tensorboard
         self.sample_rows = sample_rows
@@ -179,7 +189,9 @@ class Trainer:
         sources = [as_source(data, label=f"domain {d}") for data, d in zip(self.data, "AB")]
         scan = scan_sources(sources) if self.dist.is_main else None
         with contextlib.ExitStack() as cleanup:
-            self.device = resolve_device(self.dist.device(self.requested.train.device))
+            # each CUDA rank takes the GPU of its local rank
+            local_rank = self.dist.local_rank if self.dist.enabled else None
+            self.device = resolve_device(self.requested.train.device, local_rank=local_rank)
             self.dist.start(self.device, notify=self.notify)
             cleanup.callback(self.dist.stop)
             if self.dist.is_main:  # the one process that writes the folder holds it and tidies it first
@@ -187,24 +199,14 @@ class Trainer:
                 removed = remove_unfinished_writes(self.run_dir)  # safe with the lock held
                 if removed:
                     self.notify(removed)
-                saved = (
-                    resumable_checkpoint(self.run_dir, self.notify)
-                    if run_to_resume(self.run_dir, self.resume)
-                    else None
-                )
-                self.config = self._resolve_config(saved)
-                self._check_memory()  # before a new run's folder is made
+                saved = self._settle()  # before a new run's folder is made
+                if self.evaluator is not None:
+                    self.evaluate = self.evaluator(self.config)
                 make_run_dir(self.run_dir)
                 lock.acquire()  # a folder made just now
             self.dist.barrier()  # the other ranks read the folder once rank 0 has tidied it
             if not self.dist.is_main:
-                saved = (
-                    resumable_checkpoint(self.run_dir, self.notify)
-                    if run_to_resume(self.run_dir, self.resume)
-                    else None
-                )
-                self.config = self._resolve_config(saved)
-                self._check_memory()
+                saved = self._settle()
 
             seed_everything(self.config.train.seed)
             self._build(sources)
@@ -276,20 +278,28 @@ class Trainer:
             notify=self.notify,
         )
 
+    def _settle(self) -> dict[str, Any] | None:
+        """The checkpoint to resume from (None for a new run), and the run's config (`self.config`),
+        checked against the memory there is."""
+        saved = resumable_checkpoint(self.run_dir, self.notify) if run_to_resume(self.run_dir, self.resume) else None
+        self.config = self._resolve_config(saved)
+        self._check_memory()
+        return saved
+
     def _resolve_config(self, saved: dict[str, Any] | None) -> Config:
-        requested = self.requested.replace(data=replace(self.requested.data, world_size=self.dist.world_size))
+        requested = self.requested
         if saved is None:
             return requested
-        before = Config.from_dict(saved["config"]).data.world_size
+        before = checkpoints.saved_world_size(saved)
         if before != self.dist.world_size:
             now, batch = self.dist.world_size, Config.from_dict(saved["config"]).data.batch_size
             self.notify(
                 f"resuming on {_processes(now)}, saved on {before}: the global batch changes from "
                 f"{before * batch} to {now * batch} images, and so does which images each process draws; "
                 "from here on the run differs from one that was never stopped (resume on "
-                f"{_processes(before)}, `data.world_size={before}`, to continue it exactly)"
+                f"{_processes(before)}, `world_size={before}`, to continue it exactly)"
             )
-        config, ignored = resume_config(Config.from_dict(saved["config"]), requested)
+        config, ignored = resume_config(Config.from_dict(saved["config"]), requested, self.given)
         config, self._overridden = apply_overrides(config, self.overrides)
         ignored = [key for key in ignored if key not in self.overrides]
         if ignored:
@@ -326,7 +336,7 @@ class Trainer:
         # been tried with collectives inside.
         eager = cfg.train.eager or self.dist.enabled
         self.train_step = fast_step(step, self.device, eager=eager, notify=self.notify)
-        self.guard = LossGuard(every_step=checks_losses_every_step(self.device, eager))
+        self.guard = LossGuard(every_step=checks_losses_every_step(self.train_step))
         self.loader = UnpairedLoader.from_config(
             cfg,
             *sources,

@@ -1,7 +1,15 @@
 """Translation with a trained model: PIL images in memory (`images`), files and folders (`files`), and
 the index page of a translated folder (`page`)."""
 
-from .files import ATTENTION_SUFFIX, THUMBNAIL_DIR, Result, check_output_dir, translate_folder, translate_paths
+from .files import (
+    ATTENTION_SUFFIX,
+    THUMBNAIL_DIR,
+    Result,
+    TranslateOptions,
+    check_output_dir,
+    translate_folder,
+    translate_paths,
+)
 from .images import TranslatedImage, resolve_size, translate_images
 from .page import INDEX_NAME, write_index_html
 
@@ -10,6 +18,7 @@ __all__ = [
     "INDEX_NAME",
     "THUMBNAIL_DIR",
     "Result",
+    "TranslateOptions",
     "TranslatedImage",
     "check_output_dir",
     "resolve_size",

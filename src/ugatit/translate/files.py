@@ -5,7 +5,7 @@ Output layout of `translate_paths` / `translate_folder` in the output folder OUT
 - ``OUT/REL.png``: the translation of input ``REL.ext`` (sub-folders of a folder input kept; always PNG,
   lossless, whatever the input format). Inputs whose names differ only in the extension (``a.jpg`` and
   ``a.png``) keep it in the name (``a.jpg.png``, ``a.png.png``).
-- ``OUT/REL_attention.png`` (with ``attention=True``): the generator's attention heatmap, upsampled to
+- ``OUT/REL_attention.png`` (with ``TranslateOptions(attention=True)``): the generator's attention heatmap, upsampled to
   the image size, jet-coloured and blended over the input (none for a generator without CAM).
 - ``OUT/REL_attention_global_D.png``, ``OUT/REL_attention_local_D.png`` (with ``attention=True`` and a
   model loaded with discriminators that have CAM): the attention heatmaps of the target domain's global
@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 from PIL import Image
@@ -44,7 +44,7 @@ from ..errors import UserError
 from ..nn.model import UGATIT
 from ..utils.console import progress_bar
 from ..utils.files import atomic_write, create_exclusive, reported_write
-from .faces import Box, FaceCrop, FaceCropSource, check_face_detector, paste_back
+from .faces import FaceCrop, FaceCropSource, check_face_detector, paste_back
 from .images import (
     DISCRIMINATOR_SCALES,
     TranslatedImage,
@@ -53,7 +53,7 @@ from .images import (
     resolve_size,
     translate_batch,
 )
-from .page import write_index_html
+from .page import Result, write_index_html
 
 THUMBNAIL_DIR = ".thumbnails"
 ATTENTION_SUFFIX = "_attention"
@@ -64,26 +64,28 @@ THUMBNAIL_SIDE = 256  # longest side of the input copies shown in index.html
 SkipCallback = Callable[[Path, str], None]
 
 
-@dataclass
-class Result:
-    """What became of one input file. `error` is None when it was translated."""
+@dataclass(frozen=True)
+class TranslateOptions:
+    """What `translate_paths` and `translate_folder` make of each input, checked once when made:
+    `attention` overlays too, `batch_size` images per forward pass, `size` (light models: the side to
+    run at instead of the trained size), `face_crop` and `paste_back` (see the module docstring)."""
 
-    source: Path
-    name: str  # the input's path relative to the input folder (its file name for a single file)
-    output: Path | None = None
-    attention: Path | None = None
-    # With attention and discriminators: {"global": path, "local": path}, their attention on the output.
-    judged: dict[str, Path] = field(default_factory=dict)
-    thumbnail: Path | None = None
-    size: tuple[int, int] | None = None  # (width, height) of the output: the input's, upright, or its face crop's
-    error: str | None = None
-    cam_logit: tuple[float, float] | None = None  # the generator's auxiliary classifier (gap, gmp)
-    face: Box | None = None  # with face_crop: the largest face found in the input
-    face_note: str | None = None  # with face_crop: what was found and cut out, or that nothing was
+    attention: bool = False
+    batch_size: int = 8
+    size: int | None = None
+    face_crop: bool = False
+    paste_back: bool = False
 
-    @property
-    def ok(self) -> bool:
-        return self.error is None
+    def __post_init__(self) -> None:
+        _check_batch_size(self.batch_size)
+        if self.paste_back and not self.face_crop:
+            raise UserError(
+                "`paste_back=True` puts the translated face crop back into the photo: it needs `face_crop=True`"
+            )
+
+
+#: The translation alone, 8 at a time, at the trained size.
+PLAIN = TranslateOptions()
 
 
 @dataclass
@@ -103,16 +105,12 @@ def translate_paths(
     paths: Sequence[str | os.PathLike[str]],
     output_dir: str | os.PathLike[str],
     direction: Direction = "a2b",
+    options: TranslateOptions = PLAIN,
     *,
     root: str | os.PathLike[str] | None = None,
-    attention: bool = False,
     thumbnails: bool = False,
-    batch_size: int = 8,
-    size: int | None = None,
     progress: bool = False,
     on_skip: SkipCallback | None = None,
-    face_crop: bool = False,
-    paste_back: bool = False,
 ) -> list[Result]:
     """Translate image files into `output_dir` (layout: see the module docstring); one `Result` each.
 
@@ -121,25 +119,22 @@ def translate_paths(
     (without them, the page links to the input files themselves). Files that cannot be decoded are
     skipped, reported through `on_skip(path, reason)` and returned with their `error`; a file that
     cannot be written raises `UserError`, as does an output that would land on an input. `progress`
-    shows a tqdm bar on stderr. `face_crop` translates the square around each input's largest face,
-    and `paste_back` blends it back into the whole input (see the module docstring).
+    shows a tqdm bar on stderr. `options` says what is made of each input (see `TranslateOptions`).
     """
-    _check_batch_size(batch_size)
-    check_paste_back(face_crop, paste_back)
-    side = resolve_size(model, size)
-    if face_crop:
+    side = resolve_size(model, options.size)
+    if options.face_crop:
         check_face_detector()
     output_dir = Path(output_dir)
-    judge = attention and judges_attention(model)
-    plans = _plan_outputs([Path(p) for p in paths], output_dir, root, attention, thumbnails, judge)
+    judge = options.attention and judges_attention(model)
+    plans = _plan_outputs([Path(p) for p in paths], output_dir, root, options.attention, thumbnails, judge)
     source = FileSource([p.source for p in plans], label="input files")
-    faces = FaceCropSource(source) if face_crop else None
+    faces = FaceCropSource(source) if options.face_crop else None
     check_output_dir(output_dir)  # made just before the first output: translating nothing leaves no folder
     # Filled by input position: a skipped file is known before the rest of its batch is translated.
     results: list[Result | None] = [None] * len(plans)
     made = False
     batches = sized_batches(
-        faces or source, side, batch_size=batch_size, keep_images=True, on_bad_image=lambda name, reason: None
+        faces or source, side, batch_size=options.batch_size, keep_images=True, on_bad_image=lambda name, reason: None
     )
     with progress_bar(len(plans), "translating", "img", enabled=progress and len(plans) > 1, leave=False) as bar:
         for batch in batches:
@@ -152,7 +147,7 @@ def translate_paths(
                     _make_output_dir(output_dir)
                     made = True
                 for i, item in zip(batch.indices, translate_batch(model, batch, direction, discriminators=judge)):
-                    results[i] = _write_outputs(plans[i], item, faces.take(i) if faces else None, paste_back)
+                    results[i] = _write_outputs(plans[i], item, faces.take(i) if faces else None, options.paste_back)
             bar.update(len(batch) + len(batch.skipped))
     return [r for r in results if r is not None]
 
@@ -162,14 +157,10 @@ def translate_folder(
     input_path: str | os.PathLike[str],
     output_dir: str | os.PathLike[str],
     direction: Direction = "a2b",
+    options: TranslateOptions = PLAIN,
     *,
-    attention: bool = False,
-    batch_size: int = 8,
-    size: int | None = None,
     progress: bool = False,
     on_skip: SkipCallback | None = None,
-    face_crop: bool = False,
-    paste_back: bool = False,
     index: bool = True,
     title: str | None = None,
     notes: Sequence[str] = (),
@@ -194,18 +185,14 @@ def translate_folder(
         paths,
         output_dir,
         direction,
+        options,
         root=root,
-        attention=attention,
         thumbnails=index,
-        batch_size=batch_size,
-        size=size,
         progress=progress,
         on_skip=on_skip,
-        face_crop=face_crop,
-        paste_back=paste_back,
     )
     if index and any(r.ok for r in results):
-        side = resolve_size(model, size)
+        side = resolve_size(model, options.size)
         about = [
             f"Input: {input_path}. Direction: {direction}. Each image was resized to {side}x{side} px "
             "(bilinear), translated, and resized back to its own size (bicubic).",
@@ -214,7 +201,7 @@ def translate_folder(
                     "Face crop: each input was cut to a square around its largest face (boxes drawn on the "
                     "inputs), or translated whole where no face was found."
                 ]
-                if face_crop
+                if options.face_crop
                 else []
             ),
             *(
@@ -222,22 +209,14 @@ def translate_folder(
                     "Paste-back: each translated square was blended back into its whole input (a feathered "
                     "band inside the square's edge); outside the square the output is the input."
                 ]
-                if paste_back
+                if options.paste_back
                 else []
             ),
-            *(attention_notes(model, direction) if attention else []),
+            *(attention_notes(model, direction) if options.attention else []),
             *notes,
         ]
         write_index_html(results, output_dir, title=title or f"ugatit translate ({direction})", notes=about)
     return results
-
-
-def check_paste_back(face_crop: bool, paste_back: bool) -> None:
-    """`paste_back` puts a face crop back: without `face_crop` there is nothing to put back."""
-    if paste_back and not face_crop:
-        raise UserError(
-            "`paste_back=True` puts the translated face crop back into the photo: it needs `face_crop=True`"
-        )
 
 
 def attention_notes(model: UGATIT, direction: Direction) -> list[str]:

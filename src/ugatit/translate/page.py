@@ -1,20 +1,41 @@
-"""The index page of a translated folder: input, output and attention side by side."""
+"""The index page of a translated folder: input, output and attention side by side, a row per `Result`
+(what became of one input file)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from ..utils.files import atomic_write, reported_write
 from ..viz.html import Markup, escape, html_page, table
-
-if TYPE_CHECKING:
-    from .files import Result
+from .faces import Box
 
 INDEX_NAME = "index.html"
+
+
+@dataclass
+class Result:
+    """What became of one input file. `error` is None when it was translated."""
+
+    source: Path
+    name: str  # the input's path relative to the input folder (its file name for a single file)
+    output: Path | None = None
+    attention: Path | None = None
+    # With attention and discriminators: {"global": path, "local": path}, their attention on the output.
+    judged: dict[str, Path] = field(default_factory=dict)
+    thumbnail: Path | None = None
+    size: tuple[int, int] | None = None  # (width, height) of the output: the input's, upright, or its face crop's
+    error: str | None = None
+    cam_logit: tuple[float, float] | None = None  # the generator's auxiliary classifier (gap, gmp)
+    face: Box | None = None  # with face_crop: the largest face found in the input
+    face_note: str | None = None  # with face_crop: what was found and cut out, or that nothing was
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
 
 def write_index_html(

@@ -25,11 +25,15 @@ def check_device_name(name: str) -> str:
     return name
 
 
-def resolve_device(name: str) -> torch.device:
-    """auto -> cuda if available, then mps, else cpu; an explicit device must exist here."""
+def resolve_device(name: str, *, local_rank: int | None = None) -> torch.device:
+    """auto -> cuda if available, then mps, else cpu; an explicit device must exist here. A process of a
+    distributed job (`local_rank`: its rank on this machine) given auto or cuda takes the GPU of its local
+    rank (modulo the GPUs there are)."""
     import torch
 
     name = check_device_name(name)
+    if local_rank is not None and name in ("auto", "cuda") and torch.cuda.is_available():
+        name = f"cuda:{local_rank % torch.cuda.device_count()}"
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -169,6 +169,16 @@ def training_state(path: Path, state: Any) -> dict[str, Any]:
     return state
 
 
+def saved_world_size(saved: dict[str, Any]) -> int:
+    """The processes a checkpoint was saved on: its data position records them (`UnpairedLoader.state_dict`);
+    a checkpoint of an earlier version may have them in its config instead (`data.world_size`)."""
+    for record in (saved.get("data"), (saved.get("config") or {}).get("data")):
+        count = record.get("world_size") if isinstance(record, dict) else None
+        if isinstance(count, int) and not isinstance(count, bool) and count >= 1:
+            return count
+    return 1
+
+
 def newest_readable_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any], list[CheckpointError]]:
     """The newest training checkpoint of a run folder that loads, its state, and the errors of the newer
     ones passed over (a file damaged on disk, or one put there by someone else). Raises `UserError` when

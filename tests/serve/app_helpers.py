@@ -1,0 +1,35 @@
+"""Talking to a running `ugatit serve`: through Gradio's client (`call_app`) and in a headless Chromium
+(`CHROMIUM_FLAGS`, `wait_for`). Imported as `app_helpers` by the web app's tests, so that no test module
+imports another."""
+
+from __future__ import annotations
+
+WAIT_SECONDS = 60
+# Chromium as root in a container, offline: no sandbox, no GPU, and none of its own network traffic
+# (updates, sync, QUIC), which a closed network refuses and which would slow or break the page.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+)
+
+
+def call_app(server, need, downloads, *images, **options):
+    gradio_client = need("gradio_client")
+    client = gradio_client.Client(server.url, verbose=False, download_files=str(downloads))
+    arguments = {"webcam_shot": None, "direction": "a2b", "face_crop": False, "size": 32, **options}
+    return client.predict(
+        images=[gradio_client.handle_file(str(p)) for p in images], api_name="/translate", **arguments
+    )
+
+
+def wait_for(browser, condition, what="the page"):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, WAIT_SECONDS, poll_frequency=0.2).until(condition, f"waiting for {what}")
