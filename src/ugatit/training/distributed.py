@@ -109,6 +109,13 @@ class Distributed:
         torchrun launcher, stop when it is gone (see the module docstring)."""
         import torch.distributed as dist
 
+        # torch.distributed.nn.functional takes `group.WORLD` as default arguments, bound at its import.
+        # Imported after init_process_group (the first torch.optim optimiser imports torch._dynamo, which
+        # imports it), it holds the default group past destroy_process_group: gloo's threads then run on
+        # into the interpreter's exit, where a rank that finished its run could die of SIGABRT ("terminate
+        # called without an active exception"), failing the job. Imported first, the defaults are None.
+        import torch.distributed.nn
+
         if not self.enabled or dist.is_initialized():
             return
         die_with_launcher(notify)
