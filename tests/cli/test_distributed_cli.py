@@ -99,27 +99,7 @@ def test_two_ranks_of_batch_1_equal_one_process_of_batch_2(data, reference, tmp_
 def test_a_signal_to_the_whole_job_saves_once_and_resumes_exactly(data, reference, tmp_path):
     """What Slurm, systemd and Ctrl-C do: SIGTERM to the process group (launcher and ranks)."""
     out = tmp_path / "run"
-    command = [
-        sys.executable,
-        "-m",
-        "ugatit",
-        "train",
-        str(data),
-        "--config",
-        str(data.parent / "dist.yaml"),
-        "--out",
-        str(out),
-        "--no-progress",
-        "--nproc",
-        "2",
-        "--iters",
-        "100000",
-        "--save-every",
-        "100000",
-    ]
-    job = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment(), start_new_session=True
-    )
+    job = start_long_run(data, out)
     try:
         wait_for(lambda: log_lines(out) >= 2, job)
         os.killpg(job.pid, signal.SIGTERM)
