@@ -1,8 +1,13 @@
 """Talking to a running `ugatit serve`: through Gradio's client (`call_app`) and in a headless Chromium
-(`CHROMIUM_FLAGS`, `wait_for`). Imported as `app_helpers` by the web app's tests, so that no test module
+(`chromium`, `wait_for`). Imported as `app_helpers` by the web app's tests, so that no test module
 imports another."""
 
 from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
 
 WAIT_SECONDS = 60
 # Chromium as root in a container, offline: no sandbox, no GPU, and none of its own network traffic
@@ -18,6 +23,21 @@ CHROMIUM_FLAGS = (
     "--disable-sync",
     "--disable-dev-shm-usage",
 )
+
+
+def chromium(need, *flags: str):
+    """Debian's headless Chromium through its chromedriver, with `flags` after `CHROMIUM_FLAGS`; missing, a
+    skip on a developer's machine and a failure in CI (as `need`)."""
+    webdriver = need("selenium.webdriver")
+    binary, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (binary and driver_path):
+        message = "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in (*CHROMIUM_FLAGS, *flags):
+        options.add_argument(flag)
+    return webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
 
 
 def call_app(server, need, downloads, *images, **options):

@@ -9,7 +9,6 @@ else into the test's temporary folder.
 from __future__ import annotations
 
 import os
-import shutil
 import urllib.parse
 import urllib.request
 from io import BytesIO
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from app_helpers import CHROMIUM_FLAGS, call_app, wait_for
+from app_helpers import call_app, chromium, wait_for
 from PIL import Image
 
 from ugatit.cli import main
@@ -79,16 +78,7 @@ def test_api_refuses_a_text_file_in_words(server, tmp_path, need):
 
 @pytest.fixture(scope="module")
 def browser(need, tmp_path_factory):
-    webdriver = need("selenium.webdriver")
-    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver_path):
-        message = "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
-        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
+    driver = chromium(need, f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
     # The window's inner size, which the screenshot has: --window-size sets the outer one.
     outer = driver.execute_script(
         "return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight]"

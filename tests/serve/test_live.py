@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import re
-import shutil
 
 import numpy as np
 import pytest
-from app_helpers import CHROMIUM_FLAGS, wait_for
+from app_helpers import chromium, wait_for
 from PIL import Image
 
 from hub_cache import add_to_hub_cache
@@ -63,24 +61,14 @@ def live_server(checkpoint, tmp_path_factory, need, launch_server):
 
 @pytest.fixture(scope="module")
 def camera_browser(need, tmp_path_factory, camera_file):
-    webdriver = need("selenium.webdriver")
-    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver_path):
-        message = "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
-        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    flags = (
-        *CHROMIUM_FLAGS,
+    driver = chromium(
+        need,
         "--use-fake-device-for-media-stream",  # a camera that plays a file
         "--use-fake-ui-for-media-stream",  # and the permission prompt answered yes
         f"--use-file-for-fake-video-capture={camera_file[0]}",
         "--window-size=1400,1000",
         f"--user-data-dir={tmp_path_factory.mktemp('chromium-live')}",
     )
-    for flag in flags:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
     yield driver
     driver.quit()
 
