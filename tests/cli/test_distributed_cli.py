@@ -49,21 +49,27 @@ def data(tmp_path_factory) -> Path:
     return root
 
 
+def train_command(data: Path, out: Path, *args) -> list[str]:
+    """`ugatit train` on the test data with the distributed test config, then `args`."""
+    config = data.parent / "dist.yaml"
+    return [
+        sys.executable,
+        "-m",
+        "ugatit",
+        "train",
+        str(data),
+        "--config",
+        str(config),
+        "--out",
+        str(out),
+        "--no-progress",
+        *map(str, args),
+    ]
+
+
 def train(data: Path, out: Path, *args, faults: dict[str, str] | None = None, timeout: float = 300):
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ugatit",
-            "train",
-            str(data),
-            "--config",
-            str(data.parent / "dist.yaml"),
-            "--out",
-            str(out),
-            "--no-progress",
-            *map(str, args),
-        ],
+        train_command(data, out, *args),
         capture_output=True,
         text=True,
         env=environment(**(faults or {})),
@@ -192,25 +198,7 @@ def continue_as_printed(stdout: str, reference: Path, out: Path, env: dict[str, 
 
 def start_long_run(data: Path, out: Path, *args, env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ugatit",
-            "train",
-            str(data),
-            "--config",
-            str(data.parent / "dist.yaml"),
-            "--out",
-            str(out),
-            "--no-progress",
-            "--nproc",
-            "2",
-            "--iters",
-            "100000",
-            "--save-every",
-            "100000",
-            *map(str, args),
-        ],
+        train_command(data, out, "--nproc", 2, "--iters", 100000, "--save-every", 100000, *args),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
