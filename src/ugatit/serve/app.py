@@ -23,9 +23,10 @@ API_NAME = "translate"
 CSS = "#status p, #verdict p { margin: 0.2em 0; }"
 
 
-def _direction_label(direction: str) -> str:
-    source, target = source_and_target(direction)
-    return f"{source} to {target}"
+def _direction_radio(translator: WebTranslator, elem_id: str) -> gr.Radio:
+    """The choice of direction ("A to B"), the translator's first one selected; one in each tab."""
+    labels = [(" to ".join(source_and_target(d)), d) for d in translator.directions]
+    return gr.Radio(labels, value=translator.directions[0], label="Direction", elem_id=elem_id)
 
 
 def build_app(translator: WebTranslator) -> gr.Blocks:
@@ -51,12 +52,7 @@ def build_app(translator: WebTranslator) -> gr.Blocks:
                     height=220,
                     elem_id="webcam",
                 )
-                direction = gr.Radio(
-                    [(_direction_label(d), d) for d in translator.directions],
-                    value=translator.directions[0],
-                    label="Direction",
-                    elem_id="direction",
-                )
+                direction = _direction_radio(translator, "direction")
                 face_crop = gr.Checkbox(
                     label="Face-centred crop (find the largest face and translate a square around it, as "
                     "selfie2anime data is framed)",
@@ -207,12 +203,7 @@ def live_tab(translator: WebTranslator) -> None:
         # written anywhere, and an hour of frames does not pile up in the app's folder.
         shown = gr.HTML(label="Translation", elem_id="live-output", min_height=360)
     with gr.Row():
-        direction = gr.Radio(
-            [(_direction_label(d), d) for d in translator.directions],
-            value=translator.directions[0],
-            label="Direction",
-            elem_id="live-direction",
-        )
+        direction = _direction_radio(translator, "live-direction")
         face_crop = gr.Checkbox(
             label="Face crop (translate the square around the face)", value=True, elem_id="live-face"
         )
