@@ -23,7 +23,9 @@ process session of its own, its group killed with SIGKILL at a random iteration,
 launcher: the ranks must notice, save and stop, and free the run's lock. Then the "continue with:" command
 they printed is run as printed, killed again up to --max-kills times, until the run completes, and the
 final state is compared with an uninterrupted `--nproc 2` run's. Reports how long the ranks outlived the
-launcher, whether the lock was free, whether the printed command named --nproc 2, and bit-identity.
+launcher, how the ranks exited (the soak adopts them as their subreaper, so it reads their exit statuses:
+rank 0 must end with 143, as for a SIGTERM, the other with 0, neither by a signal), whether the lock was
+free, whether the printed command named --nproc 2, and bit-identity.
 
 A full disk (`--disk-levels`, needs root to mount a tmpfs): for each amount of free space, each writer
 runs on a 4 MB tmpfs filled up to leave that much: a training run (log.jsonl, config.yaml, checkpoints,
@@ -234,6 +236,8 @@ class LauncherTrial:
     outlived: list[float] = field(default_factory=list)  # seconds the ranks ran on after each kill
     lock_free: int = 0  # kills after which the lock was free once the ranks had stopped
     hint_nproc: int = 0  # printed "continue with:" commands that named --nproc 2
+    clean_exits: int = 0  # kills after which rank 0 exited 143 and the other 0, neither by a signal
+    exits: list[list[int]] = field(default_factory=list)  # the ranks' exit statuses after each kill
     identical: bool = False
 
 
@@ -261,6 +265,15 @@ def lock_free(run_dir: Path) -> bool:
         return False
 
 
+def adopt_orphans() -> None:
+    """Make this process the subreaper of its descendants (Linux): ranks whose launcher is killed become its
+    children, so their exit statuses can be read."""
+    import ctypes
+
+    if ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) != 0:  # 36: PR_SET_CHILD_SUBREAPER
+        raise RuntimeError(f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(ctypes.get_errno())}")
+
+
 def launch(args: list[str]) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "ugatit", *args, "--no-progress"],
@@ -285,10 +298,14 @@ def launcher_trial(
             time.sleep(0.01)
         if process.poll() is not None or result.kills == kills:
             break
+        ranks = [pid for pid in run_processes(run_dir) if pid != process.pid]
         os.killpg(process.pid, signal.SIGKILL)
         killed = time.monotonic()
         result.kills += 1
         stdout, _ = process.communicate(timeout=600)  # the ranks hold its pipes until they exit
+        exits = sorted(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in ranks)  # ours: subreaper
+        result.exits.append(exits)
+        result.clean_exits += exits == [0, 143]
         while run_processes(run_dir):
             time.sleep(0.05)
         result.outlived.append(time.monotonic() - killed)
@@ -312,6 +329,7 @@ def launcher_soak(
     out: Path, trials: int = 5, iters: int = 24, save_every: int = 4, max_kills: int = 2, seed: int = 0, log=print
 ) -> list[LauncherTrial]:
     """kill -9 of `--nproc 2` launchers (see the module docstring), in `out` (emptied first)."""
+    adopt_orphans()
     shutil.rmtree(out, ignore_errors=True)
     data, config = out / "data", out / "config.yaml"
     write_dataset(data, seed)
@@ -329,7 +347,8 @@ def launcher_soak(
         r = results[-1]
         log(
             f"distributed trial {index + 1}/{trials}: {r.kills} kills, ranks outlived the launcher by "
-            f"{', '.join(f'{s:.1f}' for s in r.outlived)} s, lock free {r.lock_free}/{r.kills}, "
+            f"{', '.join(f'{s:.1f}' for s in r.outlived)} s, ranks exited {r.exits}, "
+            f"lock free {r.lock_free}/{r.kills}, "
             f"{'bit-identical' if r.identical else 'DIFFERENT'}"
         )
     return results
@@ -340,10 +359,11 @@ def launcher_table(results: list[LauncherTrial]) -> str:
     outlived = [s for r in results for s in r.outlived]
     return "\n".join(
         [
-            "| trials | kills of the launcher's group | ranks stopped | ranks outlived it by (max) | lock free "
-            "after | printed command with --nproc 2 | bit-identical |",
-            "|---:|---:|---:|---:|---:|---:|---:|",
+            "| trials | kills of the launcher's group | ranks stopped | ranks outlived it by (max) | ranks exited "
+            "143 and 0 | lock free after | printed command with --nproc 2 | bit-identical |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|",
             f"| {len(results)} | {kills} | {len(outlived)} | {max(outlived, default=0):.1f} s | "
+            f"{sum(r.clean_exits for r in results)} | "
             f"{sum(r.lock_free for r in results)} | {sum(r.hint_nproc for r in results)} | "
             f"{sum(r.identical for r in results)} |",
         ]

@@ -6,6 +6,8 @@ localhost, a rank that dies, a NaN on one rank, and the check that keeps the ran
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import fcntl
 import os
 import shlex
@@ -31,6 +33,8 @@ optim: {decay: false}  # a constant lr: runs of any length share their first ste
 data: {num_workers: 0}
 train: {device: cpu, log_every: 1, sample_every: 0, save_every: 2, keep_last: 0}
 """
+#: prctl's option that makes a process adopt its orphaned descendants (linux/prctl.h).
+PR_SET_CHILD_SUBREAPER = 36
 #: Long enough to be stopped by a signal partway, short enough for the reference run.
 REFERENCE_STEPS = 10
 
@@ -207,20 +211,38 @@ def start_long_run(data: Path, out: Path, *args, env: dict[str, str] | None = No
     )
 
 
-def test_kill_9_of_the_launchers_group_stops_the_ranks_and_frees_the_run(data, reference, tmp_path):
-    """torchrun puts each rank in a session of its own: they used to train on, holding the lock."""
-    out = tmp_path / "run"
-    job = start_long_run(data, out)
+@contextlib.contextmanager
+def adopting_orphans():
+    """Make this process the subreaper of what it starts (Linux): a process whose parent dies becomes its
+    child, so its exit status can be read with waitpid."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0, ctypes.get_errno()
     try:
-        wait_for(lambda: log_lines(out) >= 2, job)
-        ranks = [pid for pid in processes_of(out) if pid != job.pid]
-        assert len(ranks) == 2, ranks
-        os.killpg(job.pid, signal.SIGKILL)  # the launcher's group: the ranks are not in it
-        stdout, stderr = job.communicate(timeout=120)  # the ranks hold its pipes until they exit
+        yield
     finally:
-        if job.poll() is None:
-            os.killpg(job.pid, signal.SIGKILL)
-    wait_for(lambda: not processes_of(out), seconds=60)
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+
+
+def test_kill_9_of_the_launchers_group_stops_the_ranks_and_frees_the_run(data, reference, tmp_path):
+    """torchrun puts each rank in a session of its own: they used to train on, holding the lock. Each rank
+    takes 3 s more to exit, so the watchdog finds its launcher gone after the run has ended: it used to
+    send a real SIGTERM then, which killed a rank on its way out (the default handler was back) and lost
+    the command rank 0 had printed but not yet flushed."""
+    out = tmp_path / "run"
+    with adopting_orphans():
+        job = start_long_run(data, out, env=environment(exit_seconds="3"))
+        try:
+            wait_for(lambda: log_lines(out) >= 2, job)
+            ranks = [pid for pid in processes_of(out) if pid != job.pid]
+            assert len(ranks) == 2, ranks
+            os.killpg(job.pid, signal.SIGKILL)  # the launcher's group: the ranks are not in it
+            stdout, stderr = job.communicate(timeout=120)  # the ranks hold its pipes until they exit
+        finally:
+            if job.poll() is None:
+                os.killpg(job.pid, signal.SIGKILL)
+        # rank 0 says how the job ended (143: stopped by SIGTERM), the other exits 0; none died of a signal
+        codes = sorted(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in ranks)
+    assert codes == [0, 143], (codes, stderr)
     assert lock_is_free(out)
     assert "stopped by SIGTERM" in stdout, stderr  # rank 0 saved, as for a SIGTERM
     assert len(steps_saved(out)) == 1

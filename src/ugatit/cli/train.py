@@ -465,7 +465,9 @@ def _print_summary(result, given: dict[str, Any]) -> None:
             f"stopped by {result.interrupted} at step {result.step} of {result.iterations}; "
             f"checkpoint: {result.checkpoint}"
         )
-        print(f"continue with: {_resume_command(given, result.run_dir)}")
+        # flushed at once: a rank whose launcher was killed may itself be ended (by the kernel's parent-death
+        # signal, see training.distributed) before its interpreter flushes at exit
+        print(f"continue with: {_resume_command(given, result.run_dir)}", flush=True)
         return
     print(f"done: step {result.step} of {result.iterations} in {result.run_dir}")
     print(f"  checkpoint: {result.checkpoint}")

@@ -20,11 +20,14 @@ torchrun starts each rank in a process session of its own, so a signal to the la
 watches its launcher: when the launcher is gone (the kernel's parent-death signal on Linux, and a
 thread that checks the parent every second everywhere), the rank stops as after a SIGTERM, with every
 rank agreeing, a checkpoint and the run's lock released; one that has not stopped `ORPHAN_GRACE_S` later
-ends itself.
+ends itself. The watchdog asks for the stop through Python's signal handler, never with a real signal:
+one that landed after the run had restored the default handler (its checkpoint saved, the process on its
+way out) would kill the rank before it had flushed the command that continues the run.
 """
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import datetime
 import os
@@ -250,14 +253,20 @@ def _set_parent_death_signal(sig: int) -> bool:
 
 
 def _watch_launcher(launcher: int, notify: Callable[[str], None] | None) -> None:
-    """The watchdog thread: the parent changes (to init or a subreaper) when the launcher dies."""
+    """The watchdog thread: the parent changes (to init or a subreaper) when the launcher dies. It then
+    runs the main thread's SIGTERM handler every second until the grace period ends: the run's stop
+    request while it trains (a repeated SIGTERM changes nothing), nothing before the run installs it or
+    after the run has restored the default (`interrupt_main` ignores a signal Python does not handle), so
+    a rank that is saving or exiting is never cut short."""
     while os.getppid() == launcher:
         time.sleep(WATCH_INTERVAL_S)
     if notify is not None:
         with contextlib.suppress(Exception):  # its stderr may have gone with it
             notify(f"the launcher (pid {launcher}) is gone: stopping this rank as for a SIGTERM")
-    os.kill(os.getpid(), signal.SIGTERM)  # a second one where the kernel sent its own: ignored
-    time.sleep(ORPHAN_GRACE_S)
+    deadline = time.monotonic() + ORPHAN_GRACE_S
+    while time.monotonic() < deadline:
+        _thread.interrupt_main(signal.SIGTERM)
+        time.sleep(WATCH_INTERVAL_S)
     os.kill(os.getpid(), signal.SIGKILL)
 
 

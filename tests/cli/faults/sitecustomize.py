@@ -11,6 +11,8 @@ UGATIT_TEST_CRASH_AT=STEP:RANK     distributed rank RANK dies (exit 3, no clean-
 UGATIT_TEST_DESYNC_AT=STEP:RANK    rank RANK's disGA weights are nudged after iteration STEP, as a
                                    silent corruption of one process would
 UGATIT_TEST_STEP_SECONDS=S         every iteration takes S seconds more (a signal then lands inside one)
+UGATIT_TEST_EXIT_SECONDS=S         the process takes S seconds more to exit once its work is done, as
+                                   a slow interpreter shutdown would (a signal then lands after the run)
 UGATIT_TEST_NO_TENSORBOARD=1       as if tensorboard were not installed (a faster start)
 """
 
@@ -19,6 +21,12 @@ import errno
 import io
 import os
 import sys
+
+if os.environ.get("UGATIT_TEST_EXIT_SECONDS"):
+    import atexit
+    import time
+
+    atexit.register(time.sleep, float(os.environ["UGATIT_TEST_EXIT_SECONDS"]))
 
 if os.environ.get("UGATIT_TEST_NO_TENSORBOARD"):
     sys.modules["tensorboard"] = None
