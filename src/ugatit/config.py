@@ -365,9 +365,21 @@ ADDED_KEYS = {"model.g_cam", "model.d_cam", "model.decoder_norm"}
 
 
 #: Keys that configs of earlier versions hold and this one ignores on reading, so that their files and
-#: checkpoints still load: `data.world_size` (the processes of the launch, recorded since in each
-#: checkpoint's data position).
-RETIRED_KEYS = {"data.world_size"}
+#: checkpoints still load, with what took their place (`retired_keys_in` tells a user whose file sets one).
+RETIRED_KEYS = {
+    "data.world_size": "the number of processes is set where the run is launched (`world_size=N`, or torchrun), "
+    "and each checkpoint records it",
+}
+
+
+def retired_keys_in(path: Path) -> list[str]:
+    """One notice for each retired key that the config file `path` sets."""
+    data = read_config_file(Path(path))
+    return [
+        f"{path}: '{key}' is no longer read: {why}"
+        for key, why in RETIRED_KEYS.items()
+        if isinstance(data.get(key.split(".")[0]), dict) and key.split(".")[1] in data[key.split(".")[0]]
+    ]
 
 
 def _require_every_key(path: Path, data: dict[str, Any]) -> None:

@@ -267,6 +267,19 @@ def test_unknown_config_key(data, tmp_path):
     assert_one_line_error(ugatit(data, "--config", bad, "--out", tmp_path / "run"), "unknown config key 'model.chh'")
 
 
+def test_a_config_file_of_an_earlier_version_is_told_what_replaced_its_retired_key(data, tmp_path):
+    """`data.world_size: 2` once chose the processes; now it is ignored, which must not pass in silence."""
+    old = tmp_path / "old.yaml"
+    old.write_text(TINY_CONFIG.replace("data: {num_workers: 0}", "data: {num_workers: 0, world_size: 2}"))
+    result = ugatit(data, "--config", old, "--iters", 1, "--out", tmp_path / "run")
+    assert result.returncode == 0, result.stderr
+    notice = (
+        f"{old}: 'data.world_size' is no longer read: the number of processes is set where the run is launched "
+        "(--nproc N, or torchrun), and each checkpoint records it"
+    )
+    assert result.stderr.count(notice) == 1, result.stderr
+
+
 def test_unwritable_output_directory(data, config_file, tmp_path):
     (tmp_path / "a_file").write_text("")
     result = ugatit(data, "--config", config_file, "--out", tmp_path / "a_file" / "run")

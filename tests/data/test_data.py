@@ -558,8 +558,16 @@ def test_ranks_deal_out_the_stream_of_one_process() -> None:
     resumed = UnpairedLoader(a, b, img_size=8, batch_size=1, seed=3, rank=1, world_size=2)
     resumed.load_state_dict(ranks[1].state_dict())
     assert torch.equal(next(resumed)[0], next(ranks[1])[0])
-    with pytest.warns(UserWarning, match="dealt out as 2 processes x batch 1 and now as 1 x 1"):
+    with pytest.warns(UserWarning, match=r"resuming on 1 process, saved on 2: the global batch changes from 2 to 1"):
         UnpairedLoader(a, b, img_size=8, batch_size=1, seed=3).load_state_dict(ranks[0].state_dict())
+    said = []
+    UnpairedLoader(a, b, img_size=8, batch_size=2, seed=3).load_state_dict(
+        whole.state_dict() | {"batch_size": 1}, said.append
+    )
+    assert said == [
+        "the data was dealt out in batches of 1 and now of 2: each process sees other images than an "
+        "uninterrupted run would (the stream itself goes on where it stopped)"
+    ]
     with pytest.raises(UserError, match="rank must be in"):
         UnpairedLoader(a, b, img_size=8, rank=2, world_size=2)
 

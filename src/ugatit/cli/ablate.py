@@ -160,10 +160,14 @@ def build_options(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from ..ablation.runner import run_ablation
+    from ..config import retired_keys_in
     from ..errors import reword
     from ..utils.console import notify
 
     opts = build_options(args)
+    if args.config:
+        for notice in retired_keys_in(Path(args.config)):
+            notify(reword(notice, FLAGS))
     summary = run_ablation(opts, notify=lambda text: notify(reword(text, FLAGS)))
     print(f"report: {summary['report']} ({summary['runs_done']} of {summary['runs_planned']} runs done)")
     if summary.get("interrupted"):

@@ -232,6 +232,7 @@ def _config_option(group, flag: str, *names: str, help: str, **kwargs) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import training
+    from ..config import retired_keys_in
     from ..errors import reword
     from ..training.distributed import Distributed
     from ..utils.console import notify
@@ -249,11 +250,15 @@ def run(args: argparse.Namespace) -> int:
     resume = given.get("resume", False)
     overrides = _overrides(given.get("override", []))
     config, chosen = _build_config(given)
+    if "config" in given and dist.is_main:  # rank 0 speaks for the job
+        for notice in retired_keys_in(Path(given["config"])):
+            on_message(notice)
     init = _init_weights(given, resume)
     if init is not None:
         config = config.replace(model=_imported_model(config.model, init))
         others = "from the file" if init.has_discriminators else "from the paper's init (the file has none)"
-        on_message(f"starting from {init.kind} {given['init_from']}; discriminators {others}")
+        if dist.is_main:
+            on_message(f"starting from {init.kind} {given['init_from']}; discriminators {others}")
 
     def evaluator(settled):  # KID for --eval-every, from the run's settings (a resumed run's own)
         return _kid_evaluator(given, folders, settled) if settled.train.eval_every else None

@@ -14,7 +14,7 @@ import itertools
 import os
 import signal
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -300,38 +300,44 @@ class UnpairedLoader:
             state[domain] = {"epoch": epoch, "index": index, "size": size}
         return state
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], notify: Callable[[str], None] | None = None) -> None:
         """Continue from a `state_dict()`; batches prefetched from the old position are dropped.
 
-        Warns when the seed or a domain's size differs from the checkpoint's: the run continues,
-        but no longer matches the uninterrupted one.
+        Says so (through `notify`, else as a warning) when the seed, a domain's size or the processes
+        and batch the stream is dealt out to differ from the checkpoint's: the run continues, but no
+        longer matches the uninterrupted one.
         """
+        say = notify or (lambda message: warnings.warn(message, stacklevel=3))
         positions = {}
         for domain, size in zip("AB", self.sizes):
             epoch, index, saved_size = _parse_position(state, domain)
             if saved_size is not None and saved_size != size:
-                warnings.warn(
+                say(
                     f"domain {domain} has {size} images but had {saved_size} when the data position "
-                    f"was saved: the batches after resuming differ from an uninterrupted run",
-                    stacklevel=2,
+                    f"was saved: the batches after resuming differ from an uninterrupted run"
                 )
             if index >= size:  # the domain shrank: start its next epoch
                 epoch, index = epoch + 1, 0
             positions[domain] = epoch * size + index
-        saved_split = (state.get("world_size"), state.get("batch_size"))
-        if saved_split[0] is not None and saved_split != (self.world_size, self.batch_size):
-            warnings.warn(
-                f"the data was dealt out as {saved_split[0]} processes x batch {saved_split[1]} and now as "
-                f"{self.world_size} x {self.batch_size}: each process sees other images than an uninterrupted "
-                "run would (the stream itself goes on where it stopped)",
-                stacklevel=2,
+        world, batch = state.get("world_size"), state.get("batch_size")
+        if world is not None and world != self.world_size:
+            batch = self.batch_size if batch is None else batch
+            say(
+                f"resuming on {_processes(self.world_size)}, saved on {world}: the global batch changes from "
+                f"{world * batch} to {self.world_size * self.batch_size} images, and so does which images each "
+                "process draws; from here on the run differs from one that was never stopped (resume on "
+                f"{_processes(world)}, `world_size={world}`, to continue it exactly)"
+            )
+        elif batch is not None and batch != self.batch_size:
+            say(
+                f"the data was dealt out in batches of {batch} and now of {self.batch_size}: each process sees "
+                "other images than an uninterrupted run would (the stream itself goes on where it stopped)"
             )
         saved_seed = state.get("seed")
         if saved_seed is not None and int(saved_seed) != self.seed:
-            warnings.warn(
+            say(
                 f"data seed {self.seed} differs from the saved seed {saved_seed}: the batches after "
-                "resuming differ from an uninterrupted run",
-                stacklevel=2,
+                "resuming differ from an uninterrupted run"
             )
         self.close()
         self._position = positions
@@ -359,3 +365,7 @@ def _parse_position(state: Any, domain: str) -> tuple[int, int, int | None]:
     if epoch < 0 or index < 0:
         raise UserError(f"malformed data position for domain {domain} in the checkpoint")
     return epoch, index, size
+
+
+def _processes(count: int) -> str:
+    return f"{count} process" if count == 1 else f"{count} processes"

@@ -290,15 +290,6 @@ class Trainer:
         requested = self.requested
         if saved is None:
             return requested
-        before = checkpoints.saved_world_size(saved)
-        if before != self.dist.world_size:
-            now, batch = self.dist.world_size, Config.from_dict(saved["config"]).data.batch_size
-            self.notify(
-                f"resuming on {_processes(now)}, saved on {before}: the global batch changes from "
-                f"{before * batch} to {now * batch} images, and so does which images each process draws; "
-                "from here on the run differs from one that was never stopped (resume on "
-                f"{_processes(before)}, `world_size={before}`, to continue it exactly)"
-            )
         config, ignored = resume_config(Config.from_dict(saved["config"]), requested, self.given)
         config, self._overridden = apply_overrides(config, self.overrides)
         ignored = [key for key in ignored if key not in self.overrides]
@@ -352,7 +343,9 @@ class Trainer:
             self.train_step.load_state_dict(saved["optimizers"])
         except (KeyError, ValueError) as exc:
             raise UserError(f"checkpoint {saved['path']} has unusable optimiser state ({exc})") from None
-        self.loader.load_state_dict(saved["data"])
+        # the processes it was saved on, also where an earlier version kept them in the config
+        position = {**saved["data"], "world_size": checkpoints.saved_world_size(saved)}
+        self.loader.load_state_dict(position, notify=self.notify)  # says what differs from the saved run
         self.step = int(saved["step"])
         extra = saved.get("extra") or {}
         self.best = extra.get("best")
@@ -575,10 +568,6 @@ class Trainer:
             samples=samples if samples.is_dir() else None,
             tensorboard=self.tb.folder,
         )
-
-
-def _processes(count: int) -> str:
-    return f"{count} process" if count == 1 else f"{count} processes"
 
 
 def _quiet(message: str) -> None:
