@@ -42,6 +42,22 @@ def paper_default(key: str) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def apply_config_flags(config: Config, given: dict, config_flags: dict[str, str]) -> tuple[Config, set[str]]:
+    """`config` with the keys set by the flags the user gave (`given`: the parsed arguments, holding only
+    those typed; `config_flags`: flag -> config key), and those keys."""
+    from dataclasses import replace
+
+    sections = {name: getattr(config, name) for name in ("model", "loss", "optim", "data", "train")}
+    chosen = set()
+    for flag, key in config_flags.items():
+        dest = flag[2:].replace("-", "_")
+        if dest in given:
+            section, name = key.split(".")
+            sections[section] = replace(sections[section], **{name: given[dest]})
+            chosen.add(key)
+    return config.replace(**sections), chosen
+
+
 def device(text: str) -> str:
     """--device: auto, cpu, cuda, cuda:N or mps (whether it exists here is checked when it is used)."""
     from ..errors import UserError

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from . import SIGNAL_EXIT
-from ._types import device_argument, non_negative_int, positive_float, positive_int
+from ._types import apply_config_flags, device_argument, non_negative_int, positive_float, positive_int
 
 HELP = "train the paper's ablations (no CAM, other normalisations) side by side and report them"
 
@@ -119,8 +119,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def build_options(args: argparse.Namespace):
     """The `AblationOptions` of a command line: base config (the paper's for DATA, the task preset for
     --task), then --config, then the flags given."""
-    from dataclasses import replace
-
     from ..ablation.options import AblationOptions
     from ..ablation.plan import task_config
     from ..config import Config
@@ -131,13 +129,7 @@ def build_options(args: argparse.Namespace):
     config = task_config(given.get("iters")) if args.task else Config()
     if args.config:
         config = Config.load(Path(args.config), base=config)
-    sections = {name: getattr(config, name) for name in ("model", "loss", "optim", "data", "train")}
-    for flag, key in CONFIG_FLAGS.items():
-        dest = flag[2:].replace("-", "_")
-        if dest in given:
-            section, name = key.split(".")
-            sections[section] = replace(sections[section], **{name: given[dest]})
-    config = config.replace(**sections)
+    config, _ = apply_config_flags(config, given, CONFIG_FLAGS)
     variants = tuple(v.strip() for v in args.variants.split(",") if v.strip())
     devices = tuple(d.strip() for d in args.devices.split(",") if d.strip()) if args.devices else ()
     return AblationOptions(

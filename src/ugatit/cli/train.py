@@ -31,7 +31,7 @@ from typing import Any
 from ..config import DECODER_NORMS
 from ..errors import UserError
 from . import SIGNAL_EXIT
-from ._types import device_argument, non_negative_int, paper_default, positive_float, positive_int
+from ._types import apply_config_flags, device_argument, non_negative_int, paper_default, positive_float, positive_int
 
 HELP = "train a model on two unpaired image folders (trainA/, trainB/)"
 
@@ -443,8 +443,6 @@ def _data_folders(given: dict[str, Any]) -> dict[str, Any]:
 def _build_config(given: dict[str, Any]):
     """The paper's config, then the --config file's keys, then flags; and the keys these two chose (a
     resumed run keeps its own settings for the others: the trainer decides which it may change)."""
-    from dataclasses import replace
-
     from ..config import Config, read_config_file
 
     config, chosen = Config(), set()
@@ -454,14 +452,8 @@ def _build_config(given: dict[str, Any]):
         chosen = {
             f"{s}.{k}" for s, values in read_config_file(path).items() if isinstance(values, dict) for k in values
         }
-    sections = {name: getattr(config, name) for name in ("model", "loss", "optim", "data", "train")}
-    for flag, key in CONFIG_FLAGS.items():
-        dest = flag[2:].replace("-", "_")
-        if dest in given:
-            section, name = key.split(".")
-            sections[section] = replace(sections[section], **{name: given[dest]})
-            chosen.add(key)
-    return config.replace(**sections), chosen
+    config, flagged = apply_config_flags(config, given, CONFIG_FLAGS)
+    return config, chosen | flagged
 
 
 def _print_summary(result, given: dict[str, Any]) -> None:
