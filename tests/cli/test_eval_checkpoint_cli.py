@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import tiny
 from ugatit.config import Config, ModelConfig
 from ugatit.demo.shapes import make_shapes, write_shapes
 from ugatit.demo.truth import ShapesTruth
@@ -36,8 +37,7 @@ def ugatit(*args: str, tmp: Path) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("evalckpt")
-    torch.manual_seed(0)
-    model = UGATIT(ModelConfig(img_size=32, ch=4, n_res=1, light=True))
+    model = tiny()
     export = export_generators(model, Config(model=model.config), tmp / "export" / "gen")
     write_shapes(tmp / "shapes", size=32, n_train=4, n_test=12, seed=0)
     return tmp, export
@@ -164,7 +164,6 @@ def test_kid_evaluator_for_the_training_loop():
 
     data = make_shapes(size=32, n_train=1, n_test=10, seed=2)
     evaluate = kid_evaluator(data["testA"], data["testB"], make())
-    torch.manual_seed(0)
-    result = evaluate(UGATIT(ModelConfig(img_size=32, ch=4, n_res=1, light=True)), 1)
+    result = evaluate(tiny(), 1)
     assert set(result) == {"kid_a2b", "kid_b2a", "kid"}
     assert result["kid"] == pytest.approx((result["kid_a2b"] + result["kid_b2a"]) / 2)

@@ -104,8 +104,7 @@ def test_unusable_sizes_are_a_clear_error(img_size):
 
 
 def test_batch_larger_than_one_trains_and_matches_single_forward():
-    torch.manual_seed(0)
-    model = UGATIT(ModelConfig(img_size=32, ch=4, n_res=1, light=False))
+    model = tiny(False)
     x = torch.rand(3, 3, 32, 32) * 2 - 1
     batched = model.translate(x)
     single = model.translate(x[1:2])
@@ -135,8 +134,7 @@ def test_pytorch_init_is_selectable():
 
 
 def test_rho_is_clamped_after_every_generator_update():
-    torch.manual_seed(0)
-    model = UGATIT(ModelConfig(img_size=32, ch=4, n_res=1, light=True))
+    model = tiny()
     step = TrainingStep(model)
     with torch.no_grad():
         model.genA2B.UpBlock1_1.norm1.rho.fill_(5.0)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import tiny
 from ugatit.serve import translator as translator_module
 from ugatit.serve.translator import MAX_IMAGES, WebTranslator, source_probability
 from ugatit.translate import translate_images
@@ -77,13 +78,8 @@ def test_face_crop_without_a_face_says_so(web, tmp_path, noise_image, need):
 
 
 def test_full_model_runs_at_its_own_size(tmp_path, noise_image):
-    import torch
 
-    from ugatit.config import ModelConfig
-    from ugatit.nn.model import UGATIT
-
-    torch.manual_seed(0)
-    full = UGATIT(ModelConfig(img_size=32, ch=4, n_res=1, light=False), discriminators=False).eval()
+    full = tiny(False, discriminators=False).eval()
     web = WebTranslator(full, tmp_path / "app")
     # The page hides the size slider for a full model; whatever arrives is ignored.
     answer = web([noise_image(tmp_path / "photo.png", 50, 20)], size=64)

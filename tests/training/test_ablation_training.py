@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import tiny
 from ugatit.cli import main
 from ugatit.config import ABLATIONS, Config, DataConfig, ModelConfig, OptimConfig, TrainConfig, ablation
 from ugatit.errors import UserError
@@ -160,8 +161,7 @@ def test_the_train_command_trains_an_ablation_and_inspect_describes_it(data, tmp
 def test_inspect_of_a_variant_without_rho_and_of_an_official_checkpoint(tmp_path, capsys):
     from ugatit.nn.model import UGATIT
 
-    torch.manual_seed(0)
-    model = UGATIT(ModelConfig(img_size=32, ch=4, n_res=1, light=True))
+    model = tiny()
     torch.save(model.official_state_dict(), tmp_path / "official.pt")
     assert main(["inspect", str(tmp_path / "official.pt")]) == 0
     out = capsys.readouterr().out

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
+from helpers import tiny
 from ugatit.cli import main
-from ugatit.config import Config, ModelConfig
-from ugatit.nn.model import UGATIT
+from ugatit.config import Config
 from ugatit.translate import faces
 from ugatit.translate.faces import Box, crop_to_face, square_around
 from ugatit.weights.export import export_generators
@@ -96,8 +95,7 @@ def test_square_stays_inside_the_image(face, size, expected):
 
 
 def test_translate_face_crop_cli(astronaut, tmp_path, capsys):
-    torch.manual_seed(0)
-    model = UGATIT(ModelConfig(img_size=32, ch=4, n_res=1, light=True), discriminators=False).eval()
+    model = tiny(discriminators=False).eval()
     checkpoint = export_generators(model, Config(model=model.config), tmp_path / "tiny.safetensors")
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -159,9 +157,7 @@ def test_face_crop_without_opencv_is_one_line(tmp_path, monkeypatch, capsys):
 
 
 def test_paste_back_cli_gives_the_whole_photo_with_the_face_translated(astronaut, tmp_path):
-    torch = pytest.importorskip("torch")
-    torch.manual_seed(0)
-    model = UGATIT(ModelConfig(img_size=32, ch=4, n_res=1, light=True), discriminators=False).eval()
+    model = tiny(discriminators=False).eval()
     checkpoint = export_generators(model, Config(model=model.config), tmp_path / "tiny.safetensors")
     photo = tmp_path / "astronaut.png"
     astronaut.save(photo)

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from ugatit.config import Config, ModelConfig
+from helpers import tiny
+from ugatit.config import Config
 from ugatit.nn.model import UGATIT
 from ugatit.translate import translate_images
 from ugatit.translate.faces import Box, detect_faces, square_around
@@ -50,8 +50,7 @@ def av(need):
 
 @pytest.fixture(scope="module")
 def model() -> UGATIT:
-    torch.manual_seed(0)
-    return UGATIT(ModelConfig(img_size=32, ch=4, n_res=1, light=True), discriminators=False).eval()
+    return tiny(discriminators=False).eval()
 
 
 @pytest.fixture(scope="module")

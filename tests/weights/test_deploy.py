@@ -14,8 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import tiny
 from ugatit.cli import main
-from ugatit.config import ModelConfig
 from ugatit.nn.model import UGATIT
 
 # torch 2.13 marks TorchScript deprecated; `ugatit export --format torchscript` is asked for all the same.
@@ -36,8 +36,7 @@ def models(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("deploy")
     found = {"root": root}
     for seed, light in ((1, True), (2, False)):
-        torch.manual_seed(seed)
-        model = UGATIT(ModelConfig(img_size=32, ch=4, n_res=1, light=light), discriminators=False).eval()
+        model = tiny(light, seed=seed, discriminators=False).eval()
         name = "light" if light else "full"
         torch.save(model.official_state_dict(), root / f"{name}.pt")
         export(root / f"{name}.pt", "torchscript", "both", root / name)

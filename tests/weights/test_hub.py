@@ -18,10 +18,10 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import tiny
 from hub_cache import add_to_hub_cache, offline_env
-from ugatit.config import Config, ModelConfig
+from ugatit.config import Config
 from ugatit.errors import UserError
-from ugatit.nn.model import UGATIT
 from ugatit.weights.export import export_generators
 
 HERE = Path(__file__).parent
@@ -34,8 +34,7 @@ def hub(need, tmp_path_factory):
     """A tiny export, and a hub cache holding it as REPO (branch main and tag v1)."""
     need("huggingface_hub")
     root = tmp_path_factory.mktemp("hub")
-    torch.manual_seed(3)
-    model = UGATIT(ModelConfig(img_size=32, ch=4, n_res=1, light=True), discriminators=False).eval()
+    model = tiny(seed=3, discriminators=False).eval()
     export = export_generators(model, Config(model=model.config), root / "local" / "ugatit_generators.safetensors")
     cache = root / "cache"
     commit = add_to_hub_cache(
