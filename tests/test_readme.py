@@ -42,7 +42,7 @@ def architecture_names(page: str) -> list[tuple[str, str]]:
             continue
         first = re.findall(r"`([^`]+)`", cells[1])
         folder = first[0] if len(first) == 1 and first[0].endswith("/") else ""
-        for name in re.findall(r"`((?:[a-z_]+/)*[a-z_]+\.py|[a-z_]+/)`", row):
+        for name in re.findall(r"`((?:[a-z_][a-z0-9_]*/)*[a-z_][a-z0-9_]*\.py|[a-z_][a-z0-9_]*/)`", row):
             found.append((cells[1].strip(), name if "/" in name or not folder else folder + name))
     return found
 
@@ -57,9 +57,16 @@ def test_architecture_page_matches_the_package():
     assert len(named) > 20
     missing = [(row, path) for row, path in named if not (package / path).exists()]
     assert not missing, missing
-    # and the other way round: every subpackage of src/ugatit is on the page
+    # and the other way round: every subpackage of src/ugatit is on the page, and every module but the
+    # subcommands (the cli/ row says: one module per subcommand, each named after its command)
     folders = {p.name for p in package.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     assert {f for f in folders if f"`{f}/" not in page} == set()
+    modules = {
+        p.relative_to(package).as_posix()
+        for p in package.rglob("*.py")
+        if p.name not in ("__init__.py", "__main__.py") and p.parent.name != "cli"
+    }
+    assert modules - {path for _, path in named} == set()
 
 
 def test_architecture_names_are_resolved_exactly():
@@ -68,6 +75,7 @@ def test_architecture_names_are_resolved_exactly():
     rows = (
         "## The folders\n| folder / module | what |\n|---|---|\n"
         "| `metrics/` | `kid.py` (estimators), `device.py` (the resolver) |\n"
+        "| `utils/` | `crc32c.py` (checksums), `crc64.py` (none such) |\n"
         "| `training/fast.py` | the graph; `step.py` the step |\n"
         "## What flows where"
     )
@@ -77,6 +85,9 @@ def test_architecture_names_are_resolved_exactly():
         "metrics/": True,
         "metrics/kid.py": True,
         "metrics/device.py": False,
+        "utils/": True,
+        "utils/crc32c.py": True,  # a name with digits is read too
+        "utils/crc64.py": False,
         "training/fast.py": True,
         "step.py": False,
     }
