@@ -3,6 +3,9 @@ what a run left. Imported as `cli_helpers` by the CLI tests, so that no test mod
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import fcntl
 import os
 import subprocess
 import sys
@@ -12,6 +15,8 @@ from pathlib import Path
 from ugatit.weights import checkpoints
 
 FAULTS_SITE = Path(__file__).parent / "faults"
+#: prctl's option that makes a process adopt its orphaned descendants (linux/prctl.h).
+PR_SET_CHILD_SUBREAPER = 36
 
 
 def environment(**faults: str) -> dict[str, str]:
@@ -69,3 +74,26 @@ def log_lines(run_dir: Path) -> int:
 
 def steps_saved(run_dir: Path) -> list[int]:
     return [int(p.stem.split("_")[1]) for p in checkpoints.list_checkpoints(run_dir)]
+
+
+@contextlib.contextmanager
+def adopting_orphans():
+    """Make this process the subreaper of what it starts (Linux): a process whose parent dies becomes its
+    child, so its exit status can be read with waitpid."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0, ctypes.get_errno()
+    try:
+        yield
+    finally:
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+
+
+def lock_is_free(run_dir: Path) -> bool:
+    """Whether no process holds the run folder's lock."""
+    with open(run_dir / ".lock", "rb") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        return True

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import adopting_orphans, lock_is_free, log_lines, steps_saved, wait_for
 from PIL import Image
 
 from ugatit.ablation.report import mean_and_spread, reading
@@ -30,16 +32,35 @@ TINY = [
 ]
 
 
-def ablate(out: Path, *args: str, **faults: str) -> subprocess.CompletedProcess:
-    """`ugatit ablate` in a subprocess: one thread, no tensorboard, the stand-in extractor importable, and
-    the faults of tests/cli/faults/sitecustomize.py given by name."""
+def ablate_call(out: Path, *args: str, **faults: str) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of `ugatit ablate`: one thread, no tensorboard, the stand-in
+    extractor importable, and the faults of tests/cli/faults/sitecustomize.py given by name."""
     path = [str(HERE / "faults"), str(HERE), os.environ.get("PYTHONPATH", "")]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(filter(None, path)))
     env.update(
         UGATIT_TEST_NO_TENSORBOARD="1", UGATIT_OFFLINE="1", **{f"UGATIT_TEST_{k.upper()}": v for k, v in faults.items()}
     )
-    command = [sys.executable, "-m", "ugatit", "ablate", *TINY, "--out", str(out), *args]
+    return [sys.executable, "-m", "ugatit", "ablate", *TINY, "--out", str(out), *args], env
+
+
+def ablate(out: Path, *args: str, **faults: str) -> subprocess.CompletedProcess:
+    """`ugatit ablate` in a subprocess, to its end (see `ablate_call`)."""
+    command, env = ablate_call(out, *args, **faults)
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+
+
+def run_processes_of(parent: int) -> list[int]:
+    """The processes `parent` spawned to train its runs (multiprocessing's spawn; not its resource tracker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            spawned = b"spawn_main" in (entry / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent and spawned:
+            found.append(int(entry.name))
+    return found
 
 
 def test_two_variants_side_by_side_in_two_processes(tmp_path):
@@ -99,6 +120,42 @@ def test_a_killed_ablation_continues_where_it_stopped(tmp_path):
     other = ablate(out, *variants, "--lr", "0.001")
     assert other.returncode == 2
     assert "holds an ablation with other settings (optim.lr: 0.0005 there, 0.001 now)" in other.stderr
+
+
+def test_kill_9_of_the_ablation_alone_stops_its_runs_and_the_next_ablation_continues_them(tmp_path):
+    """On two devices each run trains in a child process. Killed alone (not its process group: the OOM
+    killer, `kill -9 PID`), the ablation used to leave them training unattended, holding their locks."""
+    out = tmp_path / "ablation"
+    variants = ("--variants", "full,gn", "--devices", "cpu,cpu")
+    runs = [out / "runs" / variant / "seed0" for variant in ("full", "gn")]
+    # 6 iterations of at least 2 s: the kill lands well before either run ends
+    command, env = ablate_call(out, *variants, "--iters", "6", step_seconds="2")
+    with adopting_orphans():
+        parent = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
+        try:
+            wait_for(lambda: all(log_lines(run) >= 1 for run in runs), parent)
+            children = run_processes_of(parent.pid)
+            assert len(children) == 2, children
+            os.kill(parent.pid, signal.SIGKILL)
+            _, stderr = parent.communicate(timeout=120)  # the runs hold its stderr until they exit
+        finally:
+            if parent.poll() is None:
+                os.killpg(parent.pid, signal.SIGKILL)
+        codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]
+    assert codes == [143, 143], (codes, stderr)  # stopped as by SIGTERM, each having saved
+    for run, variant in zip(runs, ("full", "gn")):
+        # the kernel's parent-death signal; the watchdog's notice follows only if the run is still there
+        assert f"{variant}/seed0: SIGTERM: finishing this iteration, then saving a checkpoint" in stderr, stderr
+        assert lock_is_free(run) and steps_saved(run) and not (run / "metrics.json").exists()
+
+    resumed = ablate(out, *variants, "--iters", "6")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "0 runs done, 2 to go" in resumed.stderr
+    for variant in ("full", "gn"):
+        assert f"{variant}/seed0: resuming at step" in resumed.stderr, resumed.stderr
+    assert json.loads((out / "report.json").read_text())["runs_done"] == 2
 
 
 def test_runs_are_scheduled_one_at_a_time_per_device_in_order():

@@ -6,9 +6,6 @@ localhost, a rank that dies, a NaN on one rank, and the check that keeps the ran
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import fcntl
 import os
 import shlex
 import shutil
@@ -22,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from cli_helpers import environment, log_lines, steps_saved, wait_for
+from cli_helpers import adopting_orphans, environment, lock_is_free, log_lines, steps_saved, wait_for
 
 from helpers import write_plain
 from ugatit.weights import checkpoints
@@ -33,8 +30,6 @@ optim: {decay: false}  # a constant lr: runs of any length share their first ste
 data: {num_workers: 0}
 train: {device: cpu, log_every: 1, sample_every: 0, save_every: 2, keep_last: 0}
 """
-#: prctl's option that makes a process adopt its orphaned descendants (linux/prctl.h).
-PR_SET_CHILD_SUBREAPER = 36
 #: Long enough to be stopped by a signal partway, short enough for the reference run.
 REFERENCE_STEPS = 10
 
@@ -169,16 +164,6 @@ def processes_of(run_dir: Path) -> list[int]:
     return found
 
 
-def lock_is_free(run_dir: Path) -> bool:
-    with open(run_dir / ".lock", "rb") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return False
-        fcntl.flock(lock, fcntl.LOCK_UN)
-        return True
-
-
 def continue_as_printed(stdout: str, reference: Path, out: Path, env: dict[str, str] | None = None) -> None:
     """Run the "continue with:" command of `stdout` one or two iterations on (to a step the reference
     saved) and compare the state with the uninterrupted run's, bit for bit."""
@@ -211,18 +196,6 @@ def start_long_run(data: Path, out: Path, *args, env: dict[str, str] | None = No
         env=env or environment(),
         start_new_session=True,
     )
-
-
-@contextlib.contextmanager
-def adopting_orphans():
-    """Make this process the subreaper of what it starts (Linux): a process whose parent dies becomes its
-    child, so its exit status can be read with waitpid."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    assert libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0, ctypes.get_errno()
-    try:
-        yield
-    finally:
-        libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 
 
 def test_kill_9_of_the_launchers_group_stops_the_ranks_and_frees_the_run(data, reference, tmp_path):

@@ -381,15 +381,26 @@ def _run_parallel(pending: list[RunSpec], devices: list[str], settings: Measurem
 
 def _run_in_process(spec: RunSpec, device: str, settings: Measurement, threads: int | None) -> None:
     """A child process's whole life: one run, its exit status the outcome (0 done, 130/143 stopped by a
-    signal, 2 a user error, said in one line)."""
+    signal, 2 a user error, said in one line). It stops, saving, when the ablation's process is gone (kill
+    -9 of it alone): no run trains on unattended, holding its folder's lock."""
+    import os
     import sys
 
     import torch
 
+    from ..utils.parent_watch import stop_with_parent
+
+    def say(text: str) -> None:
+        print(text, file=sys.stderr)
+
+    parent = os.getppid()
+    stop_with_parent(
+        parent, f"{spec.name}: ugatit ablate (pid {parent}) is gone: stopping this run as for a SIGTERM", say
+    )
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        stopped = run_one(spec, device, settings, progress=False, notify=lambda text: print(text, file=sys.stderr))
+        stopped = run_one(spec, device, settings, progress=False, notify=say)
     except UserError as exc:
         print(f"ugatit ablate: {spec.name}: error: {exc}", file=sys.stderr)
         sys.exit(2)

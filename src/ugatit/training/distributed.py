@@ -17,24 +17,14 @@ alone writes the run folder.
 
 torchrun starts each rank in a process session of its own, so a signal to the launcher's process group
 (kill -9 of a job, a closed terminal) does not reach the ranks. A rank launched by torchrun therefore
-watches its launcher: when the launcher is gone (the kernel's parent-death signal on Linux, and a
-thread that checks the parent every second everywhere), the rank stops as after a SIGTERM, with every
-rank agreeing, a checkpoint and the run's lock released; one that has not stopped `ORPHAN_GRACE_S` later
-ends itself. The watchdog asks for the stop through Python's signal handler, never with a real signal:
-one that landed after the run had restored the default handler (its checkpoint saved, the process on its
-way out) would kill the rank before it had flushed the command that continues the run.
+stops when its launcher is gone (`utils.parent_watch`): as after a SIGTERM, with every rank agreeing, a
+checkpoint and the run's lock released.
 """
 
 from __future__ import annotations
 
-import _thread
-import contextlib
 import datetime
 import os
-import signal
-import sys
-import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -42,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import UserError
+from ..utils.parent_watch import stop_with_parent
 
 #: How long a collective may wait for the other ranks before the job gives up on them. torchrun ends
 #: the other ranks when one dies; this bounds the wait when a whole node disappears.
@@ -52,11 +43,6 @@ BUCKET_NUMEL = 16 * 1024 * 1024
 #: Set by a launcher that runs torchrun's agent in its own process (`ugatit train --nproc`) for the ranks it
 #: starts: its pid, whose death ends them.
 LAUNCHER_PID_ENV = "UGATIT_LAUNCHER_PID"
-#: How long a rank whose launcher is gone may take to finish its iteration, save and stop before it
-#: ends itself (torchrun itself gives its ranks 30 s after a SIGTERM; saving a large model may take longer).
-ORPHAN_GRACE_S = 120.0
-#: How often the watchdog looks for the launcher.
-WATCH_INTERVAL_S = 1.0
 
 
 class RankFailed(UserError):
@@ -225,49 +211,14 @@ def launched_by_torchrun() -> bool:
 
 
 def die_with_launcher(notify: Callable[[str], None] | None = None) -> None:
-    """Under a torchrun agent: stop this process (SIGTERM, then SIGKILL after `ORPHAN_GRACE_S`) when the
-    agent is gone. Its pid is what the launcher recorded (`LAUNCHER_PID_ENV`), else this process's parent at
-    the call."""
+    """Under a torchrun agent: stop this process as after a SIGTERM when the agent is gone (see
+    `utils.parent_watch`). Its pid is what the launcher recorded (`LAUNCHER_PID_ENV`), else this process's
+    parent at the call."""
     if not launched_by_torchrun():
         return
     recorded = os.environ.get(LAUNCHER_PID_ENV, "")
     launcher = int(recorded) if recorded.isdigit() else os.getppid()
-    _set_parent_death_signal(signal.SIGTERM)  # Linux: at once, from the kernel
-    watchdog = threading.Thread(
-        target=_watch_launcher, args=(launcher, notify), name="ugatit-launcher-watchdog", daemon=True
-    )
-    watchdog.start()
-
-
-def _set_parent_death_signal(sig: int) -> bool:
-    """prctl(PR_SET_PDEATHSIG): the kernel sends `sig` to this process when its parent exits."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(1, int(sig), 0, 0, 0) == 0  # 1: PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return False
-
-
-def _watch_launcher(launcher: int, notify: Callable[[str], None] | None) -> None:
-    """The watchdog thread: the parent changes (to init or a subreaper) when the launcher dies. It then
-    runs the main thread's SIGTERM handler every second until the grace period ends: the run's stop
-    request while it trains (a repeated SIGTERM changes nothing), nothing before the run installs it or
-    after the run has restored the default (`interrupt_main` ignores a signal Python does not handle), so
-    a rank that is saving or exiting is never cut short."""
-    while os.getppid() == launcher:
-        time.sleep(WATCH_INTERVAL_S)
-    if notify is not None:
-        with contextlib.suppress(Exception):  # its stderr may have gone with it
-            notify(f"the launcher (pid {launcher}) is gone: stopping this rank as for a SIGTERM")
-    deadline = time.monotonic() + ORPHAN_GRACE_S
-    while time.monotonic() < deadline:
-        _thread.interrupt_main(signal.SIGTERM)
-        time.sleep(WATCH_INTERVAL_S)
-    os.kill(os.getpid(), signal.SIGKILL)
+    stop_with_parent(launcher, f"the launcher (pid {launcher}) is gone: stopping this rank as for a SIGTERM", notify)
 
 
 def describe(dist: Distributed | None, batch_size: int) -> str:
