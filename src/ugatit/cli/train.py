@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -463,7 +464,7 @@ def _print_summary(result, given: dict[str, Any]) -> None:
             f"checkpoint: {result.checkpoint}"
         )
         # flushed at once: a rank whose launcher was killed may itself be ended (by the kernel's parent-death
-        # signal, see training.distributed) before its interpreter flushes at exit
+        # signal, see utils.parent_watch) before its interpreter flushes at exit
         print(f"continue with: {_resume_command(given, result.run_dir)}", flush=True)
         return
     print(f"done: step {result.step} of {result.iterations} in {result.run_dir}")
@@ -476,6 +477,7 @@ def _print_summary(result, given: dict[str, Any]) -> None:
     print(f"  log:        {result.log}")
     if result.tensorboard is not None:
         print(f"  tensorboard --logdir {result.tensorboard}")
+    sys.stdout.flush()  # as above: what the run made is named even if the process is ended before its exit
 
 
 def _print_way_on(error: UserError, given: dict[str, Any], out: Path) -> None:
