@@ -375,11 +375,12 @@ RETIRED_KEYS = {
 def retired_keys_in(path: Path) -> list[str]:
     """One notice for each retired key that the config file `path` sets."""
     data = read_config_file(Path(path))
-    return [
-        f"{path}: '{key}' is no longer read: {why}"
-        for key, why in RETIRED_KEYS.items()
-        if isinstance(data.get(key.split(".")[0]), dict) and key.split(".")[1] in data[key.split(".")[0]]
-    ]
+    notices = []
+    for key, why in RETIRED_KEYS.items():
+        section, name = key.split(".")
+        if isinstance(data.get(section), dict) and name in data[section]:
+            notices.append(f"{path}: '{key}' is no longer read: {why}")
+    return notices
 
 
 def _require_every_key(path: Path, data: dict[str, Any]) -> None:
