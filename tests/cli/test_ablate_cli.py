@@ -128,8 +128,9 @@ def test_kill_9_of_the_ablation_alone_stops_its_runs_and_the_next_ablation_conti
     out = tmp_path / "ablation"
     variants = ("--variants", "full,gn", "--devices", "cpu,cpu")
     runs = [out / "runs" / variant / "seed0" for variant in ("full", "gn")]
-    # 6 iterations of at least 2 s: the kill lands well before either run ends
-    command, env = ablate_call(out, *variants, "--iters", "6", step_seconds="2")
+    # 6 iterations of at least 2 s: the kill lands well before either run ends; each process takes 3 s more
+    # to exit, so that a signal that came late would find the run over and its default handler back
+    command, env = ablate_call(out, *variants, "--iters", "6", step_seconds="2", exit_seconds="3")
     with adopting_orphans():
         parent = subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
@@ -146,7 +147,7 @@ def test_kill_9_of_the_ablation_alone_stops_its_runs_and_the_next_ablation_conti
         codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]
     assert codes == [143, 143], (codes, stderr)  # stopped as by SIGTERM, each having saved
     for run, variant in zip(runs, ("full", "gn")):
-        # the kernel's parent-death signal; the watchdog's notice follows only if the run is still there
+        assert f"{variant}/seed0: ugatit ablate (pid {parent.pid}) is gone: stopping this run" in stderr, stderr
         assert f"{variant}/seed0: SIGTERM: finishing this iteration, then saving a checkpoint" in stderr, stderr
         assert lock_is_free(run) and steps_saved(run) and not (run / "metrics.json").exists()
 

@@ -463,8 +463,8 @@ def _print_summary(result, given: dict[str, Any]) -> None:
             f"stopped by {result.interrupted} at step {result.step} of {result.iterations}; "
             f"checkpoint: {result.checkpoint}"
         )
-        # flushed at once: a rank whose launcher was killed may itself be ended (by the kernel's parent-death
-        # signal, see utils.parent_watch) before its interpreter flushes at exit
+        # flushed at once: a process may be ended (a signal) before its interpreter flushes at exit, and this
+        # line is what continues the run
         print(f"continue with: {_resume_command(given, result.run_dir)}", flush=True)
         return
     print(f"done: step {result.step} of {result.iterations} in {result.run_dir}")

@@ -5,12 +5,12 @@ must not train on unattended when its parent is killed: it would hold its run's 
 report how it ended. `stop_with_parent` arranges that it stops as after a SIGTERM (the run saves a
 checkpoint and releases the lock) and, if it has not ended `GRACE_S` later, ends itself.
 
-Two mechanisms, because neither covers every case: the kernel's parent-death signal (Linux; at once, but
-tied to the parent's thread and lost if the parent died before it was set), and a watchdog thread that
-looks at the parent every `WATCH_INTERVAL_S` (everywhere). The watchdog asks for the stop through
-Python's SIGTERM handler (`_thread.interrupt_main`), never with a real signal: one that landed after the
-run had restored the default handler, its checkpoint saved and the process on its way out, would kill it
-before it had flushed what it printed.
+A watchdog thread looks at the parent every `WATCH_INTERVAL_S` and asks for the stop through Python's
+SIGTERM handler (`_thread.interrupt_main`), never with a real signal: a real one that landed after the
+run had restored the default handler (its checkpoint saved, the process on its way out) would kill it
+before it had flushed what it printed. For the same reason the kernel's parent-death signal is not used:
+the kernel sends it again each time the child passes from one exiting thread of its parent to the next,
+so one can arrive seconds after the first, when the run has ended (a run of `ugatit ablate` died of it).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import _thread
 import contextlib
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -32,24 +31,11 @@ WATCH_INTERVAL_S = 1.0
 
 
 def stop_with_parent(parent: int, notice: str, notify: Callable[[str], None] | None = None) -> None:
-    """Stop this process as after a SIGTERM when `parent` (a pid) is no longer its parent, saying `notice`
-    through `notify`; end it with SIGKILL `GRACE_S` later if it is still running."""
-    _set_parent_death_signal(signal.SIGTERM)
+    """Stop this process as after a SIGTERM when `parent` (a pid) is no longer its parent (at once if it is
+    not its parent already), saying `notice` through `notify`; end it with SIGKILL `GRACE_S` later if it
+    is still running."""
     watchdog = threading.Thread(target=_watch, args=(parent, notice, notify), name="ugatit-parent-watch", daemon=True)
     watchdog.start()
-
-
-def _set_parent_death_signal(sig: int) -> bool:
-    """prctl(PR_SET_PDEATHSIG): the kernel sends `sig` to this process when its parent exits."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(1, int(sig), 0, 0, 0) == 0  # 1: PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return False
 
 
 def _watch(parent: int, notice: str, notify: Callable[[str], None] | None) -> None:
